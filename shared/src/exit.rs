@@ -1,0 +1,75 @@
+//! Exit codes and the one place a tool's failure becomes a line on stderr.
+//! 0 success · 1 the operation failed · 2 usage · 125/126/127 and 128+N for
+//! `ctr-run`/`ctr-exec`, as Docker.
+
+use std::process::ExitCode;
+
+/// The documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Exit {
+    Success = 0,
+    Failed = 1,
+    Usage = 2,
+    /// The tool itself failed before the container's command ran.
+    ToolFailed = 125,
+    /// The command exists but cannot be invoked.
+    CannotInvoke = 126,
+    /// The command was not found.
+    CommandNotFound = 127,
+}
+
+/// A failure on its way out: one human line and an exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(code: Exit, message: impl Into<String>) -> Failure {
+        Failure {
+            code: code as u8,
+            message: message.into(),
+        }
+    }
+}
+
+/// Any library error is an operation failure (exit 1) whose message is the
+/// error and each cause not already spelled out in it.
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(error: E) -> Failure {
+        let mut message = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            let text = cause.to_string();
+            if !message.contains(&text) {
+                message = format!("{message}: {text}");
+            }
+            source = cause.source();
+        }
+        Failure::new(Exit::Failed, message)
+    }
+}
+
+/// Runs a tool's body and turns its outcome into an exit status, printing a
+/// failure as `<tool>: <message>` on one stderr line.
+pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
+    // A closed pipe (`img-ls | head -1`) ends us quietly, as it ends
+    // coreutils, instead of a panic on the next write.
+    // SAFETY: resetting a signal disposition to its default is always sound.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+    match body() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            let tool = std::env::args()
+                .next()
+                .and_then(|a| a.rsplit('/').next().map(str::to_string))
+                .unwrap_or_else(|| "berth".to_string());
+            eprintln!("{tool}: {}", failure.message.replace('\n', " "));
+            ExitCode::from(failure.code)
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! berth's library: everything the tools share. Each module owns one concept
+//! and its typed error; the tools only parse flags, call in here, and print.
+
+pub mod cli;
+pub mod digest;
+pub mod exit;
+pub mod output;
+pub mod pipe;
+pub mod platform;
+pub mod reference;
+pub mod root;
+pub mod store;
+
+pub use digest::Digest;
+pub use exit::{Exit, Failure};
+pub use reference::Reference;
+pub use store::Store;

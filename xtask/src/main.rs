@@ -1,0 +1,61 @@
+//! Developer tasks, in Rust so they run wherever cargo does:
+//! `cargo xtask ci` (install prerequisites, fmt, clippy, tests),
+//! `cargo xtask demo` (the main job end to end, offline),
+//! `cargo xtask bench` (side-by-side timings against established tools).
+
+mod bench;
+mod ci;
+mod demo;
+
+use std::process::{Command, ExitCode};
+
+fn main() -> ExitCode {
+    let task = std::env::args().nth(1).unwrap_or_default();
+    let result = match task.as_str() {
+        "ci" => ci::run(),
+        "demo" => demo::run(),
+        "bench" => bench::run(),
+        _ => {
+            eprintln!("usage: cargo xtask <ci|demo|bench>");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask {task}: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a command in the workspace root, echoing it, failing on non-zero.
+pub fn step(program: &str, args: &[&str]) -> Result<(), String> {
+    eprintln!("$ {program} {}", args.join(" "));
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(workspace_root())
+        .status()
+        .map_err(|e| format!("{program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed: {status}", args.join(" ")))
+    }
+}
+
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask sits in the workspace")
+        .to_path_buf()
+}
+
+/// Builds every tool so the harness finds them beside this binary.
+pub fn build_tools(release: bool) -> Result<(), String> {
+    let mut args = vec!["build", "--workspace", "--bins"];
+    if release {
+        args.push("--release");
+    }
+    step("cargo", &args)
+}
