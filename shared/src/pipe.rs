@@ -24,6 +24,8 @@ pub enum PipeError {
     Io(#[from] std::io::Error),
     #[error("no targets: give them as arguments or on stdin")]
     Empty,
+    #[error("expected exactly one target on stdin, got {0}")]
+    NotOne(usize),
 }
 
 /// Expands `args` into the list of targets. `-` (anywhere, once) stands
@@ -65,6 +67,19 @@ pub fn targets_from_process(args: &[String], fields: &[&str]) -> Result<Vec<Stri
     let stdin = std::io::stdin();
     let is_terminal = stdin.is_terminal();
     targets(args, stdin.lock(), is_terminal, fields)
+}
+
+/// For a tool that takes one target: `arg` itself, or, when it is `-`, the
+/// single target on stdin.
+pub fn single_target(arg: &str, fields: &[&str]) -> Result<String, PipeError> {
+    if arg != "-" {
+        return Ok(arg.to_string());
+    }
+    let mut targets = read_targets(std::io::stdin().lock(), fields)?;
+    match targets.len() {
+        1 => Ok(targets.remove(0)),
+        n => Err(PipeError::NotOne(n)),
+    }
 }
 
 /// Reads one target per non-blank line.
@@ -124,7 +139,13 @@ mod tests {
 
     #[test]
     fn dash_splices_stdin_in_place() {
-        let got = targets(&args(&["a", "-", "z"]), &b"b\n\nc\n"[..], true, IMAGE_FIELDS).unwrap();
+        let got = targets(
+            &args(&["a", "-", "z"]),
+            &b"b\n\nc\n"[..],
+            true,
+            IMAGE_FIELDS,
+        )
+        .unwrap();
         assert_eq!(got, ["a", "b", "c", "z"]);
     }
 

@@ -169,14 +169,18 @@ pub fn busybox_layer(label: &str) -> Vec<u8> {
         tar.append_data(&mut h, format!("{dir}/"), &[][..]).unwrap();
     }
     let mut h = header(tar::EntryType::Regular, 0o755, busybox.len() as u64);
-    tar.append_data(&mut h, "bin/busybox", &busybox[..]).unwrap();
+    tar.append_data(&mut h, "bin/busybox", &busybox[..])
+        .unwrap();
     for applet in APPLETS {
         let mut h = header(tar::EntryType::Symlink, 0o777, 0);
         tar.append_link(&mut h, format!("bin/{applet}"), "busybox")
             .unwrap();
     }
     let files: [(&str, &str); 4] = [
-        ("etc/passwd", "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"),
+        (
+            "etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
+        ),
         ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
         ("etc/fixture", label),
         ("etc/os-release", "NAME=berth-fixture\nID=busybox\n"),

@@ -35,6 +35,11 @@ pub struct Run {
 impl Run {
     /// Runs `command` with stdin from `input` (or nothing) and collects it.
     pub fn of(command: &mut Command, input: Option<&str>) -> Run {
+        Run::of_bytes(command, input.map(str::as_bytes))
+    }
+
+    /// Runs `command` with stdin from raw `input` bytes.
+    pub fn of_bytes(command: &mut Command, input: Option<&[u8]>) -> Run {
         use std::io::Write;
         command
             .stdin(if input.is_some() {
@@ -46,12 +51,7 @@ impl Run {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn tool");
         if let Some(input) = input {
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(input.as_bytes())
-                .unwrap();
+            child.stdin.take().unwrap().write_all(input).unwrap();
         }
         Run::from(child.wait_with_output().expect("wait for tool"))
     }
@@ -70,7 +70,10 @@ impl Run {
     pub fn one_error_line(self, parts: &[&str]) -> Run {
         assert_eq!(self.stderr.lines().count(), 1, "one stderr line: {self:#?}");
         for part in parts {
-            assert!(self.stderr.contains(part), "stderr lacks {part:?}: {self:#?}");
+            assert!(
+                self.stderr.contains(part),
+                "stderr lacks {part:?}: {self:#?}"
+            );
         }
         self
     }

@@ -1,7 +1,7 @@
 //! img-tag SRC DST: Docker's `docker tag`. Prints the new reference.
 
 use berth::cli::StoreArgs;
-use berth::{Failure, Reference, exit, output, pipe};
+use berth::{Reference, exit, output, pipe};
 use clap::Parser;
 
 /// Create a tag DST that refers to the image SRC (a reference or ID prefix).
@@ -19,23 +19,10 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
-        let source = match cli.source.as_str() {
-            "-" => single(pipe::targets_from_process(&[cli.source.clone()], pipe::IMAGE_FIELDS)?)?,
-            _ => cli.source,
-        };
+        let source = pipe::single_target(&cli.source, pipe::IMAGE_FIELDS)?;
         let target = Reference::parse(&cli.target)?;
         cli.store.open()?.tag_image(&source, &target)?;
         output::result(target);
         Ok(())
     })
-}
-
-fn single(mut targets: Vec<String>) -> Result<String, Failure> {
-    match targets.len() {
-        1 => Ok(targets.remove(0)),
-        n => Err(Failure::new(
-            berth::Exit::Usage,
-            format!("expected one source image on stdin, got {n}"),
-        )),
-    }
 }

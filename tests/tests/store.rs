@@ -1,0 +1,277 @@
+//! The store as other tools see it, and as it survives concurrency, crashes
+//! and bad content: the foundation's guarantees, checked end to end.
+
+use berth::Store;
+use berth_harness::fixture::Format;
+use berth_harness::tools::{binary, external};
+use berth_harness::{Fixture, Registry, Run, tool};
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn entries(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn skopeo_inspect(transport_ref: &str) -> serde_json::Value {
+    let out = external(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "inspect",
+            "--tls-verify=false",
+            transport_ref,
+        ],
+    );
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn a_store_written_by_berth_is_read_by_skopeo_and_umoci() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("busybox:latest", "written-by-berth");
+    let layout = fixture.store.images_dir();
+
+    let inspected = skopeo_inspect(&format!("oci:{}:{}", layout.display(), image.reference));
+    assert_eq!(inspected["Digest"], image.manifest_digest.to_string());
+    assert_eq!(inspected["Layers"][0], image.layer_digest.to_string());
+
+    let bundle = tempfile::tempdir().unwrap();
+    let bundle_dir = bundle.path().join("bundle");
+    external(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:{}", layout.display(), image.reference),
+            bundle_dir.to_str().unwrap(),
+        ],
+    );
+    let rootfs = bundle_dir.join("rootfs");
+    assert!(rootfs.join("bin/busybox").is_file());
+    assert_eq!(
+        std::fs::read_to_string(rootfs.join("etc/fixture")).unwrap(),
+        "written-by-berth"
+    );
+}
+
+#[test]
+fn a_layout_written_by_skopeo_is_read_by_berth() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let image = fixture.busybox("busybox:latest", "from-skopeo");
+    let pushed = fixture.push(&image, &registry.host, "busybox:v2s2", Format::DockerV2s2);
+
+    // skopeo makes the layout from nothing: berth did not create this root.
+    let root = tempfile::tempdir().unwrap();
+    external(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            &format!("docker://{pushed}"),
+            &format!("oci:{}/images:busybox", root.path().display()),
+        ],
+    );
+    let store = Store::open(root.path()).unwrap();
+    // skopeo wrote the short name "busybox"; berth reads it as Docker would.
+    let found = store.resolve_image("busybox").unwrap();
+    assert_eq!(
+        found.id(),
+        image.config_digest,
+        "same config, same image ID"
+    );
+    let layers = found.manifest.layers();
+    assert_eq!(layers.len(), 1);
+    assert!(store.has_blob(&berth::store::descriptor_digest(&layers[0])));
+
+    let tagged = Run::of(
+        tool("img-tag", root.path()).args(["busybox", "copied:1"]),
+        None,
+    )
+    .success();
+    assert_eq!(tagged.stdout, "docker.io/library/copied:1\n");
+    let inspected = skopeo_inspect(&format!(
+        "oci:{}/images:docker.io/library/copied:1",
+        root.path().display()
+    ));
+    assert_eq!(
+        inspected["Layers"],
+        serde_json::json!([found.manifest.layers()[0].digest().to_string()])
+    );
+}
+
+#[test]
+fn sixteen_parallel_taggers_lose_no_tag() {
+    let fixture = Fixture::new();
+    fixture.busybox("base:1", "parallel");
+    let children: Vec<_> = (0..16)
+        .map(|i| {
+            tool("img-tag", fixture.root())
+                .args(["base:1", &format!("parallel:{i}")])
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    let tags: BTreeSet<String> = fixture
+        .store
+        .images()
+        .unwrap()
+        .into_iter()
+        .flat_map(|i| i.tags)
+        .map(|t| t.to_string())
+        .collect();
+    let mut want: BTreeSet<String> = (0..16)
+        .map(|i| format!("docker.io/library/parallel:{i}"))
+        .collect();
+    want.insert("docker.io/library/base:1".to_string());
+    assert_eq!(tags, want);
+}
+
+#[test]
+fn a_writer_killed_mid_blob_leaves_no_visible_partial_blob() {
+    let fixture = Fixture::new();
+    fixture.busybox("before:1", "crash");
+    let blobs_before = entries(&fixture.store.blobs_dir());
+    let payload: Vec<u8> = (0..8u32 << 20).map(|i| (i * 7 + i / 253) as u8).collect();
+
+    let mut writer = Command::new(binary("blob-writer"))
+        .arg(fixture.root())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = writer.stdin.take().unwrap();
+    stdin.write_all(&payload[..4 << 20]).unwrap();
+    // Wait for the condition we want to interrupt: bytes on disk in tmp/.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tmp = fixture.store.tmp_dir();
+    while !std::fs::read_dir(&tmp)
+        .unwrap()
+        .any(|e| e.unwrap().metadata().unwrap().len() > 0)
+    {
+        assert!(Instant::now() < deadline, "blob-writer never wrote");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+    drop(stdin);
+
+    assert_eq!(entries(&fixture.store.blobs_dir()), blobs_before);
+    let store = Store::open(fixture.root()).unwrap();
+    assert_eq!(store.images().unwrap().len(), 1);
+
+    let rerun = Run::of_bytes(
+        Command::new(binary("blob-writer")).arg(fixture.root()),
+        Some(&payload),
+    )
+    .success();
+    let digest: berth::Digest = rerun.stdout.trim().parse().unwrap();
+    assert_eq!(digest, berth::Digest::of(&payload));
+    assert_eq!(std::fs::read(store.blob_path(&digest)).unwrap(), payload);
+}
+
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_refused_and_not_stored() {
+    let fixture = Fixture::new();
+    let claimed = berth::Digest::of(b"the bytes that were promised");
+    let actual = berth::Digest::of(b"the bytes that came");
+    let blobs_before = entries(&fixture.store.blobs_dir());
+    Run::of(
+        Command::new(binary("blob-writer"))
+            .args([fixture.root().to_str().unwrap(), &claimed.to_string()]),
+        Some("the bytes that came"),
+    )
+    .failure(1)
+    .one_error_line(&[&claimed.to_string(), &actual.to_string()]);
+    assert_eq!(entries(&fixture.store.blobs_dir()), blobs_before);
+    assert!(entries(&fixture.store.tmp_dir()).is_empty());
+}
+
+#[test]
+fn bad_targets_get_one_line_and_leave_the_index_alone() {
+    let fixture = Fixture::new();
+    // Fixture IDs are deterministic; by pigeonhole, 17 images must include
+    // two whose IDs share a first hex digit.
+    let mut by_first: std::collections::BTreeMap<char, Vec<String>> = Default::default();
+    let mut shared_prefix = None;
+    for i in 0..17 {
+        let image = fixture.busybox(&format!("img{i}:1"), &format!("label {i}"));
+        let hex = image.config_digest.hex().to_string();
+        let first = hex.chars().next().unwrap();
+        by_first.entry(first).or_default().push(hex);
+        if by_first[&first].len() == 2 {
+            shared_prefix = Some(first);
+            break;
+        }
+    }
+    let prefix = shared_prefix.unwrap().to_string();
+    let index = fixture.store.images_dir().join("index.json");
+    let before = std::fs::read(&index).unwrap();
+
+    let ambiguous =
+        Run::of(tool("img-tag", fixture.root()).args([&prefix, "x:1"]), None).failure(1);
+    let candidates: Vec<&str> = by_first[&prefix.chars().next().unwrap()]
+        .iter()
+        .map(String::as_str)
+        .collect();
+    ambiguous.one_error_line(&["ambiguous image ID prefix", candidates[0], candidates[1]]);
+    Run::of(
+        tool("img-tag", fixture.root()).args(["nope:1", "x:1"]),
+        None,
+    )
+    .failure(1)
+    .one_error_line(&["No such image: nope:1"]);
+    Run::of(
+        tool("img-tag", fixture.root()).args(["img0:1", "Bad:Name"]),
+        None,
+    )
+    .failure(1)
+    .one_error_line(&["repository name (library/Bad) must be lowercase"]);
+    Run::of(tool("img-tag", fixture.root()).args(["img0:1"]), None).failure(2);
+    Run::of(
+        tool("img-tag", fixture.root()).args(["-", "x:1"]),
+        Some("{not json\n"),
+    )
+    .failure(1)
+    .one_error_line(&["stdin line 1"]);
+    assert_eq!(
+        std::fs::read(&index).unwrap(),
+        before,
+        "index.json unchanged"
+    );
+}
+
+#[test]
+fn targets_arrive_by_pipe_and_root_by_environment() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("piped:1", "pipe");
+    let json = format!("{{\"id\":\"{}\",\"size\":1}}\n", image.config_digest);
+    let run = Run::of(
+        Command::new(binary("img-tag"))
+            .env("BERTH_ROOT", fixture.root())
+            .args(["-", "from-json:1"]),
+        Some(&json),
+    )
+    .success();
+    assert_eq!(run.stdout, "docker.io/library/from-json:1\n");
+    let short = &image.config_digest.hex()[..12];
+    Run::of(
+        tool("img-tag", fixture.root()).args([short, "by-short-id:1"]),
+        None,
+    )
+    .success();
+    let found = fixture.store.resolve_image("by-short-id:1").unwrap();
+    assert_eq!(found.id(), image.config_digest);
+}
