@@ -28,16 +28,15 @@ pub fn run() -> Result<(), String> {
             &format!("oci:{}/images:{pushed}", root.display()),
         ],
     );
-    show(
-        "img-tag",
-        &mut tool("img-tag", root).args([&pushed.to_string(), "demo:v1"]),
-    )?;
+    let mut tag = tool("img-tag", root);
+    tag.args([&pushed.to_string(), "demo:v1"]);
+    show("img-tag", tag)?;
     Ok(())
 }
 
-fn show(name: &str, command: &mut std::process::Command) -> Result<(), String> {
+fn show(name: &str, mut command: std::process::Command) -> Result<(), String> {
     println!("$ {name} ...");
-    let run = Run::of(command, None);
+    let run = Run::of(&mut command, None);
     print!("{}", run.stdout);
     eprint!("{}", run.stderr);
     if run.code == Some(0) {
