@@ -1,0 +1,40 @@
+//! Output formats every listing and inspect tool shares: Docker's
+//! `--format` (Go templates, `json`, `table …`), aligned tables, and
+//! Docker's human wording for sizes and ages.
+
+pub mod human;
+pub mod table;
+pub mod template;
+
+pub use table::Table;
+pub use template::{Template, TemplateError};
+
+/// What a `--format` value asks for.
+pub enum Format {
+    /// The tool's default table.
+    Default,
+    /// One compact JSON object per line.
+    Json,
+    /// `table TEMPLATE`: a header row, then one row per item, aligned.
+    Table(Template),
+    /// A bare template, rendered once per item.
+    Template(Template),
+}
+
+impl Format {
+    /// Parses a `--format` value as Docker does: `json`, `table`,
+    /// `table TEMPLATE`, or a template.
+    pub fn parse(value: Option<&str>) -> Result<Format, TemplateError> {
+        let Some(value) = value else {
+            return Ok(Format::Default);
+        };
+        match value.trim() {
+            "" | "table" => Ok(Format::Default),
+            "json" => Ok(Format::Json),
+            _ => match value.strip_prefix("table ") {
+                Some(rest) => Ok(Format::Table(Template::parse(rest)?)),
+                None => Ok(Format::Template(Template::parse(value)?)),
+            },
+        }
+    }
+}

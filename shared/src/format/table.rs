@@ -1,0 +1,55 @@
+//! Aligned text tables, as Docker prints them: columns separated by at
+//! least three spaces, through the `tabwriter` crate.
+
+use std::io::Write;
+
+pub struct Table {
+    writer: tabwriter::TabWriter<Vec<u8>>,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::new()
+    }
+}
+
+impl Table {
+    pub fn new() -> Table {
+        Table {
+            writer: tabwriter::TabWriter::new(Vec::new()).padding(3),
+        }
+    }
+
+    /// Adds one row; cells must not contain tabs or newlines.
+    pub fn row<S: AsRef<str>>(&mut self, cells: &[S]) {
+        let line: Vec<&str> = cells.iter().map(AsRef::as_ref).collect();
+        let _ = writeln!(self.writer, "{}", line.join("\t"));
+    }
+
+    /// Adds a row that is already tab-separated (a rendered `table` template).
+    pub fn raw_row(&mut self, line: &str) {
+        let _ = writeln!(self.writer, "{line}");
+    }
+
+    /// The aligned text, each line without trailing spaces.
+    pub fn render(self) -> String {
+        let bytes = self.writer.into_inner().unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        text.lines()
+            .map(|l| format!("{}\n", l.trim_end()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_align_with_three_spaces() {
+        let mut table = Table::new();
+        table.row(&["REPOSITORY", "TAG"]);
+        table.row(&["busybox", "latest"]);
+        assert_eq!(table.render(), "REPOSITORY   TAG\nbusybox      latest\n");
+    }
+}
