@@ -2,9 +2,12 @@
 //! and its typed error; the tools only parse flags, call in here, and print.
 
 pub mod cli;
+pub mod compression;
 pub mod digest;
 pub mod exit;
 pub mod format;
+pub mod glob;
+pub mod image;
 pub mod output;
 pub mod pipe;
 pub mod platform;

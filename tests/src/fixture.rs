@@ -9,6 +9,7 @@ use oci_spec::image::{Descriptor, MediaType};
 use serde_json::json;
 use std::path::Path;
 use std::str::FromStr;
+use std::time::SystemTime;
 
 /// Applets linked to busybox in every fixture.
 const APPLETS: &[&str] = &[
@@ -66,6 +67,21 @@ impl Fixture {
         write_busybox(&self.store, &Reference::parse(reference).unwrap(), label)
     }
 
+    /// Like [`Fixture::busybox`], with the config's `created` set to `created`.
+    pub fn busybox_created(
+        &self,
+        reference: &str,
+        label: &str,
+        created: SystemTime,
+    ) -> FixtureImage {
+        write_busybox_at(
+            &self.store,
+            &Reference::parse(reference).unwrap(),
+            label,
+            &berth::format::human::format_rfc3339(created),
+        )
+    }
+
     /// Pushes a fixture image to `registry` as `name` (`repo:tag`) in `format`,
     /// returning the reference it is reachable at.
     pub fn push(&self, image: &FixtureImage, host: &str, name: &str, format: Format) -> Reference {
@@ -94,6 +110,15 @@ impl Fixture {
 
 /// Writes one busybox image (layer, config, manifest) and tags it.
 pub fn write_busybox(store: &Store, reference: &Reference, label: &str) -> FixtureImage {
+    write_busybox_at(store, reference, label, "2023-11-14T22:13:20Z")
+}
+
+fn write_busybox_at(
+    store: &Store,
+    reference: &Reference,
+    label: &str,
+    created: &str,
+) -> FixtureImage {
     let tar = busybox_layer(label);
     let diff_id = Digest::of(&tar);
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
@@ -102,7 +127,7 @@ pub fn write_busybox(store: &Store, reference: &Reference, label: &str) -> Fixtu
     let layer_digest = store.put_blob(&layer).unwrap();
 
     let config = json!({
-        "created": "2023-11-14T22:13:20Z",
+        "created": created,
         "architecture": berth::platform::Platform::host().architecture,
         "os": "linux",
         "config": {
@@ -148,6 +173,18 @@ pub fn write_busybox(store: &Store, reference: &Reference, label: &str) -> Fixtu
     }
 }
 
+/// The bytes of regular-file content in a fixture layer (Docker's unpacked
+/// size), counted from the files themselves.
+pub fn busybox_content_size(label: &str) -> u64 {
+    let busybox = std::fs::metadata("/bin/busybox").unwrap().len();
+    busybox + (PASSWD.len() + GROUP.len() + OS_RELEASE.len() + label.len()) as u64
+}
+
+const PASSWD: &str =
+    "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n";
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+const OS_RELEASE: &str = "NAME=berth-fixture\nID=busybox\n";
+
 /// An uncompressed layer: a minimal root filesystem around busybox.
 pub fn busybox_layer(label: &str) -> Vec<u8> {
     let busybox = std::fs::read("/bin/busybox")
@@ -177,13 +214,10 @@ pub fn busybox_layer(label: &str) -> Vec<u8> {
             .unwrap();
     }
     let files: [(&str, &str); 4] = [
-        (
-            "etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n",
-        ),
-        ("etc/group", "root:x:0:\nnogroup:x:65534:\n"),
+        ("etc/passwd", PASSWD),
+        ("etc/group", GROUP),
         ("etc/fixture", label),
-        ("etc/os-release", "NAME=berth-fixture\nID=busybox\n"),
+        ("etc/os-release", OS_RELEASE),
     ];
     for (path, contents) in files {
         let mut h = header(tar::EntryType::Regular, 0o644, contents.len() as u64);

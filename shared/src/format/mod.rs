@@ -28,6 +28,8 @@ impl Format {
         let Some(value) = value else {
             return Ok(Format::Default);
         };
+        // Docker lets `\t` and `\n` typed in a shell stand for tab and newline.
+        let value = &value.replace("\\t", "\t").replace("\\n", "\n");
         match value.trim() {
             "" | "table" => Ok(Format::Default),
             "json" => Ok(Format::Json),

@@ -11,6 +11,8 @@ use std::io::{self, BufWriter, Read, Write};
 /// the temp file; a process killed mid-write leaves only a file in `tmp/`.
 pub struct BlobWriter {
     store: Store,
+    /// Keeps the collector away until this blob is committed or dropped.
+    _lease: super::Lease,
     file: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
 }
 
@@ -68,11 +70,14 @@ impl Write for BlobWriter {
 impl Store {
     /// Starts writing a new blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
+        // Lease first: the collector clears tmp/ when no lease is held.
+        let lease = self.lease()?;
         let tmp = tempfile::Builder::new()
             .prefix(".blob-")
             .tempfile_in(self.tmp_dir())
             .map_err(io_error(self.tmp_dir()))?;
         Ok(BlobWriter {
+            _lease: lease,
             store: self.clone(),
             file: HashingWriter::new(BufWriter::with_capacity(256 * 1024, tmp)),
         })

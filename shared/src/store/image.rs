@@ -41,6 +41,11 @@ pub struct Image {
     /// The tags that resolve to this manifest (directly, or through an index
     /// whose entry for the host platform it is).
     pub tags: Vec<Reference>,
+    /// `repository@digest` for each tagged repository, the digest being what
+    /// the tag names (an index's digest for a multi-platform tag).
+    pub repo_digests: Vec<Reference>,
+    /// When a tag was last pointed here, if berth recorded it.
+    pub tagged_at: Option<std::time::SystemTime>,
 }
 
 impl Image {
@@ -84,10 +89,22 @@ impl Store {
     pub fn images(&self) -> Result<Vec<Image>, StoreError> {
         let host = Platform::host();
         let mut images: Vec<Image> = Vec::new();
-        let mut add = |descriptor: &Descriptor, tag: Option<Reference>, store: &Store| {
+        let mut add = |descriptor: &Descriptor, named: Option<&Descriptor>, store: &Store| {
             let digest = descriptor_digest(descriptor);
+            let tag = named.and_then(tag_of);
+            let repo_digest = tag
+                .as_ref()
+                .zip(named)
+                .map(|(t, n)| t.by_digest(descriptor_digest(n)));
+            let tagged_at = named.and_then(tagged_at);
             if let Some(existing) = images.iter_mut().find(|i| i.manifest_digest == digest) {
                 existing.tags.extend(tag);
+                if let Some(repo_digest) = repo_digest
+                    && !existing.repo_digests.contains(&repo_digest)
+                {
+                    existing.repo_digests.push(repo_digest);
+                }
+                existing.tagged_at = existing.tagged_at.max(tagged_at);
                 return Ok(());
             }
             let manifest = store.read_manifest(&digest)?;
@@ -98,14 +115,17 @@ impl Store {
                 manifest_digest: digest,
                 manifest,
                 tags: tag.into_iter().collect(),
+                repo_digests: repo_digest.into_iter().collect(),
+                tagged_at,
             });
             Ok::<(), StoreError>(())
         };
         for descriptor in self.read_index()?.manifests() {
             let digest = descriptor_digest(descriptor);
-            let tag = tag_of(descriptor);
             match MediaKind::of(descriptor.media_type().as_ref()) {
-                MediaKind::Manifest if self.has_blob(&digest) => add(descriptor, tag, self)?,
+                MediaKind::Manifest if self.has_blob(&digest) => {
+                    add(descriptor, Some(descriptor), self)?
+                }
                 MediaKind::Index if self.has_blob(&digest) => {
                     let index = self.read_image_index(&digest)?;
                     let present: Vec<&Descriptor> = index
@@ -119,8 +139,8 @@ impl Store {
                         .position(|d| platform_matches(d, &host))
                         .unwrap_or(0);
                     for (i, child) in present.iter().enumerate() {
-                        let child_tag = if i == preferred { tag.clone() } else { None };
-                        add(child, child_tag, self)?;
+                        let named = (i == preferred).then_some(descriptor);
+                        add(child, named, self)?;
                     }
                 }
                 _ => {}
@@ -180,6 +200,11 @@ impl Store {
         self.tag(target, image.descriptor.clone())?;
         Ok(image)
     }
+}
+
+fn tagged_at(descriptor: &Descriptor) -> Option<std::time::SystemTime> {
+    let annotations = descriptor.annotations().as_ref()?;
+    crate::format::human::parse_rfc3339(annotations.get(super::TAGGED_AT_ANNOTATION)?)
 }
 
 fn platform_matches(descriptor: &Descriptor, platform: &Platform) -> bool {

@@ -11,6 +11,8 @@ use std::io::Write;
 /// The OCI annotation that names a tag in an image layout. berth writes the
 /// fully qualified reference (`docker.io/library/busybox:latest`).
 pub const REF_NAME_ANNOTATION: &str = "org.opencontainers.image.ref.name";
+/// When berth last pointed a tag at this entry (Docker's `LastTagTime`).
+pub const TAGGED_AT_ANNOTATION: &str = "io.berth.tagged-at";
 
 /// `index.json` held under the store's exclusive lock until dropped or saved.
 pub struct IndexGuard {
@@ -77,15 +79,29 @@ fn find_tag<'a>(index: &'a ImageIndex, reference: &Reference) -> Option<&'a Desc
 }
 
 impl IndexGuard {
-    /// Points `reference` at `descriptor` in the held index.
+    /// Points `reference` at `descriptor` in the held index. An image the
+    /// tag used to name stays in the store, untagged (Docker's dangling
+    /// `<none>` image), until it is pruned.
     pub fn set_tag(&mut self, reference: &Reference, mut descriptor: Descriptor) {
-        self.remove_tag(reference);
+        let previous = self.remove_tag(reference);
+        let digest = descriptor.digest().clone();
         let mut annotations = descriptor.annotations().clone().unwrap_or_default();
         annotations.insert(REF_NAME_ANNOTATION.to_string(), reference.to_string());
+        annotations.insert(
+            TAGGED_AT_ANNOTATION.to_string(),
+            crate::format::human::format_rfc3339(std::time::SystemTime::now()),
+        );
         descriptor.set_annotations(Some(annotations));
         let mut manifests = self.index.manifests().clone();
+        // A tagged entry supersedes any untagged one for the same content.
+        manifests.retain(|d| d.digest() != &digest || tag_of(d).is_some());
         manifests.push(descriptor);
         self.index.set_manifests(manifests);
+        if let Some(previous) = previous
+            && previous.digest() != &digest
+        {
+            self.add_untagged(previous);
+        }
     }
 
     /// Removes `reference` from the held index, returning what it named.
@@ -97,6 +113,34 @@ impl IndexGuard {
         let removed = manifests.remove(position);
         self.index.set_manifests(manifests);
         Some(removed)
+    }
+
+    /// Keeps `descriptor`'s content in the store without a name, unless
+    /// some entry already keeps it.
+    pub fn add_untagged(&mut self, mut descriptor: Descriptor) {
+        let mut manifests = self.index.manifests().clone();
+        if manifests.iter().any(|d| d.digest() == descriptor.digest()) {
+            return;
+        }
+        descriptor.set_annotations(None);
+        manifests.push(descriptor);
+        self.index.set_manifests(manifests);
+    }
+
+    /// Removes every entry, tagged or not, for the manifest or index with
+    /// `digest`; returns the tags that named it.
+    pub fn remove_digest(&mut self, digest: &crate::Digest) -> Vec<Reference> {
+        let mut manifests = self.index.manifests().clone();
+        let mut removed_tags = Vec::new();
+        manifests.retain(|d| {
+            let matches = d.digest().to_string() == digest.to_string();
+            if matches {
+                removed_tags.extend(tag_of(d));
+            }
+            !matches
+        });
+        self.index.set_manifests(manifests);
+        removed_tags
     }
 
     /// The descriptor `reference` names in the held index.
@@ -142,7 +186,17 @@ mod tests {
         store.tag(&name, descriptor(b"one")).unwrap();
         store.tag(&name, descriptor(b"two")).unwrap();
         let index = store.read_index().unwrap();
-        assert_eq!(index.manifests().len(), 1);
+        // The old target stays, untagged, as Docker leaves a dangling image.
+        assert_eq!(index.manifests().len(), 2);
+        let untagged: Vec<_> = index
+            .manifests()
+            .iter()
+            .filter(|d| tag_of(d).is_none())
+            .collect();
+        assert_eq!(
+            untagged[0].digest().to_string(),
+            Digest::of(b"one").to_string()
+        );
         assert_eq!(
             store
                 .lookup_tag(&name)
@@ -152,7 +206,12 @@ mod tests {
                 .to_string(),
             Digest::of(b"two").to_string()
         );
-        let annotation = &index.manifests()[0].annotations().as_ref().unwrap()[REF_NAME_ANNOTATION];
+        let tagged = index
+            .manifests()
+            .iter()
+            .find(|d| tag_of(d).is_some())
+            .unwrap();
+        let annotation = &tagged.annotations().as_ref().unwrap()[REF_NAME_ANNOTATION];
         assert_eq!(annotation, "docker.io/library/app:1");
     }
 

@@ -3,12 +3,14 @@
 //! Every write that matters goes temp file → verify → fsync → rename.
 
 mod blob;
+mod gc;
 mod image;
 mod index;
 
 pub use blob::BlobWriter;
+pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, MediaKind, descriptor_digest};
-pub use index::{IndexGuard, REF_NAME_ANNOTATION};
+pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
 
 use crate::digest::{Digest, DigestError};
 use std::fs;

@@ -1,0 +1,205 @@
+//! `img-ls`: one row per tag (one `<none>` row per untagged image), newest
+//! first, with Docker's filters and its JSON field names.
+
+use super::{ImageView, load_all};
+use crate::digest::Digest;
+use crate::format::human;
+use crate::glob;
+use crate::reference::Reference;
+use crate::store::{Store, StoreError};
+use serde_json::json;
+use std::time::SystemTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid filter '{0}'")]
+    BadFilter(String),
+    #[error("invalid filter '{filter}': {source}")]
+    BadPattern {
+        filter: String,
+        #[source]
+        source: glob::BadPattern,
+    },
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ListOptions {
+    /// `--filter` values, `key=value`.
+    pub filters: Vec<String>,
+    /// The optional `REPOSITORY[:TAG]` argument.
+    pub repository: Option<String>,
+}
+
+/// One line of `img-ls`.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Familiar repository name, or `None` for `<none>`.
+    pub repository: Option<String>,
+    pub tag: Option<String>,
+    pub id: Digest,
+    /// The repository digest for this row's repository, if known.
+    pub digest: Option<Digest>,
+    pub created: Option<SystemTime>,
+    pub size: u64,
+    /// How many containers use the image.
+    pub containers: usize,
+}
+
+impl Row {
+    /// Docker's `docker images --format json` object.
+    pub fn to_json(&self, now: SystemTime, no_trunc: bool) -> serde_json::Value {
+        let none = || "<none>".to_string();
+        json!({
+            "Containers": "N/A",
+            "CreatedAt": self.created.map(human::format_docker_date).unwrap_or_default(),
+            "CreatedSince": self.created.map(|c| human::ago(c, now)).unwrap_or_else(|| "N/A".into()),
+            "Digest": self.digest.as_ref().map(Digest::to_string).unwrap_or_else(none),
+            "ID": if no_trunc { self.id.to_string() } else { self.id.short().to_string() },
+            "Repository": self.repository.clone().unwrap_or_else(none),
+            "SharedSize": "N/A",
+            "Size": human::size(self.size),
+            "Tag": self.tag.clone().unwrap_or_else(none),
+            "UniqueSize": "N/A",
+            "VirtualSize": human::size(self.size),
+        })
+    }
+}
+
+enum Filter {
+    Dangling(bool),
+    Reference(String),
+    Before(SystemTime),
+    Since(SystemTime),
+    Label(String, Option<String>),
+}
+
+pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError> {
+    let views = load_all(store)?;
+    let users = super::image_users(store)?;
+    let mut filters = options
+        .filters
+        .iter()
+        .map(|f| parse_filter(f, &views))
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(repository) = &options.repository {
+        filters.push(Filter::Reference(repository.clone()));
+    }
+    let mut rows = Vec::new();
+    for view in &views {
+        if !image_passes(view, &filters) {
+            continue;
+        }
+        let id = view.image.id();
+        let containers = users
+            .iter()
+            .filter(|u| u.image_id == id.to_string())
+            .count();
+        let row = |repository, tag, digest| Row {
+            repository,
+            tag,
+            id: id.clone(),
+            digest,
+            created: view.created,
+            size: view.size,
+            containers,
+        };
+        if view.image.tags.is_empty() {
+            rows.push(row(None, None, None));
+            continue;
+        }
+        for tag in &view.image.tags {
+            if !tag_passes(tag, &filters)? {
+                continue;
+            }
+            let digest = view
+                .image
+                .repo_digests
+                .iter()
+                .find(|d| d.repository() == tag.repository())
+                .and_then(|d| d.digest().cloned());
+            let label = tag.tag().map(str::to_string);
+            rows.push(row(Some(tag.familiar_repository()), label, digest));
+        }
+    }
+    rows.sort_by(|a, b| {
+        b.created
+            .cmp(&a.created)
+            .then_with(|| a.repository.cmp(&b.repository))
+            .then_with(|| a.tag.cmp(&b.tag))
+    });
+    Ok(rows)
+}
+
+fn parse_filter(filter: &str, views: &[ImageView]) -> Result<Filter, ListError> {
+    let bad = || ListError::BadFilter(filter.to_string());
+    let (key, value) = filter.split_once('=').ok_or_else(bad)?;
+    let created_of = |target: &str| {
+        views
+            .iter()
+            .find(|v| {
+                v.image
+                    .tags
+                    .iter()
+                    .any(|t| Reference::parse(target).ok().as_ref() == Some(t))
+                    || v.image
+                        .id()
+                        .hex()
+                        .starts_with(target.trim_start_matches("sha256:"))
+            })
+            .and_then(|v| v.created)
+            .ok_or_else(|| ListError::Store(StoreError::NoSuchImage(target.to_string())))
+    };
+    Ok(match key {
+        "dangling" => match value {
+            "true" | "1" => Filter::Dangling(true),
+            "false" | "0" => Filter::Dangling(false),
+            _ => return Err(bad()),
+        },
+        "reference" => {
+            glob::matches(value, "").map_err(|source| ListError::BadPattern {
+                filter: filter.to_string(),
+                source,
+            })?;
+            Filter::Reference(value.to_string())
+        }
+        "before" => Filter::Before(created_of(value)?),
+        "since" => Filter::Since(created_of(value)?),
+        "label" => match value.split_once('=') {
+            Some((k, v)) => Filter::Label(k.to_string(), Some(v.to_string())),
+            None => Filter::Label(value.to_string(), None),
+        },
+        _ => return Err(bad()),
+    })
+}
+
+/// Filters on the image as a whole (every tag row shares the outcome).
+fn image_passes(view: &ImageView, filters: &[Filter]) -> bool {
+    filters.iter().all(|filter| match filter {
+        Filter::Dangling(want) => view.image.tags.is_empty() == *want,
+        Filter::Reference(_) => !view.image.tags.is_empty(),
+        Filter::Before(t) => view.created.is_some_and(|c| c < *t),
+        Filter::Since(t) => view.created.is_some_and(|c| c > *t),
+        Filter::Label(key, None) => view.has_label(key),
+        Filter::Label(key, Some(value)) => view.label(key) == Some(value.as_str()),
+    })
+}
+
+/// The reference filter, per tag: Docker matches the pattern against the
+/// familiar `name:tag` and against the familiar name alone.
+fn tag_passes(tag: &Reference, filters: &[Filter]) -> Result<bool, ListError> {
+    for filter in filters {
+        if let Filter::Reference(pattern) = filter {
+            let name = tag.familiar_repository();
+            let full = format!("{name}:{}", tag.tag().unwrap_or("latest"));
+            let hit = glob::matches(pattern, &full).unwrap_or(false)
+                || glob::matches(pattern, &name).unwrap_or(false)
+                || glob::matches(pattern, &tag.to_string()).unwrap_or(false);
+            if !hit {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
+}

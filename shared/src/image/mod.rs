@@ -1,0 +1,142 @@
+//! Images as Docker presents them: config, creation time, unpacked size,
+//! and which containers use them. Listing, inspecting and removing build on
+//! this; the store only knows manifests and tags.
+
+mod inspect;
+mod list;
+mod remove;
+
+pub use inspect::inspect;
+pub use list::{ListOptions, Row, list};
+pub use remove::{PruneOptions, Removal, RemoveError, prune, remove};
+
+use crate::compression::decompressed;
+use crate::digest::Digest;
+use crate::store::{Image, Store, StoreError, descriptor_digest};
+use std::fs;
+use std::io::{BufReader, Read};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// An image with its config read and its size known.
+#[derive(Debug, Clone)]
+pub struct ImageView {
+    pub image: Image,
+    /// The config blob as stored: absent fields stay absent.
+    pub config: serde_json::Value,
+    pub created: Option<SystemTime>,
+    /// Bytes of file content once unpacked (Docker's `Size`).
+    pub size: u64,
+}
+
+impl ImageView {
+    pub fn load(store: &Store, image: Image) -> Result<ImageView, StoreError> {
+        let config_digest = image.id();
+        let bytes = store.read_blob(&config_digest)?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+                path: store.blob_path(&config_digest),
+                source,
+            })?;
+        let created = config["created"]
+            .as_str()
+            .and_then(crate::format::human::parse_rfc3339);
+        let mut size = 0;
+        for layer in image.manifest.layers() {
+            size += layer_size(store, &descriptor_digest(layer))?;
+        }
+        Ok(ImageView {
+            image,
+            config,
+            created,
+            size,
+        })
+    }
+
+    /// Labels from the config (`config.Labels`).
+    pub fn label(&self, key: &str) -> Option<&str> {
+        self.config["config"]["Labels"][key].as_str()
+    }
+
+    pub fn has_label(&self, key: &str) -> bool {
+        self.config["config"]["Labels"].get(key).is_some()
+    }
+}
+
+/// Loads every image in the store.
+pub fn load_all(store: &Store) -> Result<Vec<ImageView>, StoreError> {
+    store
+        .images()?
+        .into_iter()
+        .map(|image| ImageView::load(store, image))
+        .collect()
+}
+
+/// The unpacked size of one layer: the sum of its regular files, computed
+/// once by streaming the blob, then kept in `cache/layer-sizes/`.
+pub fn layer_size(store: &Store, digest: &Digest) -> Result<u64, StoreError> {
+    let cache_dir = store.root().join("cache").join("layer-sizes");
+    let cached = cache_dir.join(digest.hex());
+    if let Some(size) = fs::read_to_string(&cached)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+    {
+        return Ok(size);
+    }
+    let io = |path: PathBuf| move |source| StoreError::Io { path, source };
+    let blob = BufReader::new(store.open_blob(digest)?);
+    let path = store.blob_path(digest);
+    let mut archive = tar::Archive::new(decompressed(blob).map_err(io(path.clone()))?);
+    let mut size = 0u64;
+    for entry in archive.entries().map_err(io(path.clone()))? {
+        let entry = entry.map_err(io(path.clone()))?;
+        if entry.header().entry_type().is_file() {
+            size += entry.size();
+        }
+    }
+    // The cache is derived data: if writing it fails, we recompute next time.
+    let _ = fs::create_dir_all(&cache_dir).and_then(|_| {
+        let mut tmp = tempfile::NamedTempFile::new_in(&cache_dir)?;
+        std::io::Write::write_all(&mut tmp, size.to_string().as_bytes())?;
+        tmp.persist(&cached).map(|_| ()).map_err(|e| e.error)
+    });
+    Ok(size)
+}
+
+/// A container that uses an image, as its record says.
+#[derive(Debug, Clone)]
+pub struct ImageUser {
+    pub container_id: String,
+    pub image_id: String,
+    pub running: bool,
+}
+
+/// Every container record's image, read from `containers/*/container.json`.
+pub fn image_users(store: &Store) -> Result<Vec<ImageUser>, StoreError> {
+    let dir = store.root().join("containers");
+    let mut users = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(users),
+        Err(source) => return Err(StoreError::Io { path: dir, source }),
+    };
+    for entry in entries.flatten() {
+        let path = entry.path().join("container.json");
+        let mut text = String::new();
+        if fs::File::open(&path)
+            .and_then(|mut f| f.read_to_string(&mut text))
+            .is_err()
+        {
+            continue; // a container being created or removed right now
+        }
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(&text) else {
+            continue;
+        };
+        users.push(ImageUser {
+            container_id: record["Id"].as_str().unwrap_or_default().to_string(),
+            image_id: record["Image"].as_str().unwrap_or_default().to_string(),
+            running: record["State"]["Running"].as_bool().unwrap_or(false),
+        });
+    }
+    Ok(users)
+}

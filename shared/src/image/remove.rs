@@ -1,0 +1,295 @@
+//! `img-rm` and `img-prune`: Docker's rules for untagging and deleting
+//! images, then a mark-and-sweep of whatever is no longer reachable.
+
+use super::{ImageUser, image_users, load_all};
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::store::{Image, Reclaimed, Store, StoreError};
+use std::fmt;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RemoveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("invalid filter '{0}'")]
+    BadFilter(String),
+}
+
+/// One change made, printed by the tools as Docker does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Removal {
+    /// A familiar reference (`busybox:latest`, `busybox@sha256:…`).
+    Untagged(String),
+    /// An image ID.
+    Deleted(Digest),
+}
+
+impl fmt::Display for Removal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Removal::Untagged(r) => write!(f, "Untagged: {r}"),
+            Removal::Deleted(id) => write!(f, "Deleted: {id}"),
+        }
+    }
+}
+
+fn familiar(reference: &Reference) -> String {
+    let name = reference.familiar_repository();
+    match (reference.tag(), reference.digest()) {
+        (Some(tag), _) => format!("{name}:{tag}"),
+        (None, Some(digest)) => format!("{name}@{digest}"),
+        (None, None) => name,
+    }
+}
+
+/// Docker's `rmi` for each target, then one collection. Each target's
+/// outcome is reported separately so one failure does not stop the rest.
+pub fn remove(
+    store: &Store,
+    targets: &[String],
+    force: bool,
+) -> Result<(Vec<Result<Vec<Removal>, RemoveError>>, Reclaimed), StoreError> {
+    let lease = store.exclusive_lease()?;
+    let users = image_users(store)?;
+    let outcomes = targets
+        .iter()
+        .map(|target| remove_one(store, target, force, &users))
+        .collect();
+    let reclaimed = store.collect_garbage(&lease)?;
+    Ok((outcomes, reclaimed))
+}
+
+fn remove_one(
+    store: &Store,
+    target: &str,
+    force: bool,
+    users: &[ImageUser],
+) -> Result<Vec<Removal>, RemoveError> {
+    let mut guard = store.lock_index()?;
+    let images = store.images()?;
+    let by_tag = Reference::parse(target)
+        .ok()
+        .filter(|reference| guard.lookup_tag(reference).is_some());
+    let mut done = Vec::new();
+
+    if let Some(reference) = by_tag {
+        // Untag one name; delete the image only if that was its last name.
+        let image = images.iter().find(|i| i.tags.contains(&reference));
+        let last_name = image.is_none_or(|i| i.tags.len() <= 1);
+        let user = image.and_then(|i| users.iter().find(|u| u.image_id == i.id().to_string()));
+        if let (Some(user), true, false) = (user, last_name, force) {
+            return Err(RemoveError::Conflict(format!(
+                "unable to remove repository reference \"{target}\" (must force) - container {} is using its referenced image {}",
+                short(&user.container_id),
+                image
+                    .map(|i| i.id().short().to_string())
+                    .unwrap_or_default()
+            )));
+        }
+        let descriptor = guard
+            .remove_tag(&reference)
+            .expect("looked up under the same lock");
+        done.push(Removal::Untagged(familiar(&reference)));
+        if let (Some(image), true) = (image, last_name) {
+            if user.is_some() {
+                guard.add_untagged(descriptor);
+            } else {
+                guard.remove_digest(&image.manifest_digest);
+                done.push(Removal::Deleted(image.id()));
+            }
+        }
+        guard.save()?;
+        return Ok(done);
+    }
+
+    let image = store.resolve_image(target)?;
+    let id = image.id().to_string();
+    let image_users: Vec<&ImageUser> = users.iter().filter(|u| u.image_id == id).collect();
+    if let Some(running) = image_users.iter().find(|u| u.running) {
+        return Err(RemoveError::Conflict(format!(
+            "unable to delete {} (cannot be forced) - image is being used by running container {}",
+            image.id().short(),
+            short(&running.container_id)
+        )));
+    }
+    if let (Some(stopped), false) = (image_users.first(), force) {
+        return Err(RemoveError::Conflict(format!(
+            "unable to delete {} (must be forced) - image is being used by stopped container {}",
+            image.id().short(),
+            short(&stopped.container_id)
+        )));
+    }
+    let mut repositories: Vec<String> = image.tags.iter().map(Reference::repository).collect();
+    repositories.sort();
+    repositories.dedup();
+    if repositories.len() > 1 && !force {
+        return Err(RemoveError::Conflict(format!(
+            "unable to delete {} (must be forced) - image is referenced in multiple repositories",
+            image.id().short()
+        )));
+    }
+    done.extend(untag_all(&mut guard, &image));
+    if image_users.is_empty() {
+        guard.remove_digest(&image.manifest_digest);
+        done.push(Removal::Deleted(image.id()));
+    } else {
+        guard.add_untagged(image.descriptor.clone());
+    }
+    guard.save()?;
+    Ok(done)
+}
+
+fn untag_all(guard: &mut crate::store::IndexGuard, image: &Image) -> Vec<Removal> {
+    image
+        .tags
+        .iter()
+        .filter_map(|tag| {
+            guard
+                .remove_tag(tag)
+                .map(|_| Removal::Untagged(familiar(tag)))
+        })
+        .collect()
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct PruneOptions {
+    /// Every unused image, not only dangling ones.
+    pub all: bool,
+    /// `until=`, `label=`, `label!=` filters.
+    pub filters: Vec<String>,
+}
+
+enum PruneFilter {
+    Until(SystemTime),
+    Label(String, Option<String>, bool),
+}
+
+/// Docker's `image prune`: dangling images (or with `all`, every image no
+/// container uses), filtered, removed, then collected.
+pub fn prune(
+    store: &Store,
+    options: &PruneOptions,
+) -> Result<(Vec<Removal>, Reclaimed), RemoveError> {
+    let now = SystemTime::now();
+    let filters = options
+        .filters
+        .iter()
+        .map(|f| parse_prune_filter(f, now))
+        .collect::<Result<Vec<_>, _>>()?;
+    let lease = store.exclusive_lease()?;
+    let users = image_users(store)?;
+    let mut guard = store.lock_index()?;
+    let mut done = Vec::new();
+    for view in load_all(store)? {
+        let id = view.image.id().to_string();
+        let unused = !users.iter().any(|u| u.image_id == id);
+        let wanted = options.all || view.image.tags.is_empty();
+        let passes = filters.iter().all(|filter| match filter {
+            PruneFilter::Until(t) => view.created.is_some_and(|c| c < *t),
+            PruneFilter::Label(key, value, negate) => {
+                let has = match value {
+                    Some(v) => view.label(key) == Some(v.as_str()),
+                    None => view.has_label(key),
+                };
+                has != *negate
+            }
+        });
+        if unused && wanted && passes {
+            done.extend(untag_all(&mut guard, &view.image));
+            guard.remove_digest(&view.image.manifest_digest);
+            done.push(Removal::Deleted(view.image.id()));
+        }
+    }
+    guard.save()?;
+    let reclaimed = store.collect_garbage(&lease)?;
+    Ok((done, reclaimed))
+}
+
+fn parse_prune_filter(filter: &str, now: SystemTime) -> Result<PruneFilter, RemoveError> {
+    let bad = || RemoveError::BadFilter(filter.to_string());
+    if let Some(value) = filter.strip_prefix("label!=") {
+        let (k, v) = split_label(value);
+        return Ok(PruneFilter::Label(k, v, true));
+    }
+    let (key, value) = filter.split_once('=').ok_or_else(bad)?;
+    match key {
+        "until" => {
+            let time = crate::format::human::parse_rfc3339(value)
+                .or_else(|| {
+                    let seconds: u64 = value.parse().ok()?;
+                    SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
+                })
+                .or_else(|| now.checked_sub(parse_go_duration(value)?))
+                .ok_or_else(bad)?;
+            Ok(PruneFilter::Until(time))
+        }
+        "label" => {
+            let (k, v) = split_label(value);
+            Ok(PruneFilter::Label(k, v, false))
+        }
+        _ => Err(bad()),
+    }
+}
+
+fn split_label(value: &str) -> (String, Option<String>) {
+    match value.split_once('=') {
+        Some((k, v)) => (k.to_string(), Some(v.to_string())),
+        None => (value.to_string(), None),
+    }
+}
+
+/// Go's `time.ParseDuration` for the units a filter needs: `90s`, `10m`,
+/// `1h30m`, `24h`, `1.5h`.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(
+            parse_go_duration("1.5s"),
+            Some(Duration::from_millis(1_500))
+        );
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("h"), None);
+    }
+}

@@ -1,0 +1,65 @@
+//! img-inspect: Docker's `docker image inspect`. A JSON array, or one
+//! rendered `--format` template per image.
+
+use berth::cli::StoreArgs;
+use berth::format::Template;
+use berth::image::{ImageView, inspect};
+use berth::{exit, output, pipe};
+use clap::Parser;
+
+/// Display detailed information on one or more images.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Images: references, IDs or unique ID prefixes ("-" or none: stdin)
+    images: Vec<String>,
+    /// Format the output using a Go template, or "json"
+    #[arg(short, long)]
+    format: Option<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let template = match cli.format.as_deref() {
+            None | Some("json") => None,
+            Some(text) => Some(Template::parse(text)?),
+        };
+        let targets = pipe::targets_from_process(&cli.images, pipe::IMAGE_FIELDS)?;
+        let store = cli.store.open()?;
+        let mut objects = Vec::new();
+        let mut failures = Vec::new();
+        for target in &targets {
+            match store
+                .resolve_image(target)
+                .and_then(|image| ImageView::load(&store, image))
+            {
+                Ok(view) => objects.push(inspect(&view)),
+                Err(error) => failures.push(berth::Failure::from(error)),
+            }
+        }
+        // Like Docker: print what was found, then fail for what was not.
+        match &template {
+            Some(template) => {
+                for object in &objects {
+                    output::result(template.render(object)?);
+                }
+            }
+            None => output::result(
+                serde_json::to_string_pretty(&objects).expect("JSON values serialise"),
+            ),
+        }
+        match failures.len() {
+            0 => Ok(()),
+            1 => Err(failures.remove(0)),
+            _ => {
+                for failure in &failures[..failures.len() - 1] {
+                    eprintln!("img-inspect: {}", failure.message);
+                }
+                Err(failures.pop().expect("at least two"))
+            }
+        }
+    })
+}

@@ -1,0 +1,73 @@
+//! img-prune: Docker's `docker image prune`. Asks for confirmation only
+//! when stdin is a terminal, unless `-f`.
+
+use berth::cli::StoreArgs;
+use berth::format::human;
+use berth::image::{PruneOptions, Removal, prune};
+use berth::{Exit, Failure, exit};
+use clap::Parser;
+use std::io::{BufRead, IsTerminal, Write};
+
+/// Remove unused images.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Remove all images no container uses, not just dangling ones
+    #[arg(short, long)]
+    all: bool,
+    /// Filter: until=TIMESTAMP|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        if !cli.force && std::io::stdin().is_terminal() && !confirm(cli.all) {
+            return Ok(());
+        }
+        let store = cli.store.open()?;
+        let options = PruneOptions {
+            all: cli.all,
+            filters: cli.filters,
+        };
+        let (removed, reclaimed) = prune(&store, &options).map_err(Failure::from)?;
+        let mut out = std::io::stdout().lock();
+        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
+        if !removed.is_empty() {
+            writeln!(out, "Deleted Images:").map_err(io)?;
+            for removal in &removed {
+                match removal {
+                    Removal::Untagged(r) => writeln!(out, "untagged: {r}"),
+                    Removal::Deleted(id) => writeln!(out, "deleted: {id}"),
+                }
+                .map_err(io)?;
+            }
+            writeln!(out).map_err(io)?;
+        }
+        writeln!(
+            out,
+            "Total reclaimed space: {}",
+            human::size(reclaimed.bytes)
+        )
+        .map_err(io)?;
+        Ok(())
+    })
+}
+
+fn confirm(all: bool) -> bool {
+    let what = if all {
+        "all images without at least one container associated to them"
+    } else {
+        "all dangling images"
+    };
+    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}

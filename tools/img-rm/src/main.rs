@@ -1,0 +1,44 @@
+//! img-rm: Docker's `docker rmi`. Prints `Untagged: …` / `Deleted: …` per
+//! change, continues past a failing target, and exits 1 if any failed.
+
+use berth::cli::StoreArgs;
+use berth::{Exit, Failure, exit, image, output, pipe};
+use clap::Parser;
+
+/// Remove one or more images.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Images: references, IDs or unique ID prefixes ("-" or none: stdin)
+    images: Vec<String>,
+    /// Force removal of the image (untag every name; allowed while a stopped container uses it)
+    #[arg(short, long)]
+    force: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let targets = pipe::targets_from_process(&cli.images, pipe::IMAGE_FIELDS)?;
+        let (outcomes, _reclaimed) = image::remove(&cli.store.open()?, &targets, cli.force)?;
+        let mut failed = 0;
+        for (target, outcome) in targets.iter().zip(outcomes) {
+            match outcome {
+                Ok(changes) => changes.iter().for_each(output::result),
+                Err(error) => {
+                    failed += 1;
+                    eprintln!("img-rm: {target}: {}", Failure::from(error).message);
+                }
+            }
+        }
+        match failed {
+            0 => Ok(()),
+            n => Err(Failure::new(
+                Exit::Failed,
+                format!("{n} of {} images not removed", targets.len()),
+            )),
+        }
+    })
+}
