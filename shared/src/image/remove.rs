@@ -45,13 +45,16 @@ fn familiar(reference: &Reference) -> String {
     }
 }
 
+/// What `rmi` did to one target: its changes, or why it was refused.
+pub type TargetOutcome = Result<Vec<Removal>, RemoveError>;
+
 /// Docker's `rmi` for each target, then one collection. Each target's
 /// outcome is reported separately so one failure does not stop the rest.
 pub fn remove(
     store: &Store,
     targets: &[String],
     force: bool,
-) -> Result<(Vec<Result<Vec<Removal>, RemoveError>>, Reclaimed), StoreError> {
+) -> Result<(Vec<TargetOutcome>, Reclaimed), StoreError> {
     let lease = store.exclusive_lease()?;
     let users = image_users(store)?;
     let outcomes = targets
