@@ -6,6 +6,7 @@ use std::process::{Command, Output, Stdio};
 /// The path of a built berth binary. Tests and xtask live in the same target
 /// directory as the tools, so we walk up from our own executable.
 pub fn binary(name: &str) -> PathBuf {
+    build_tools_once();
     let me = std::env::current_exe().expect("current executable");
     for dir in me.ancestors().skip(1) {
         let candidate = dir.join(name);
@@ -14,6 +15,31 @@ pub fn binary(name: &str) -> PathBuf {
         }
     }
     panic!("{name} is not built next to {me:?}: run `cargo build --workspace` first");
+}
+
+/// `cargo test -p berth-harness` builds the harness, not the tools it runs:
+/// under cargo, bring the tool binaries up to date once per test process so
+/// no test ever runs a stale binary.
+fn build_tools_once() {
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let Some(cargo) = std::env::var_os("CARGO") else {
+            return; // not under cargo (xtask builds first)
+        };
+        let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "--workspace",
+                "--bins",
+                "--manifest-path",
+            ])
+            .arg(manifest)
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building the tools failed");
+    });
 }
 
 /// A command for tool `name` with `--root` set to `root`.
