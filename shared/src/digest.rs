@@ -28,9 +28,11 @@ impl Digest {
     }
 
     fn from_hash(hash: [u8; 32]) -> Digest {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
         let mut hex = String::with_capacity(64);
         for byte in hash {
-            hex.push_str(&format!("{byte:02x}"));
+            hex.push(HEX[usize::from(byte >> 4)] as char);
+            hex.push(HEX[usize::from(byte & 0xf)] as char);
         }
         Digest { hex }
     }

@@ -82,6 +82,34 @@ impl Fixture {
         )
     }
 
+    /// Adds `count` images tagged `many/app-N:latest` that share one busybox
+    /// layer and differ by config, tagged in one index update (for benches).
+    pub fn many(&self, count: usize) {
+        // Labels of equal length keep every config the same size.
+        let first = self.busybox("many/app-0:latest", "many 00000");
+        let manifest = self.store.read_blob(&first.manifest_digest).unwrap();
+        let config = self.store.read_blob(&first.config_digest).unwrap();
+        let mut guard = self.store.lock_index().unwrap();
+        for i in 1..count {
+            let config = String::from_utf8(config.clone())
+                .unwrap()
+                .replace("\"many 00000\"", &format!("\"many {i:05}\""));
+            let config_digest = self.store.put_blob(config.as_bytes()).unwrap();
+            let manifest = String::from_utf8(manifest.clone())
+                .unwrap()
+                .replace(&first.config_digest.to_string(), &config_digest.to_string());
+            let manifest_digest = self.store.put_blob(manifest.as_bytes()).unwrap();
+            let descriptor = Descriptor::new(
+                MediaType::ImageManifest,
+                manifest.len() as u64,
+                oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
+            );
+            let reference = Reference::parse(&format!("many/app-{i}:latest")).unwrap();
+            guard.set_tag(&reference, descriptor);
+        }
+        guard.save().unwrap();
+    }
+
     /// Pushes a fixture image to `registry` as `name` (`repo:tag`) in `format`,
     /// returning the reference it is reachable at.
     pub fn push(&self, image: &FixtureImage, host: &str, name: &str, format: Format) -> Reference {

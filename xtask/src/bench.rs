@@ -2,12 +2,14 @@
 //! ones (skopeo, umoci, podman, runc) by hyperfine in one run, each figure
 //! printed as a ratio. Informational: a bench never fails the build.
 
-use berth_harness::{Fixture, Registry, tools::binary};
+use berth_harness::fixture::Format;
+use berth_harness::{Fixture, Registry};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// One comparison: the same job done by berth and by an established tool.
 struct Comparison {
-    name: &'static str,
+    name: String,
     ours: String,
     theirs: String,
     /// Run before every timed run of either command (hyperfine --prepare).
@@ -19,41 +21,101 @@ pub fn run() -> Result<(), String> {
     let registry = Registry::start();
     let fixture = Fixture::new();
     let image = fixture.busybox("bench/busybox:latest", "bench");
-    let _pushed = fixture.push(
-        &image,
-        &registry.host,
-        "busybox:bench",
-        berth_harness::fixture::Format::Oci,
-    );
+    fixture.push(&image, &registry.host, "busybox:bench", Format::Oci);
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
+    let tool = |name: &str| binary(name).display().to_string();
 
     let comparisons = vec![Comparison {
-        name: "tag an image in an OCI layout (img-tag vs umoci tag)",
+        name: "tag an image in an OCI layout (img-tag vs umoci tag)".into(),
         ours: format!(
             "{} --root {root} docker.io/bench/busybox:latest docker.io/bench/busybox:ours",
-            binary("img-tag").display()
+            tool("img-tag")
         ),
         theirs: format!("umoci tag --image {images}:docker.io/bench/busybox:latest theirs"),
         prepare: None,
     }];
 
     println!(
-        "{:<60} {:>12} {:>12} {:>8}",
-        "benchmark", "berth", "other", "ratio"
+        "{:<64} {:>10} {:>10} {:>7}",
+        "comparison", "berth", "other", "ratio"
     );
     for comparison in &comparisons {
         let (ours, theirs) = time_pair(comparison)?;
         println!(
-            "{:<60} {:>10.1}ms {:>10.1}ms {:>7.2}x",
+            "{:<64} {:>8.1}ms {:>8.1}ms {:>6.2}x",
             comparison.name,
             ours * 1e3,
             theirs * 1e3,
             ours / theirs
         );
     }
-    println!("ratio = berth time / other tool's time (below 1 means berth is faster)");
+    println!("ratio = berth's time / the other tool's time (below 1: berth is faster)\n");
+
+    listing_scales()?;
     Ok(())
+}
+
+/// img-ls and img-inspect on stores of 200 and 2,000 tagged images: the
+/// absolute times, and how time grows with ten times the images.
+fn listing_scales() -> Result<(), String> {
+    let small = Fixture::new();
+    small.many(200);
+    let large = Fixture::new();
+    large.many(2000);
+    let ls = |f: &Fixture| {
+        format!(
+            "{} --root {} --no-trunc",
+            binary("img-ls").display(),
+            f.root().display()
+        )
+    };
+    let inspect = |f: &Fixture| {
+        format!(
+            "{} --root {} many/app-7:latest",
+            binary("img-inspect").display(),
+            f.root().display()
+        )
+    };
+    println!(
+        "{:<64} {:>10} {:>10} {:>7}",
+        "scaling (200 → 2,000 images)", "200", "2,000", "growth"
+    );
+    for (name, small_cmd, large_cmd) in [
+        ("img-ls", ls(&small), ls(&large)),
+        ("img-inspect of one image", inspect(&small), inspect(&large)),
+    ] {
+        // Warm the layer-size cache so we time the steady state.
+        for command in [&small_cmd, &large_cmd] {
+            Command::new("sh")
+                .args(["-c", &format!("{command} >/dev/null")])
+                .status()
+                .map_err(|e| e.to_string())?;
+        }
+        let (a, b) = time_pair(&Comparison {
+            name: name.to_string(),
+            ours: small_cmd,
+            theirs: large_cmd,
+            prepare: None,
+        })?;
+        println!(
+            "{:<64} {:>8.1}ms {:>8.1}ms {:>6.2}x",
+            name,
+            a * 1e3,
+            b * 1e3,
+            b / a
+        );
+    }
+    println!("growth = time at 2,000 / time at 200 (10 would be linear)");
+    Ok(())
+}
+
+/// A release-built tool: benches never time debug builds.
+fn binary(name: &str) -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate::workspace_root().join("target"));
+    target.join("release").join(name)
 }
 
 /// Times both commands in one hyperfine run; returns mean seconds.
@@ -68,6 +130,8 @@ fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
             "20",
             "--style",
             "none",
+            "--output",
+            "null",
             "--export-json",
         ])
         .arg(export.path());
@@ -75,9 +139,13 @@ fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
         command.args(["--prepare", prepare]);
     }
     command.args([&comparison.ours, &comparison.theirs]);
-    let status = command.status().map_err(|e| format!("hyperfine: {e}"))?;
-    if !status.success() {
-        return Err(format!("hyperfine failed on {}", comparison.name));
+    let output = command.output().map_err(|e| format!("hyperfine: {e}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "hyperfine failed on {}: {}",
+            comparison.name,
+            String::from_utf8_lossy(&output.stderr)
+        ));
     }
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(export.path()).map_err(|e| e.to_string())?)

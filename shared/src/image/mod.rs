@@ -13,6 +13,7 @@ pub use remove::{PruneOptions, Removal, RemoveError, prune, remove};
 use crate::compression::decompressed;
 use crate::digest::Digest;
 use crate::store::{Image, Store, StoreError, descriptor_digest};
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
@@ -31,6 +32,16 @@ pub struct ImageView {
 
 impl ImageView {
     pub fn load(store: &Store, image: Image) -> Result<ImageView, StoreError> {
+        ImageView::load_sharing(store, image, &mut HashMap::new())
+    }
+
+    /// Loads an image, reusing layer sizes already known from `sizes`:
+    /// images in one store share most of their layers.
+    fn load_sharing(
+        store: &Store,
+        image: Image,
+        sizes: &mut HashMap<Digest, u64>,
+    ) -> Result<ImageView, StoreError> {
         let config_digest = image.id();
         let bytes = store.read_blob(&config_digest)?;
         let config: serde_json::Value =
@@ -43,7 +54,15 @@ impl ImageView {
             .and_then(crate::format::human::parse_rfc3339);
         let mut size = 0;
         for layer in image.manifest.layers() {
-            size += layer_size(store, &descriptor_digest(layer))?;
+            let digest = descriptor_digest(layer);
+            size += match sizes.get(&digest) {
+                Some(&known) => known,
+                None => {
+                    let computed = layer_size(store, &digest)?;
+                    sizes.insert(digest, computed);
+                    computed
+                }
+            };
         }
         Ok(ImageView {
             image,
@@ -65,10 +84,11 @@ impl ImageView {
 
 /// Loads every image in the store.
 pub fn load_all(store: &Store) -> Result<Vec<ImageView>, StoreError> {
+    let mut sizes = HashMap::new();
     store
         .images()?
         .into_iter()
-        .map(|image| ImageView::load(store, image))
+        .map(|image| ImageView::load_sharing(store, image, &mut sizes))
         .collect()
 }
 

@@ -58,7 +58,7 @@ impl Store {
         let guard = self.lock_index()?;
         let mut blobs = HashSet::new();
         let mut chains = HashSet::new();
-        for descriptor in guard.index.manifests() {
+        for descriptor in guard.manifests() {
             self.mark(
                 &descriptor_digest(descriptor),
                 MediaKind::of(descriptor.media_type().as_ref()),

@@ -8,6 +8,7 @@ use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use std::collections::HashMap;
 
 /// What a descriptor's media type says the blob is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +30,13 @@ impl MediaKind {
             _ => MediaKind::Other,
         }
     }
+}
+
+/// A manifest `index.json` reaches, with the entries that name it.
+struct Reach {
+    digest: Digest,
+    descriptor: Descriptor,
+    named: Vec<Descriptor>,
 }
 
 /// One image manifest in the store.
@@ -84,48 +92,31 @@ impl Store {
         })
     }
 
-    /// Every image manifest reachable from `index.json` whose blob is
-    /// present, with the tags that lead to it, in index order.
-    pub fn images(&self) -> Result<Vec<Image>, StoreError> {
+    /// The manifests `index.json` reaches, each with the index entries that
+    /// name it (directly, or as an index whose host-platform child it is),
+    /// in index order. Reads no manifest, only multi-platform index blobs.
+    fn reachable_manifests(&self) -> Result<Vec<Reach>, StoreError> {
         let host = Platform::host();
-        let mut images: Vec<Image> = Vec::new();
-        let mut add = |descriptor: &Descriptor, named: Option<&Descriptor>, store: &Store| {
-            let digest = descriptor_digest(descriptor);
-            let tag = named.and_then(tag_of);
-            let repo_digest = tag
-                .as_ref()
-                .zip(named)
-                .map(|(t, n)| t.by_digest(descriptor_digest(n)));
-            let tagged_at = named.and_then(tagged_at);
-            if let Some(existing) = images.iter_mut().find(|i| i.manifest_digest == digest) {
-                existing.tags.extend(tag);
-                if let Some(repo_digest) = repo_digest
-                    && !existing.repo_digests.contains(&repo_digest)
-                {
-                    existing.repo_digests.push(repo_digest);
-                }
-                existing.tagged_at = existing.tagged_at.max(tagged_at);
-                return Ok(());
-            }
-            let manifest = store.read_manifest(&digest)?;
-            let mut descriptor = descriptor.clone();
-            descriptor.set_annotations(None);
-            images.push(Image {
-                descriptor,
-                manifest_digest: digest,
-                manifest,
-                tags: tag.into_iter().collect(),
-                repo_digests: repo_digest.into_iter().collect(),
-                tagged_at,
+        let mut reach: Vec<Reach> = Vec::new();
+        let mut position: HashMap<Digest, usize> = HashMap::new();
+        let mut add = |manifest: &Descriptor, named: Option<&Descriptor>| {
+            let digest = descriptor_digest(manifest);
+            let i = *position.entry(digest.clone()).or_insert_with(|| {
+                let mut descriptor = manifest.clone();
+                descriptor.set_annotations(None);
+                reach.push(Reach {
+                    digest,
+                    descriptor,
+                    named: Vec::new(),
+                });
+                reach.len() - 1
             });
-            Ok::<(), StoreError>(())
+            reach[i].named.extend(named.cloned());
         };
         for descriptor in self.read_index()?.manifests() {
             let digest = descriptor_digest(descriptor);
             match MediaKind::of(descriptor.media_type().as_ref()) {
-                MediaKind::Manifest if self.has_blob(&digest) => {
-                    add(descriptor, Some(descriptor), self)?
-                }
+                MediaKind::Manifest => add(descriptor, Some(descriptor)),
                 MediaKind::Index if self.has_blob(&digest) => {
                     let index = self.read_image_index(&digest)?;
                     let present: Vec<&Descriptor> = index
@@ -139,12 +130,48 @@ impl Store {
                         .position(|d| platform_matches(d, &host))
                         .unwrap_or(0);
                     for (i, child) in present.iter().enumerate() {
-                        let named = (i == preferred).then_some(descriptor);
-                        add(child, named, self)?;
+                        add(child, (i == preferred).then_some(descriptor));
                     }
                 }
                 _ => {}
             }
+        }
+        Ok(reach)
+    }
+
+    /// Reads the manifest `reach` leads to. A descriptor whose blob is
+    /// absent (a partial copy by another tool) names no image.
+    fn image_of(&self, reach: &Reach) -> Result<Option<Image>, StoreError> {
+        let manifest = match self.read_manifest(&reach.digest) {
+            Err(StoreError::MissingBlob(_)) => return Ok(None),
+            other => other?,
+        };
+        let mut image = Image {
+            descriptor: reach.descriptor.clone(),
+            manifest_digest: reach.digest.clone(),
+            manifest,
+            tags: Vec::new(),
+            repo_digests: Vec::new(),
+            tagged_at: None,
+        };
+        for named in &reach.named {
+            let Some(tag) = tag_of(named) else { continue };
+            let repo_digest = tag.by_digest(descriptor_digest(named));
+            if !image.repo_digests.contains(&repo_digest) {
+                image.repo_digests.push(repo_digest);
+            }
+            image.tags.push(tag);
+            image.tagged_at = image.tagged_at.max(tagged_at(named));
+        }
+        Ok(Some(image))
+    }
+
+    /// Every image manifest reachable from `index.json` whose blob is
+    /// present, with the tags that lead to it, in index order.
+    pub fn images(&self) -> Result<Vec<Image>, StoreError> {
+        let mut images = Vec::new();
+        for reach in self.reachable_manifests()? {
+            images.extend(self.image_of(&reach)?);
         }
         Ok(images)
     }
@@ -152,16 +179,23 @@ impl Store {
     /// Resolves what a user typed: a reference first (as Docker does), then
     /// an image ID or unique ID prefix, with or without `sha256:`.
     pub fn resolve_image(&self, target: &str) -> Result<Image, StoreError> {
-        let images = self.images()?;
         if let Ok(reference) = Reference::parse(target) {
-            let found = images.iter().find(|image| match reference.digest() {
-                Some(digest) => image.manifest_digest == *digest,
-                None => image.tags.contains(&reference),
+            // By name: only the one manifest named needs reading.
+            let reach = self.reachable_manifests()?;
+            let found = reach.iter().find(|r| match reference.digest() {
+                Some(digest) => {
+                    r.digest == *digest || r.named.iter().any(|n| descriptor_digest(n) == *digest)
+                }
+                None => r
+                    .named
+                    .iter()
+                    .any(|n| tag_of(n).as_ref() == Some(&reference)),
             });
-            if let Some(image) = found {
-                return Ok(image.clone());
+            if let Some(image) = found.map(|r| self.image_of(r)).transpose()?.flatten() {
+                return Ok(image);
             }
         }
+        let images = self.images()?;
         let prefix = target.strip_prefix("sha256:").unwrap_or(target);
         let is_prefix = !prefix.is_empty()
             && prefix.len() <= 64

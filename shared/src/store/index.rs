@@ -18,7 +18,9 @@ pub const TAGGED_AT_ANNOTATION: &str = "io.berth.tagged-at";
 pub struct IndexGuard {
     store: Store,
     _lock: File,
-    pub index: ImageIndex,
+    /// The index as read, its `manifests` moved into `manifests` for editing.
+    index: ImageIndex,
+    manifests: Vec<Descriptor>,
 }
 
 impl Store {
@@ -40,11 +42,14 @@ impl Store {
             .open(&path)
             .map_err(io_error(&path))?;
         lock.lock().map_err(io_error(&path))?;
-        let index = self.read_index()?;
+        let mut index = self.read_index()?;
+        let manifests = index.manifests().clone();
+        index.set_manifests(Vec::new());
         Ok(IndexGuard {
             store: self.clone(),
             _lock: lock,
             index,
+            manifests,
         })
     }
 
@@ -92,11 +97,10 @@ impl IndexGuard {
             crate::format::human::format_rfc3339(std::time::SystemTime::now()),
         );
         descriptor.set_annotations(Some(annotations));
-        let mut manifests = self.index.manifests().clone();
         // A tagged entry supersedes any untagged one for the same content.
-        manifests.retain(|d| d.digest() != &digest || tag_of(d).is_some());
-        manifests.push(descriptor);
-        self.index.set_manifests(manifests);
+        self.manifests
+            .retain(|d| d.digest() != &digest || tag_of(d).is_some());
+        self.manifests.push(descriptor);
         if let Some(previous) = previous
             && previous.digest() != &digest
         {
@@ -106,51 +110,58 @@ impl IndexGuard {
 
     /// Removes `reference` from the held index, returning what it named.
     pub fn remove_tag(&mut self, reference: &Reference) -> Option<Descriptor> {
-        let mut manifests = self.index.manifests().clone();
-        let position = manifests
+        let position = self
+            .manifests
             .iter()
             .position(|d| tag_of(d).as_ref() == Some(reference))?;
-        let removed = manifests.remove(position);
-        self.index.set_manifests(manifests);
-        Some(removed)
+        Some(self.manifests.remove(position))
     }
 
     /// Keeps `descriptor`'s content in the store without a name, unless
     /// some entry already keeps it.
     pub fn add_untagged(&mut self, mut descriptor: Descriptor) {
-        let mut manifests = self.index.manifests().clone();
-        if manifests.iter().any(|d| d.digest() == descriptor.digest()) {
+        if self
+            .manifests
+            .iter()
+            .any(|d| d.digest() == descriptor.digest())
+        {
             return;
         }
         descriptor.set_annotations(None);
-        manifests.push(descriptor);
-        self.index.set_manifests(manifests);
+        self.manifests.push(descriptor);
     }
 
     /// Removes every entry, tagged or not, for the manifest or index with
     /// `digest`; returns the tags that named it.
     pub fn remove_digest(&mut self, digest: &crate::Digest) -> Vec<Reference> {
-        let mut manifests = self.index.manifests().clone();
         let mut removed_tags = Vec::new();
-        manifests.retain(|d| {
+        self.manifests.retain(|d| {
             let matches = d.digest().to_string() == digest.to_string();
             if matches {
                 removed_tags.extend(tag_of(d));
             }
             !matches
         });
-        self.index.set_manifests(manifests);
         removed_tags
     }
 
     /// The descriptor `reference` names in the held index.
     pub fn lookup_tag(&self, reference: &Reference) -> Option<&Descriptor> {
-        find_tag(&self.index, reference)
+        self.manifests
+            .iter()
+            .find(|d| tag_of(d).as_ref() == Some(reference))
+    }
+
+    /// The entries of the held index.
+    pub fn manifests(&self) -> &[Descriptor] {
+        &self.manifests
     }
 
     /// Writes the index atomically (temp file, fsync, rename) and releases
     /// the lock.
-    pub fn save(self) -> Result<(), StoreError> {
+    pub fn save(mut self) -> Result<(), StoreError> {
+        self.index
+            .set_manifests(std::mem::take(&mut self.manifests));
         let tmp_dir = self.store.tmp_dir();
         let mut tmp = tempfile::Builder::new()
             .prefix(".index-")
