@@ -129,3 +129,19 @@ pub fn external(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// `skopeo copy` from a loopback registry (plain HTTP) or layout to `to`.
+pub fn skopeo_copy(from: &str, to: &str) {
+    external(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--src-tls-verify=false",
+            "--dest-tls-verify=false",
+            from,
+            to,
+        ],
+    );
+}

@@ -3,7 +3,7 @@
 
 use berth::Store;
 use berth_harness::fixture::Format;
-use berth_harness::tools::{binary, external};
+use berth_harness::tools::{binary, external, skopeo_copy};
 use berth_harness::{Fixture, Registry, Run, tool};
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -69,16 +69,9 @@ fn a_layout_written_by_skopeo_is_read_by_berth() {
 
     // skopeo makes the layout from nothing: berth did not create this root.
     let root = tempfile::tempdir().unwrap();
-    external(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            &format!("docker://{pushed}"),
-            &format!("oci:{}/images:busybox", root.path().display()),
-        ],
+    skopeo_copy(
+        &format!("docker://{pushed}"),
+        &format!("oci:{}/images:busybox", root.path().display()),
     );
     let store = Store::open(root.path()).unwrap();
     // skopeo wrote the short name "busybox"; berth reads it as Docker would.

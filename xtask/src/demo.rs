@@ -8,35 +8,72 @@ use berth_harness::{Fixture, Registry, Run, tool};
 pub fn run() -> Result<(), String> {
     crate::build_tools(false)?;
     let registry = Registry::start();
-    println!("# a registry on {}", registry.host);
+    println!(
+        "# a registry on {} (Debian's docker-registry)",
+        registry.host
+    );
     let fixture = Fixture::new();
     let image = fixture.busybox("demo/busybox:latest", "demo");
     let pushed = fixture.push(&image, &registry.host, "busybox:latest", Format::Oci);
-    println!("# pushed {pushed} (built from /bin/busybox)");
+    println!("# pushed {pushed}, an image built from /bin/busybox");
 
     let store = tempfile::tempdir().map_err(|e| e.to_string())?;
     let root = store.path();
-    // Until img-pull exists, skopeo fills our store; berth then works on it.
-    berth_harness::tools::external(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            &format!("docker://{pushed}"),
-            &format!("oci:{}/images:{pushed}", root.display()),
-        ],
+    println!("# store: {}", root.display());
+    // Until img-pull lands, skopeo fills our store: it is a plain OCI layout.
+    println!("$ skopeo copy docker://{pushed} oci:$ROOT/images:{pushed}");
+    berth_harness::tools::skopeo_copy(
+        &format!("docker://{pushed}"),
+        &format!("oci:{}/images:{pushed}", root.display()),
     );
-    let mut tag = tool("img-tag", root);
-    tag.args([&pushed.to_string(), "demo:v1"]);
-    show("img-tag", tag)?;
+    let pushed = pushed.to_string();
+    let steps: &[(&str, &[&str], Option<&str>)] = &[
+        ("img-ls", &[], None),
+        ("img-tag", &[&pushed, "demo:v1"], None),
+        (
+            "img-inspect",
+            &[
+                "--format",
+                "{{.Id}} {{.Config.Cmd}} {{.Os}}/{{.Architecture}}",
+                "demo:v1",
+            ],
+            None,
+        ),
+        (
+            "img-ls",
+            &["--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"],
+            None,
+        ),
+        ("img-rm", &["demo:v1"], None),
+        ("img-prune", &["-a", "-f"], None),
+        ("img-ls", &[], None),
+    ];
+    for (name, args, input) in steps {
+        show(name, args, *input, root)?;
+    }
     Ok(())
 }
 
-fn show(name: &str, mut command: std::process::Command) -> Result<(), String> {
-    println!("$ {name} ...");
-    let run = Run::of(&mut command, None);
+fn show(
+    name: &str,
+    args: &[&str],
+    input: Option<&str>,
+    root: &std::path::Path,
+) -> Result<(), String> {
+    let shown: Vec<String> = args
+        .iter()
+        .map(|a| {
+            if a.contains([' ', '{']) {
+                format!("'{a}'")
+            } else {
+                a.to_string()
+            }
+        })
+        .collect();
+    println!("$ {name} {}", shown.join(" "));
+    let mut command = tool(name, root);
+    command.args(args);
+    let run = Run::of(&mut command, input);
     print!("{}", run.stdout);
     eprint!("{}", run.stderr);
     if run.code == Some(0) {
