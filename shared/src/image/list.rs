@@ -1,12 +1,12 @@
 //! `img-ls`: one row per tag (one `<none>` row per untagged image), newest
 //! first, with Docker's filters and its JSON field names.
 
-use super::{ImageView, load_all};
+use super::{Summaries, Summary};
 use crate::digest::Digest;
 use crate::format::human;
 use crate::glob;
 use crate::reference::Reference;
-use crate::store::{Store, StoreError};
+use crate::store::{ImageEntry, Store, StoreError};
 use serde_json::json;
 use std::time::SystemTime;
 
@@ -76,45 +76,49 @@ enum Filter {
 }
 
 pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError> {
-    let views = load_all(store)?;
+    let entries = store.image_entries()?;
+    let mut summaries = Summaries::load(store);
+    let mut images = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        if let Some(summary) = summaries.get(store, entry)? {
+            images.push((entry, summary));
+        }
+    }
+    summaries.save(&entries);
     let users = super::image_users(store)?;
     let mut filters = options
         .filters
         .iter()
-        .map(|f| parse_filter(f, &views))
+        .map(|f| parse_filter(f, &images))
         .collect::<Result<Vec<_>, _>>()?;
     if let Some(repository) = &options.repository {
         filters.push(Filter::Reference(repository.clone()));
     }
     let mut rows = Vec::new();
-    for view in &views {
-        if !image_passes(view, &filters) {
+    for (entry, summary) in &images {
+        if !image_passes(entry, summary, &filters) {
             continue;
         }
-        let id = view.image.id();
-        let containers = users
-            .iter()
-            .filter(|u| u.image_id == id.to_string())
-            .count();
+        let id = summary.id.to_string();
+        let containers = users.iter().filter(|u| u.image_id == id).count();
         let row = |repository, tag, digest| Row {
             repository,
             tag,
-            id: id.clone(),
+            id: summary.id.clone(),
             digest,
-            created: view.created,
-            size: view.size,
+            created: summary.created_time(),
+            size: summary.size,
             containers,
         };
-        if view.image.tags.is_empty() {
+        if entry.tags.is_empty() {
             rows.push(row(None, None, None));
             continue;
         }
-        for tag in &view.image.tags {
+        for tag in &entry.tags {
             if !tag_passes(tag, &filters)? {
                 continue;
             }
-            let digest = view
-                .image
+            let digest = entry
                 .repo_digests
                 .iter()
                 .find(|d| d.repository() == tag.repository())
@@ -132,23 +136,19 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
     Ok(rows)
 }
 
-fn parse_filter(filter: &str, views: &[ImageView]) -> Result<Filter, ListError> {
+fn parse_filter(filter: &str, images: &[(&ImageEntry, Summary)]) -> Result<Filter, ListError> {
     let bad = || ListError::BadFilter(filter.to_string());
     let (key, value) = filter.split_once('=').ok_or_else(bad)?;
     let created_of = |target: &str| {
-        views
+        let reference = Reference::parse(target).ok();
+        let prefix = target.trim_start_matches("sha256:");
+        images
             .iter()
-            .find(|v| {
-                v.image
-                    .tags
-                    .iter()
-                    .any(|t| Reference::parse(target).ok().as_ref() == Some(t))
-                    || v.image
-                        .id()
-                        .hex()
-                        .starts_with(target.trim_start_matches("sha256:"))
+            .find(|(entry, summary)| {
+                entry.tags.iter().any(|t| reference.as_ref() == Some(t))
+                    || summary.id.hex().starts_with(prefix)
             })
-            .and_then(|v| v.created)
+            .and_then(|(_, summary)| summary.created_time())
             .ok_or_else(|| ListError::Store(StoreError::NoSuchImage(target.to_string())))
     };
     Ok(match key {
@@ -175,14 +175,15 @@ fn parse_filter(filter: &str, views: &[ImageView]) -> Result<Filter, ListError> 
 }
 
 /// Filters on the image as a whole (every tag row shares the outcome).
-fn image_passes(view: &ImageView, filters: &[Filter]) -> bool {
+fn image_passes(entry: &ImageEntry, summary: &Summary, filters: &[Filter]) -> bool {
+    let created = summary.created_time();
     filters.iter().all(|filter| match filter {
-        Filter::Dangling(want) => view.image.tags.is_empty() == *want,
-        Filter::Reference(_) => !view.image.tags.is_empty(),
-        Filter::Before(t) => view.created.is_some_and(|c| c < *t),
-        Filter::Since(t) => view.created.is_some_and(|c| c > *t),
-        Filter::Label(key, None) => view.has_label(key),
-        Filter::Label(key, Some(value)) => view.label(key) == Some(value.as_str()),
+        Filter::Dangling(want) => entry.tags.is_empty() == *want,
+        Filter::Reference(_) => !entry.tags.is_empty(),
+        Filter::Before(t) => created.is_some_and(|c| c < *t),
+        Filter::Since(t) => created.is_some_and(|c| c > *t),
+        Filter::Label(key, None) => summary.labels.contains_key(key),
+        Filter::Label(key, Some(value)) => summary.labels.get(key) == Some(value),
     })
 }
 

@@ -5,19 +5,19 @@
 mod inspect;
 mod list;
 mod remove;
+mod summary;
 
 pub use inspect::inspect;
 pub use list::{ListOptions, Row, list};
 pub use remove::{PruneOptions, Removal, RemoveError, prune, remove};
+pub use summary::{Summaries, Summary};
 
 use crate::compression::decompressed;
 use crate::digest::Digest;
 use crate::store::{Image, Store, StoreError, descriptor_digest};
-use std::collections::HashMap;
 use std::fs;
 use std::io::{BufReader, Read};
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 /// An image with its config read and its size known.
 #[derive(Debug, Clone)]
@@ -25,23 +25,12 @@ pub struct ImageView {
     pub image: Image,
     /// The config blob as stored: absent fields stay absent.
     pub config: serde_json::Value,
-    pub created: Option<SystemTime>,
     /// Bytes of file content once unpacked (Docker's `Size`).
     pub size: u64,
 }
 
 impl ImageView {
     pub fn load(store: &Store, image: Image) -> Result<ImageView, StoreError> {
-        ImageView::load_sharing(store, image, &mut HashMap::new())
-    }
-
-    /// Loads an image, reusing layer sizes already known from `sizes`:
-    /// images in one store share most of their layers.
-    fn load_sharing(
-        store: &Store,
-        image: Image,
-        sizes: &mut HashMap<Digest, u64>,
-    ) -> Result<ImageView, StoreError> {
         let config_digest = image.id();
         let bytes = store.read_blob(&config_digest)?;
         let config: serde_json::Value =
@@ -49,47 +38,16 @@ impl ImageView {
                 path: store.blob_path(&config_digest),
                 source,
             })?;
-        let created = config["created"]
-            .as_str()
-            .and_then(crate::format::human::parse_rfc3339);
         let mut size = 0;
         for layer in image.manifest.layers() {
-            let digest = descriptor_digest(layer);
-            size += match sizes.get(&digest) {
-                Some(&known) => known,
-                None => {
-                    let computed = layer_size(store, &digest)?;
-                    sizes.insert(digest, computed);
-                    computed
-                }
-            };
+            size += layer_size(store, &descriptor_digest(layer))?;
         }
         Ok(ImageView {
             image,
             config,
-            created,
             size,
         })
     }
-
-    /// Labels from the config (`config.Labels`).
-    pub fn label(&self, key: &str) -> Option<&str> {
-        self.config["config"]["Labels"][key].as_str()
-    }
-
-    pub fn has_label(&self, key: &str) -> bool {
-        self.config["config"]["Labels"].get(key).is_some()
-    }
-}
-
-/// Loads every image in the store.
-pub fn load_all(store: &Store) -> Result<Vec<ImageView>, StoreError> {
-    let mut sizes = HashMap::new();
-    store
-        .images()?
-        .into_iter()
-        .map(|image| ImageView::load_sharing(store, image, &mut sizes))
-        .collect()
 }
 
 /// The unpacked size of one layer: the sum of its regular files, computed

@@ -1,10 +1,10 @@
 //! `img-rm` and `img-prune`: Docker's rules for untagging and deleting
 //! images, then a mark-and-sweep of whatever is no longer reachable.
 
-use super::{ImageUser, image_users, load_all};
+use super::{ImageUser, Summaries, image_users};
 use crate::digest::Digest;
 use crate::reference::Reference;
-use crate::store::{Image, Reclaimed, Store, StoreError};
+use crate::store::{Reclaimed, Store, StoreError};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
@@ -134,7 +134,7 @@ fn remove_one(
             image.id().short()
         )));
     }
-    done.extend(untag_all(&mut guard, &image));
+    done.extend(untag_all(&mut guard, &image.tags));
     if image_users.is_empty() {
         guard.remove_digest(&image.manifest_digest);
         done.push(Removal::Deleted(image.id()));
@@ -145,10 +145,8 @@ fn remove_one(
     Ok(done)
 }
 
-fn untag_all(guard: &mut crate::store::IndexGuard, image: &Image) -> Vec<Removal> {
-    image
-        .tags
-        .iter()
+fn untag_all(guard: &mut crate::store::IndexGuard, tags: &[Reference]) -> Vec<Removal> {
+    tags.iter()
         .filter_map(|tag| {
             guard
                 .remove_tag(tag)
@@ -190,24 +188,29 @@ pub fn prune(
     let users = image_users(store)?;
     let mut guard = store.lock_index()?;
     let mut done = Vec::new();
-    for view in load_all(store)? {
-        let id = view.image.id().to_string();
+    let entries = store.image_entries()?;
+    let mut summaries = Summaries::load(store);
+    for entry in &entries {
+        let Some(summary) = summaries.get(store, entry)? else {
+            continue;
+        };
+        let id = summary.id.to_string();
         let unused = !users.iter().any(|u| u.image_id == id);
-        let wanted = options.all || view.image.tags.is_empty();
+        let wanted = options.all || entry.tags.is_empty();
         let passes = filters.iter().all(|filter| match filter {
-            PruneFilter::Until(t) => view.created.is_some_and(|c| c < *t),
+            PruneFilter::Until(t) => summary.created_time().is_some_and(|c| c < *t),
             PruneFilter::Label(key, value, negate) => {
                 let has = match value {
-                    Some(v) => view.label(key) == Some(v.as_str()),
-                    None => view.has_label(key),
+                    Some(v) => summary.labels.get(key) == Some(v),
+                    None => summary.labels.contains_key(key),
                 };
                 has != *negate
             }
         });
         if unused && wanted && passes {
-            done.extend(untag_all(&mut guard, &view.image));
-            guard.remove_digest(&view.image.manifest_digest);
-            done.push(Removal::Deleted(view.image.id()));
+            done.extend(untag_all(&mut guard, &entry.tags));
+            guard.remove_digest(&entry.manifest_digest);
+            done.push(Removal::Deleted(summary.id.clone()));
         }
     }
     guard.save()?;

@@ -39,6 +39,17 @@ struct Reach {
     named: Vec<Descriptor>,
 }
 
+/// An image as `index.json` names it, before its manifest is read.
+#[derive(Debug, Clone)]
+pub struct ImageEntry {
+    /// The manifest's descriptor, without any tag annotation.
+    pub descriptor: Descriptor,
+    pub manifest_digest: Digest,
+    pub tags: Vec<Reference>,
+    pub repo_digests: Vec<Reference>,
+    pub tagged_at: Option<std::time::SystemTime>,
+}
+
 /// One image manifest in the store.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -139,17 +150,12 @@ impl Store {
         Ok(reach)
     }
 
-    /// Reads the manifest `reach` leads to. A descriptor whose blob is
-    /// absent (a partial copy by another tool) names no image.
-    fn image_of(&self, reach: &Reach) -> Result<Option<Image>, StoreError> {
-        let manifest = match self.read_manifest(&reach.digest) {
-            Err(StoreError::MissingBlob(_)) => return Ok(None),
-            other => other?,
-        };
-        let mut image = Image {
+    /// What the index says of the manifest `reach` leads to: its tags,
+    /// repository digests and last tag time. Reads no blob.
+    fn entry_of(&self, reach: &Reach) -> ImageEntry {
+        let mut entry = ImageEntry {
             descriptor: reach.descriptor.clone(),
             manifest_digest: reach.digest.clone(),
-            manifest,
             tags: Vec::new(),
             repo_digests: Vec::new(),
             tagged_at: None,
@@ -157,13 +163,41 @@ impl Store {
         for named in &reach.named {
             let Some(tag) = tag_of(named) else { continue };
             let repo_digest = tag.by_digest(descriptor_digest(named));
-            if !image.repo_digests.contains(&repo_digest) {
-                image.repo_digests.push(repo_digest);
+            if !entry.repo_digests.contains(&repo_digest) {
+                entry.repo_digests.push(repo_digest);
             }
-            image.tags.push(tag);
-            image.tagged_at = image.tagged_at.max(tagged_at(named));
+            entry.tags.push(tag);
+            entry.tagged_at = entry.tagged_at.max(tagged_at(named));
         }
-        Ok(Some(image))
+        entry
+    }
+
+    /// Reads the manifest `reach` leads to. A descriptor whose blob is
+    /// absent (a partial copy by another tool) names no image.
+    fn image_of(&self, reach: &Reach) -> Result<Option<Image>, StoreError> {
+        let manifest = match self.read_manifest(&reach.digest) {
+            Err(StoreError::MissingBlob(_)) => return Ok(None),
+            other => other?,
+        };
+        let entry = self.entry_of(reach);
+        Ok(Some(Image {
+            descriptor: entry.descriptor,
+            manifest_digest: entry.manifest_digest,
+            manifest,
+            tags: entry.tags,
+            repo_digests: entry.repo_digests,
+            tagged_at: entry.tagged_at,
+        }))
+    }
+
+    /// Every image `index.json` names, read from the index alone (no
+    /// manifest is opened): the cheap start of a listing.
+    pub fn image_entries(&self) -> Result<Vec<ImageEntry>, StoreError> {
+        Ok(self
+            .reachable_manifests()?
+            .iter()
+            .map(|reach| self.entry_of(reach))
+            .collect())
     }
 
     /// Every image manifest reachable from `index.json` whose blob is

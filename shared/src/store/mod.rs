@@ -9,7 +9,7 @@ mod index;
 
 pub use blob::BlobWriter;
 pub use gc::{Lease, Reclaimed, chain_ids};
-pub use image::{Image, MediaKind, descriptor_digest};
+pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
 
 use crate::digest::{Digest, DigestError};
