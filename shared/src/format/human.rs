@@ -59,6 +59,34 @@ pub fn ago(then: SystemTime, now: SystemTime) -> String {
     )
 }
 
+/// Docker's STATUS column for a container: `Up 2 minutes`, `Exited (0) 5
+/// seconds ago`, `Created`, …, from its state's fields.
+pub fn container_status(
+    status: &str,
+    exit_code: i64,
+    started_at: Option<SystemTime>,
+    finished_at: Option<SystemTime>,
+    now: SystemTime,
+) -> String {
+    let since = |t: Option<SystemTime>| {
+        duration(
+            t.and_then(|t| now.duration_since(t).ok())
+                .unwrap_or_default(),
+        )
+    };
+    match status {
+        "running" => format!("Up {}", since(started_at)),
+        "paused" => format!("Up {} (Paused)", since(started_at)),
+        "restarting" => format!("Restarting ({exit_code}) {} ago", since(finished_at)),
+        "exited" if finished_at.is_none() => format!("Exited ({exit_code})"),
+        "exited" => format!("Exited ({exit_code}) {} ago", since(finished_at)),
+        "created" => "Created".to_string(),
+        "removing" => "Removal In Progress".to_string(),
+        "dead" => "Dead".to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Parses an RFC 3339 timestamp (`2023-11-14T22:13:20.5Z`, `…+02:00`).
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
@@ -178,6 +206,25 @@ mod tests {
         assert_eq!(d(21 * 86_400), "3 weeks");
         assert_eq!(d(90 * 86_400), "3 months");
         assert_eq!(d(800 * 86_400), "2 years");
+    }
+
+    #[test]
+    fn container_statuses_read_like_docker() {
+        let now = UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let before = |s| Some(now - Duration::from_secs(s));
+        assert_eq!(
+            container_status("running", 0, before(120), None, now),
+            "Up 2 minutes"
+        );
+        assert_eq!(
+            container_status("running", 0, before(0), None, now),
+            "Up Less than a second"
+        );
+        assert_eq!(
+            container_status("exited", 143, before(60), before(5), now),
+            "Exited (143) 5 seconds ago"
+        );
+        assert_eq!(container_status("created", 0, None, None, now), "Created");
     }
 
     #[test]
