@@ -11,7 +11,9 @@ pub mod image;
 pub mod output;
 pub mod pipe;
 pub mod platform;
+pub mod progress;
 pub mod reference;
+pub mod registry;
 pub mod root;
 pub mod store;
 

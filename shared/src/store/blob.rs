@@ -24,6 +24,17 @@ impl BlobWriter {
         expected: Option<&Digest>,
         expected_size: Option<u64>,
     ) -> Result<(Digest, u64), StoreError> {
+        self.verify(expected, expected_size)?.persist()
+    }
+
+    /// Verifies what was written without making it visible yet, so a caller
+    /// fetching several blobs can keep all of them out of the store until
+    /// every one has checked out (an image is stored whole or not at all).
+    pub fn verify(
+        self,
+        expected: Option<&Digest>,
+        expected_size: Option<u64>,
+    ) -> Result<VerifiedBlob, StoreError> {
         let (actual, size, buffered) = self.file.finish();
         if let Some(expected) = expected
             && *expected != actual
@@ -45,16 +56,55 @@ impl BlobWriter {
         let tmp = buffered
             .into_inner()
             .map_err(|e| io_error(self.store.tmp_dir())(e.into_error()))?;
-        let target = self.store.blob_path(&actual);
+        Ok(VerifiedBlob {
+            store: self.store,
+            _lease: self._lease,
+            tmp,
+            digest: actual,
+            size,
+        })
+    }
+}
+
+/// A blob whose content matched its digest, still in `tmp/`. Dropping it
+/// discards it.
+pub struct VerifiedBlob {
+    store: Store,
+    /// Held until persisted: the collector leaves tmp/ alone meanwhile.
+    _lease: super::Lease,
+    tmp: tempfile::NamedTempFile,
+    digest: Digest,
+    size: u64,
+}
+
+impl VerifiedBlob {
+    pub fn digest(&self) -> &Digest {
+        &self.digest
+    }
+
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// fsyncs the blob and renames it into `blobs/sha256/`.
+    pub fn persist(self) -> Result<(Digest, u64), StoreError> {
+        let VerifiedBlob {
+            store,
+            tmp,
+            digest,
+            size,
+            ..
+        } = self;
+        let target = store.blob_path(&digest);
         if target.exists() {
             // Same digest, same bytes: the existing blob already serves.
-            return Ok((actual, size));
+            return Ok((digest, size));
         }
         tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;
         tmp.persist(&target)
             .map_err(|e| io_error(&target)(e.error))?;
-        sync_dir(&self.store.blobs_dir())?;
-        Ok((actual, size))
+        sync_dir(&store.blobs_dir())?;
+        Ok((digest, size))
     }
 }
 

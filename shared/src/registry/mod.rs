@@ -1,0 +1,56 @@
+//! Talking to registries: which scheme and CAs a host gets, whose credentials
+//! go with it, and pulling images from it into the store (over oci-client).
+//! The API is blocking; a private tokio runtime lives inside [`Puller`].
+
+mod auth;
+mod client;
+mod manifest;
+mod pull;
+mod tls;
+
+pub use auth::{AuthError, DockerConfig};
+pub use manifest::ManifestError;
+pub use pull::{LayerEvent, PullError, PullObserver, PullOptions, Pulled, Puller, pull};
+pub use tls::RegistryOptions;
+
+/// Why a conversation with a registry failed, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("cannot reach registry {registry}: {reason}")]
+    Unreachable { registry: String, reason: String },
+    #[error(
+        "registry {registry} answered 401 Unauthorized for {what}: authentication required ({credentials})"
+    )]
+    Unauthorized {
+        registry: String,
+        what: String,
+        credentials: String,
+    },
+    #[error("registry {registry} refused the credentials for {what}: {reason}")]
+    AuthenticationFailed {
+        registry: String,
+        what: String,
+        reason: String,
+    },
+    #[error("{what} not found: {reason}")]
+    NotFound { what: String, reason: String },
+    #[error("registry {registry} denied access to {what}: {reason}")]
+    Denied {
+        registry: String,
+        what: String,
+        reason: String,
+    },
+    #[error("registry {registry} failed on {what}: {reason}")]
+    Failed {
+        registry: String,
+        what: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error("{path}: {reason}")]
+    Certificate {
+        path: std::path::PathBuf,
+        reason: String,
+    },
+}

@@ -1,0 +1,625 @@
+//! `docker pull`: fetch a reference's manifest (through an index for the
+//! wanted platform), stream the missing blobs into the store in parallel,
+//! verify every byte, and only then make the image visible under its tag.
+
+use super::RegistryError;
+use super::auth::DockerConfig;
+use super::client::{ATTEMPTS, Session, backoff, is_transient, retry, root_cause};
+use super::manifest::{self, ACCEPT, ManifestError};
+use super::tls::RegistryOptions;
+use crate::digest::Digest;
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::store::descriptor_digest;
+use crate::store::{BlobWriter, MediaKind, Store, StoreError, VerifiedBlob, io_error};
+use futures_util::{StreamExt, TryStreamExt, stream};
+use oci_client::client::BlobResponse;
+use oci_spec::image::{Descriptor, MediaType};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::rc::Rc;
+use std::str::FromStr;
+
+/// Chunks in flight between the socket and the thread hashing and writing
+/// them: enough to keep both busy, small enough that memory stays flat.
+const CHANNEL_DEPTH: usize = 64;
+
+#[derive(Debug, Clone)]
+pub struct PullOptions {
+    /// The platform to pick from an index; `None` is the host's.
+    pub platform: Option<Platform>,
+    pub registry: RegistryOptions,
+    /// Blobs downloaded at once.
+    pub parallel: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        PullOptions {
+            platform: None,
+            registry: RegistryOptions::default(),
+            parallel: 3,
+        }
+    }
+}
+
+/// What happened to one layer, in the order Docker reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LayerEvent {
+    /// The store has it already; nothing is fetched.
+    Exists,
+    /// It will be downloaded.
+    Pulling,
+    /// The transfer broke and is tried again (resuming where the registry
+    /// supports ranges).
+    Retrying {
+        attempt: u32,
+        reason: String,
+    },
+    /// All bytes are in; the digest is being checked.
+    Verifying,
+    Downloaded,
+    /// Verified and in the store.
+    Complete,
+}
+
+/// Hears about a pull as it goes; the library itself never prints.
+pub trait PullObserver {
+    /// `reference` resolved to an image; its blobs come next.
+    fn start(&mut self, _reference: &Reference) {}
+    /// The layers of the chosen image are known.
+    fn layers(&mut self, _layers: &[Descriptor]) {}
+    fn layer(&mut self, _layer: &Digest, _event: LayerEvent) {}
+    /// `received` of `total` bytes of a layer are in.
+    fn progress(&mut self, _layer: &Digest, _received: u64, _total: u64) {}
+}
+
+/// An observer that ignores everything.
+impl PullObserver for () {}
+
+/// One pulled image.
+#[derive(Debug, Clone)]
+pub struct Pulled {
+    /// The name it is stored under: `repo:tag`, or `repo@digest` for a pull
+    /// by digest.
+    pub reference: Reference,
+    /// The same, pinned to [`Pulled::digest`]: what a pipe passes on.
+    pub pinned: Reference,
+    /// The digest the reference resolved to (an index's, for multi-platform
+    /// images; Docker's "Digest:").
+    pub digest: Digest,
+    /// The platform's image manifest.
+    pub manifest_digest: Digest,
+    /// The image ID (the config's digest).
+    pub id: Digest,
+    /// Bytes of the image's blobs: manifest, config and (compressed) layers.
+    pub size: u64,
+    pub platform: Platform,
+    pub layers: Vec<Digest>,
+    /// The tag already named this content and every blob was present.
+    pub up_to_date: bool,
+}
+
+impl Pulled {
+    /// The `--json` line: stable field names (reference, digest, id, size,
+    /// platform, layers).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "reference": self.pinned.to_string(),
+            "digest": self.digest,
+            "id": self.id,
+            "size": self.size,
+            "platform": self.platform.to_string(),
+            "layers": self.layers,
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PullError {
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error("{what}: {source}")]
+    Blob {
+        what: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("{what}: the registry sent more than the {size} bytes its descriptor gives")]
+    Oversized { what: String, size: u64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+}
+
+/// Pulls one reference (a convenience over [`Puller`]).
+pub fn pull(
+    store: &Store,
+    reference: &Reference,
+    options: &PullOptions,
+    observer: &mut dyn PullObserver,
+) -> Result<Pulled, PullError> {
+    Puller::new(store, options.clone())?.pull(reference, observer)
+}
+
+/// Pulls images into one store, keeping one connection per registry.
+pub struct Puller {
+    store: Store,
+    options: PullOptions,
+    config: DockerConfig,
+    runtime: tokio::runtime::Runtime,
+    sessions: HashMap<String, Rc<Session>>,
+}
+
+/// What the network part of a pull produced, ready to be stored.
+struct Fetched {
+    reference: Reference,
+    top_media_type: String,
+    top_bytes: Vec<u8>,
+    top_digest: Digest,
+    manifest_bytes: Vec<u8>,
+    manifest_digest: Digest,
+    config: Descriptor,
+    layers: Vec<Descriptor>,
+    /// Verified blobs still in `tmp/`, layers before the config.
+    blobs: Vec<VerifiedBlob>,
+    up_to_date: bool,
+}
+
+impl Puller {
+    pub fn new(store: &Store, options: PullOptions) -> Result<Puller, PullError> {
+        // reqwest is built without a bundled crypto provider; ring is ours.
+        // Another part of the process may have installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let config = DockerConfig::load(options.registry.docker_config.as_deref())
+            .map_err(RegistryError::from)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .map_err(PullError::Runtime)?;
+        Ok(Puller {
+            store: store.clone(),
+            options,
+            config,
+            runtime,
+            sessions: HashMap::new(),
+        })
+    }
+
+    /// Pulls `reference` (`repo:tag` or `repo@digest`).
+    pub fn pull(
+        &mut self,
+        reference: &Reference,
+        observer: &mut dyn PullObserver,
+    ) -> Result<Pulled, PullError> {
+        let session = self.session(reference)?;
+        // Held until the tag is written, so a concurrent collection cannot
+        // sweep blobs this pull found present or just stored.
+        let _lease = self.store.lease()?;
+        let platform = self.options.platform.clone().unwrap_or_else(Platform::host);
+        let observer = RefCell::new(observer);
+        let fetched = self
+            .runtime
+            .block_on(self.fetch(&session, reference, &platform, &observer))?;
+        self.commit(fetched, &observer)
+    }
+
+    /// Every tag of `repository`'s repository, as references (`--all-tags`).
+    pub fn tags(&mut self, repository: &Reference) -> Result<Vec<Reference>, PullError> {
+        let session = self.session(repository)?;
+        let target = session.oci_reference(&repository.with_tag("latest"), None);
+        let response = self
+            .runtime
+            .block_on(retry(
+                || session.client.list_tags(&target, &session.auth, None, None),
+                |_, _| {},
+            ))
+            .map_err(|e| session.error(&format!("tags of {}", repository.repository()), e))?;
+        Ok(response
+            .tags
+            .iter()
+            .map(|tag| repository.with_tag(tag))
+            .collect())
+    }
+
+    fn session(&mut self, reference: &Reference) -> Result<Rc<Session>, PullError> {
+        let host = reference.registry_host().to_string();
+        if let Some(session) = self.sessions.get(&host) {
+            return Ok(session.clone());
+        }
+        let session = Rc::new(self.runtime.block_on(Session::connect(
+            reference,
+            &self.options.registry,
+            &self.config,
+        ))?);
+        self.sessions.insert(host, session.clone());
+        Ok(session)
+    }
+
+    /// The network half: manifests, then every missing blob, verified into
+    /// temp files. Nothing becomes visible in the store here.
+    async fn fetch(
+        &self,
+        session: &Session,
+        reference: &Reference,
+        platform: &Platform,
+        observer: &RefCell<&mut dyn PullObserver>,
+    ) -> Result<Fetched, PullError> {
+        let what = reference.to_string();
+        let manifest_what = format!("manifest for {what}");
+        let target = session.oci_reference(reference, None);
+        let (top_bytes, _) = retry(
+            || {
+                session
+                    .client
+                    .pull_manifest_raw(&target, &session.auth, ACCEPT)
+            },
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| session.error(&manifest_what, e))?;
+        let top_bytes = top_bytes.to_vec();
+        let top_digest = Digest::of(&top_bytes);
+        if let Some(expected) = reference.digest()
+            && *expected != top_digest
+        {
+            return Err(PullError::Blob {
+                what: manifest_what,
+                source: StoreError::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: top_digest,
+                },
+            });
+        }
+        let top_media_type = manifest::media_type(&top_bytes, &what)?;
+        let (manifest_bytes, manifest_digest) = match manifest::check_kind(&top_media_type, &what)?
+        {
+            MediaKind::Index => {
+                let index = manifest::parse_index(&top_bytes, &what)?;
+                let entry = manifest::select(&index, platform, &what)?;
+                let digest = descriptor_digest(entry);
+                let bytes = if self.store.has_blob(&digest) {
+                    self.store.read_blob(&digest)?
+                } else {
+                    self.fetch_child_manifest(session, reference, entry).await?
+                };
+                (bytes, digest)
+            }
+            _ => (top_bytes.clone(), top_digest.clone()),
+        };
+        let image = manifest::parse_image(&manifest_bytes, &what)?;
+        // Announced only once the name resolved, so a bad name fails with
+        // one line and no preamble.
+        observer.borrow_mut().start(reference);
+        let config = image.config().clone();
+        let layers = image.layers().clone();
+
+        let stored_as = stored_name(reference, &top_digest);
+        let previously = self.store.lookup_tag(&stored_as)?;
+        let missing: Vec<Descriptor> = {
+            let mut seen = HashSet::new();
+            layers
+                .iter()
+                .chain(std::iter::once(&config))
+                .filter(|d| seen.insert(descriptor_digest(d)))
+                .filter(|d| !self.store.has_blob(&descriptor_digest(d)))
+                .cloned()
+                .collect()
+        };
+        let up_to_date = missing.is_empty()
+            && self.store.has_blob(&manifest_digest)
+            && self.store.has_blob(&top_digest)
+            && previously.is_some_and(|d| descriptor_digest(&d) == top_digest);
+        if !up_to_date {
+            observer.borrow_mut().layers(&layers);
+            for layer in &layers {
+                let digest = descriptor_digest(layer);
+                let event = if missing.iter().any(|m| descriptor_digest(m) == digest) {
+                    LayerEvent::Pulling
+                } else {
+                    LayerEvent::Exists
+                };
+                observer.borrow_mut().layer(&digest, event);
+            }
+        }
+        let config_digest = descriptor_digest(&config);
+        let blobs: Vec<VerifiedBlob> = stream::iter(missing.iter())
+            .map(|descriptor| {
+                let is_layer = descriptor_digest(descriptor) != config_digest;
+                self.fetch_blob(session, reference, descriptor, is_layer, observer)
+            })
+            .buffered(self.options.parallel.max(1))
+            .try_collect()
+            .await?;
+        Ok(Fetched {
+            reference: stored_as,
+            top_media_type,
+            top_bytes,
+            top_digest,
+            manifest_bytes,
+            manifest_digest,
+            config,
+            layers,
+            blobs,
+            up_to_date,
+        })
+    }
+
+    async fn fetch_child_manifest(
+        &self,
+        session: &Session,
+        reference: &Reference,
+        entry: &Descriptor,
+    ) -> Result<Vec<u8>, PullError> {
+        let digest = descriptor_digest(entry);
+        let what = format!("manifest {digest} of {reference}");
+        let target = session.oci_reference(reference, Some(&digest));
+        let (bytes, _) = retry(
+            || {
+                session
+                    .client
+                    .pull_manifest_raw(&target, &session.auth, ACCEPT)
+            },
+            |_, _| {},
+        )
+        .await
+        .map_err(|e| session.error(&what, e))?;
+        let actual = Digest::of(&bytes);
+        if actual != digest {
+            return Err(PullError::Blob {
+                what,
+                source: StoreError::DigestMismatch {
+                    expected: digest,
+                    actual,
+                },
+            });
+        }
+        Ok(bytes.to_vec())
+    }
+
+    /// Streams one blob from the socket into a temp file in the store,
+    /// hashing as it goes on a blocking thread, resuming with a range
+    /// request when the transfer breaks, and verifying digest and size.
+    async fn fetch_blob(
+        &self,
+        session: &Session,
+        reference: &Reference,
+        descriptor: &Descriptor,
+        is_layer: bool,
+        observer: &RefCell<&mut dyn PullObserver>,
+    ) -> Result<VerifiedBlob, PullError> {
+        let digest = descriptor_digest(descriptor);
+        let size = descriptor.size();
+        let what = format!("{} {digest}", if is_layer { "layer" } else { "config" });
+        let target = session.oci_reference(reference, None);
+        let digest_text = digest.to_string();
+        let notify = |event: LayerEvent| {
+            if is_layer {
+                observer.borrow_mut().layer(&digest, event);
+            }
+        };
+
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
+        let store = self.store.clone();
+        let writer = tokio::task::spawn_blocking(move || write_chunks(&store, receiver));
+
+        let mut received: u64 = 0;
+        let mut failures: u32 = 0;
+        let transfer: Result<(), PullError> = async {
+            loop {
+                // A range from byte 0 on the first try lets the registry
+                // answer 206, whose stream oci-client does not hash again:
+                // we hash once, in the writer. Empty blobs cannot be ranged.
+                let response = if size == 0 {
+                    session
+                        .client
+                        .pull_blob_stream(&target, digest_text.as_str())
+                        .await
+                        .map(BlobResponse::Full)
+                } else {
+                    session
+                        .client
+                        .pull_blob_stream_partial(&target, digest_text.as_str(), received, None)
+                        .await
+                };
+                let mut body = match response {
+                    Ok(BlobResponse::Full(body)) => {
+                        if received > 0 {
+                            // The registry ignored the range: start over.
+                            received = 0;
+                            if sender.send(Chunk::Restart).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        body
+                    }
+                    Ok(BlobResponse::Partial(body)) => body,
+                    Err(e) if failures + 1 < ATTEMPTS && is_transient(&e) => {
+                        failures += 1;
+                        notify(LayerEvent::Retrying {
+                            attempt: failures,
+                            reason: root_cause(&e),
+                        });
+                        tokio::time::sleep(backoff(failures)).await;
+                        continue;
+                    }
+                    Err(e) => return Err(session.error(&what, e).into()),
+                };
+                let mut broken = None;
+                while let Some(item) = body.next().await {
+                    match item {
+                        Ok(bytes) => {
+                            received += bytes.len() as u64;
+                            if received > size {
+                                return Err(PullError::Oversized {
+                                    what: what.clone(),
+                                    size,
+                                });
+                            }
+                            if is_layer {
+                                observer.borrow_mut().progress(&digest, received, size);
+                            }
+                            if sender.send(Chunk::Data(bytes)).await.is_err() {
+                                // The writer failed; its error is reported below.
+                                return Ok(());
+                            }
+                        }
+                        // oci-client's own check of a full response: the
+                        // bytes are all in, and our verification below
+                        // reports the mismatch with both digests.
+                        Err(e) if is_digest_error(&e) => break,
+                        Err(e) => {
+                            broken = Some(e);
+                            break;
+                        }
+                    }
+                }
+                let Some(error) = broken else {
+                    return Ok(());
+                };
+                if received == size {
+                    return Ok(());
+                }
+                failures += 1;
+                if failures >= ATTEMPTS {
+                    return Err(RegistryError::Failed {
+                        registry: session.host.clone(),
+                        what: what.clone(),
+                        reason: format!("transfer broke {failures} times: {}", root_cause(&error)),
+                    }
+                    .into());
+                }
+                notify(LayerEvent::Retrying {
+                    attempt: failures,
+                    reason: root_cause(&error),
+                });
+                tokio::time::sleep(backoff(failures)).await;
+            }
+        }
+        .await;
+        drop(sender);
+        let writer = writer
+            .await
+            .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
+            .map_err(PullError::Store)?;
+        transfer?;
+        notify(LayerEvent::Verifying);
+        let verified =
+            tokio::task::spawn_blocking(move || writer.verify(Some(&digest), Some(size)))
+                .await
+                .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
+                .map_err(|source| PullError::Blob {
+                    what: what.clone(),
+                    source,
+                })?;
+        if is_layer {
+            observer
+                .borrow_mut()
+                .layer(verified.digest(), LayerEvent::Downloaded);
+        }
+        Ok(verified)
+    }
+
+    /// The store half: persist the verified blobs, then the manifests, and
+    /// last the tag, so a reader never finds a tag without its content.
+    fn commit(
+        &self,
+        fetched: Fetched,
+        observer: &RefCell<&mut dyn PullObserver>,
+    ) -> Result<Pulled, PullError> {
+        let layer_digests: Vec<Digest> = fetched.layers.iter().map(descriptor_digest).collect();
+        for blob in fetched.blobs {
+            let (digest, _) = blob.persist()?;
+            if layer_digests.contains(&digest) {
+                observer.borrow_mut().layer(&digest, LayerEvent::Complete);
+            }
+        }
+        self.store.put_blob(&fetched.manifest_bytes)?;
+        if fetched.top_digest != fetched.manifest_digest {
+            self.store.put_blob(&fetched.top_bytes)?;
+        }
+        if !fetched.up_to_date {
+            let descriptor = Descriptor::new(
+                MediaType::from(fetched.top_media_type.as_str()),
+                fetched.top_bytes.len() as u64,
+                oci_spec::image::Digest::from_str(&fetched.top_digest.to_string())
+                    .expect("a sha256 digest is a valid OCI digest"),
+            );
+            self.store.tag(&fetched.reference, descriptor)?;
+        }
+        let id = descriptor_digest(&fetched.config);
+        let platform = config_platform(&self.store.read_blob(&id)?);
+        let size = fetched.manifest_bytes.len() as u64
+            + fetched.config.size()
+            + fetched.layers.iter().map(|l| l.size()).sum::<u64>();
+        let pinned = match fetched.reference.digest() {
+            Some(_) => fetched.reference.clone(),
+            None => fetched.reference.with_digest(fetched.top_digest.clone()),
+        };
+        Ok(Pulled {
+            reference: fetched.reference,
+            pinned,
+            digest: fetched.top_digest,
+            manifest_digest: fetched.manifest_digest,
+            id,
+            size,
+            platform,
+            layers: layer_digests,
+            up_to_date: fetched.up_to_date,
+        })
+    }
+}
+
+/// The name a pull is stored under: a pull by digest is named by its digest
+/// alone (Docker ignores a tag given with a digest).
+fn stored_name(reference: &Reference, digest: &Digest) -> Reference {
+    match reference.digest() {
+        Some(_) => reference.by_digest(digest.clone()),
+        None => reference.clone(),
+    }
+}
+
+enum Chunk {
+    Data(bytes::Bytes),
+    /// Discard what was written: the registry is sending the blob afresh.
+    Restart,
+}
+
+/// The writer thread: hashes and writes chunks until the sender is done.
+fn write_chunks(
+    store: &Store,
+    mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
+) -> Result<BlobWriter, StoreError> {
+    let mut writer = store.blob_writer()?;
+    while let Some(chunk) = receiver.blocking_recv() {
+        match chunk {
+            Chunk::Data(bytes) => writer
+                .write_all(&bytes)
+                .map_err(io_error(store.tmp_dir()))?,
+            Chunk::Restart => writer = store.blob_writer()?,
+        }
+    }
+    Ok(writer)
+}
+
+fn is_digest_error(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
+}
+
+/// The platform an image config declares (`os`, `architecture`, `variant`).
+fn config_platform(config: &[u8]) -> Platform {
+    let value: serde_json::Value = serde_json::from_slice(config).unwrap_or_default();
+    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    Platform {
+        os: field("os").unwrap_or_else(|| "unknown".to_string()),
+        architecture: field("architecture").unwrap_or_else(|| "unknown".to_string()),
+        variant: field("variant"),
+    }
+}
