@@ -113,11 +113,13 @@ impl Fixture {
     /// Pushes a fixture image to `registry` as `name` (`repo:tag`) in `format`,
     /// returning the reference it is reachable at.
     pub fn push(&self, image: &FixtureImage, host: &str, name: &str, format: Format) -> Reference {
-        let source = format!(
-            "oci:{}:{}",
-            self.store.images_dir().display(),
-            image.reference
-        );
+        // skopeo 1.9 will not recompress a gzip layer as zstd, so the zstd
+        // form is made here and pushed as it is.
+        let reference = match format {
+            Format::OciZstd => self.zstd_copy(image),
+            _ => image.reference.clone(),
+        };
+        let source = format!("oci:{}:{}", self.store.images_dir().display(), reference);
         let destination = format!("docker://{host}/{name}");
         let mut args = vec![
             "--insecure-policy",
@@ -128,11 +130,41 @@ impl Fixture {
         match format {
             Format::Oci => args.extend(["--format", "oci"]),
             Format::DockerV2s2 => args.extend(["--format", "v2s2"]),
-            Format::OciZstd => args.extend(["--format", "oci", "--dest-compress-format", "zstd"]),
+            Format::OciZstd => args.extend(["--format", "oci"]),
         }
         args.extend([source.as_str(), destination.as_str()]);
         crate::tools::external("skopeo", &args);
         Reference::parse(&format!("{host}/{name}")).unwrap()
+    }
+}
+
+impl Fixture {
+    /// Stores `image` again with its gzip layer recompressed as zstd, tagged
+    /// `<repository>:<tag>-zstd`; returns that tag.
+    fn zstd_copy(&self, image: &FixtureImage) -> Reference {
+        let gz = self.store.read_blob(&image.layer_digest).unwrap();
+        let mut tar = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&gz[..]), &mut tar).unwrap();
+        let layer = zstd::encode_all(&tar[..], 3).unwrap();
+        let layer_digest = self.store.put_blob(&layer).unwrap();
+        let manifest = self.store.read_blob(&image.manifest_digest).unwrap();
+        let mut manifest: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+        manifest["layers"][0] = json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+zstd",
+            "digest": layer_digest.to_string(),
+            "size": layer.len(),
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let manifest_digest = self.store.put_blob(&manifest).unwrap();
+        let tag = format!("{}-zstd", image.reference.tag().unwrap_or("latest"));
+        let reference = image.reference.with_tag(&tag);
+        let descriptor = Descriptor::new(
+            MediaType::ImageManifest,
+            manifest.len() as u64,
+            oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
+        );
+        self.store.tag(&reference, descriptor).unwrap();
+        reference
     }
 }
 
@@ -252,4 +284,202 @@ pub fn busybox_layer(label: &str) -> Vec<u8> {
         tar.append_data(&mut h, path, contents.as_bytes()).unwrap();
     }
     tar.into_inner().unwrap()
+}
+
+/// A multi-platform fixture: an OCI index with an entry for the host and
+/// one for linux/arm64/v8 (busybox layers; only the config says arm64).
+#[derive(Debug, Clone)]
+pub struct FixtureIndex {
+    pub reference: Reference,
+    pub index_digest: Digest,
+    pub host: FixtureImage,
+    pub arm64: FixtureImage,
+}
+
+impl Fixture {
+    /// Writes a two-platform index tagged `reference`.
+    pub fn index(&self, reference: &str, label: &str) -> FixtureIndex {
+        let reference = Reference::parse(reference).unwrap();
+        let host_platform = berth::platform::Platform::host();
+        let host = write_image(&self.store, &format!("{label} host"), &host_platform);
+        let arm64_platform: berth::platform::Platform = "linux/arm64/v8".parse().unwrap();
+        let arm64 = write_image(&self.store, &format!("{label} arm64"), &arm64_platform);
+        let entry = |image: &FixtureImage, platform: &berth::platform::Platform| {
+            let mut p = json!({"os": platform.os, "architecture": platform.architecture});
+            if let Some(variant) = &platform.variant {
+                p["variant"] = json!(variant);
+            }
+            json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": image.manifest_digest.to_string(),
+                "size": image.manifest_size,
+                "platform": p,
+            })
+        };
+        let index = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": [entry(&host, &host_platform), entry(&arm64, &arm64_platform)],
+        });
+        let index = serde_json::to_vec(&index).unwrap();
+        let index_digest = self.store.put_blob(&index).unwrap();
+        let descriptor = Descriptor::new(
+            MediaType::ImageIndex,
+            index.len() as u64,
+            oci_spec::image::Digest::from_str(&index_digest.to_string()).unwrap(),
+        );
+        self.store.tag(&reference, descriptor).unwrap();
+        FixtureIndex {
+            reference: reference.clone(),
+            index_digest,
+            host: FixtureImage {
+                reference: reference.clone(),
+                ..host
+            },
+            arm64: FixtureImage { reference, ..arm64 },
+        }
+    }
+
+    /// Pushes a fixture index with every platform (`skopeo copy --all`).
+    pub fn push_index(&self, index: &FixtureIndex, host: &str, name: &str) -> Reference {
+        let source = format!(
+            "oci:{}:{}",
+            self.store.images_dir().display(),
+            index.reference
+        );
+        let destination = format!("docker://{host}/{name}");
+        crate::tools::external(
+            "skopeo",
+            &[
+                "--insecure-policy",
+                "copy",
+                "--quiet",
+                "--all",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+                &source,
+                &destination,
+            ],
+        );
+        Reference::parse(&format!("{host}/{name}")).unwrap()
+    }
+
+    /// Adds an image of `layers` layers, each one file of `layer_bytes`
+    /// pseudo-random (incompressible) bytes, tagged `reference`; returns the
+    /// layer digests. The layers are gzip without compression, so skopeo
+    /// pushes them as they are. For benches and interrupted transfers.
+    pub fn random(&self, reference: &str, layers: usize, layer_bytes: usize) -> Vec<Digest> {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ reference.len() as u64;
+        let mut descriptors = Vec::new();
+        let mut diff_ids = Vec::new();
+        let mut layer_digests = Vec::new();
+        for n in 0..layers {
+            let mut data = vec![0u8; layer_bytes];
+            for chunk in data.chunks_mut(8) {
+                // xorshift64: fast, and gzip finds nothing to squeeze.
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+            }
+            let mut tar = tar::Builder::new(Vec::with_capacity(layer_bytes + 4096));
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_mode(0o644);
+            h.set_size(layer_bytes as u64);
+            h.set_mtime(MTIME);
+            tar.append_data(&mut h, format!("data/{n}.bin"), &data[..])
+                .unwrap();
+            drop(data);
+            let tar = tar.into_inner().unwrap();
+            diff_ids.push(Digest::of(&tar).to_string());
+            let mut gz = GzEncoder::new(Vec::with_capacity(tar.len() + 4096), Compression::none());
+            std::io::Write::write_all(&mut gz, &tar).unwrap();
+            drop(tar);
+            let layer = gz.finish().unwrap();
+            let digest = self.store.put_blob(&layer).unwrap();
+            descriptors.push(json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": digest.to_string(),
+                "size": layer.len(),
+            }));
+            layer_digests.push(digest);
+        }
+        let config = json!({
+            "created": "2023-11-14T22:13:20Z",
+            "architecture": berth::platform::Platform::host().architecture,
+            "os": "linux",
+            "config": {"Cmd": ["sh"]},
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+        });
+        let config = serde_json::to_vec(&config).unwrap();
+        let config_digest = self.store.put_blob(&config).unwrap();
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest.to_string(),
+                "size": config.len(),
+            },
+            "layers": descriptors,
+        });
+        let manifest = serde_json::to_vec(&manifest).unwrap();
+        let manifest_digest = self.store.put_blob(&manifest).unwrap();
+        let descriptor = Descriptor::new(
+            MediaType::ImageManifest,
+            manifest.len() as u64,
+            oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
+        );
+        self.store
+            .tag(&Reference::parse(reference).unwrap(), descriptor)
+            .unwrap();
+        layer_digests
+    }
+}
+
+/// One untagged busybox image whose config declares `platform`.
+fn write_image(store: &Store, label: &str, platform: &berth::platform::Platform) -> FixtureImage {
+    let tar = busybox_layer(label);
+    let diff_id = Digest::of(&tar);
+    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    let layer = gz.finish().unwrap();
+    let layer_digest = store.put_blob(&layer).unwrap();
+    let mut config = json!({
+        "created": "2023-11-14T22:13:20Z",
+        "architecture": platform.architecture,
+        "os": platform.os,
+        "config": {"Cmd": ["sh"], "Labels": {"berth.fixture": label}},
+        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+    });
+    if let Some(variant) = &platform.variant {
+        config["variant"] = json!(variant);
+    }
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = store.put_blob(&config).unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": [{
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": layer_digest.to_string(),
+            "size": layer.len(),
+        }],
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = store.put_blob(&manifest).unwrap();
+    FixtureImage {
+        reference: Reference::parse("untagged").unwrap(),
+        manifest_digest,
+        manifest_size: manifest.len() as u64,
+        config_digest,
+        layer_digest,
+        diff_id,
+    }
 }

@@ -4,7 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,12 @@ pub struct Registry {
     pub host: String,
     child: Child,
     dir: tempfile::TempDir,
+    /// `/etc/docker/certs.d/<host>`, for a TLS registry: removed on drop.
+    certs_dir: Option<PathBuf>,
 }
+
+/// Where Docker (and berth) look for a registry's CA.
+const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
 
 impl Registry {
     /// Starts a plain-HTTP registry and waits until it answers `GET /v2/`.
@@ -25,6 +30,98 @@ impl Registry {
             "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n",
             dir.path().join("data").display()
         );
+        let mut registry = Registry::spawn(dir, host, &config, None);
+        registry.wait_ready();
+        registry
+    }
+
+    /// Starts a registry that serves HTTPS with a certificate from a CA
+    /// made for it (installed as `/etc/docker/certs.d/<host>/ca.crt`, as
+    /// Docker expects) and requires basic auth as `user`/`password`
+    /// (htpasswd, bcrypt).
+    pub fn start_tls_auth(user: &str, password: &str) -> Registry {
+        let dir = tempfile::tempdir().expect("registry temp dir");
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let d = dir.path();
+        let run = |program: &str, args: &[&str]| crate::tools::external(program, args);
+        let path = |name: &str| d.join(name).display().to_string();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut args = vec!["req", "-x509", "-days", "2", "-subj", "/CN=berth test CA"];
+        args.extend(ec);
+        let (ca_key, ca_crt) = (path("ca.key"), path("ca.crt"));
+        args.extend(["-keyout", &ca_key, "-out", &ca_crt]);
+        run("openssl", &args);
+        let (key, csr, crt, ext) = (
+            path("server.key"),
+            path("server.csr"),
+            path("server.crt"),
+            path("server.ext"),
+        );
+        let mut args = vec![
+            "req",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+        ];
+        args.extend(ec);
+        run("openssl", &args);
+        std::fs::write(
+            &ext,
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        run(
+            "openssl",
+            &[
+                "x509",
+                "-req",
+                "-days",
+                "2",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ],
+        );
+        let htpasswd = run("htpasswd", &["-Bbn", user, password]);
+        std::fs::write(d.join("htpasswd"), htpasswd.trim()).unwrap();
+        let config = format!(
+            "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\nhttp:\n  addr: {host}\n  tls:\n    certificate: {crt}\n    key: {key}\nauth:\n  htpasswd:\n    realm: berth-test\n    path: {htpasswd}\n",
+            data = d.join("data").display(),
+            htpasswd = d.join("htpasswd").display(),
+        );
+        let certs_dir = Path::new(DOCKER_CERTS_DIR).join(&host);
+        std::fs::create_dir_all(&certs_dir)
+            .expect("create /etc/docker/certs.d/<host> (tests run as root)");
+        std::fs::copy(d.join("ca.crt"), certs_dir.join("ca.crt")).unwrap();
+        let mut registry = Registry::spawn(dir, host, &config, Some(certs_dir));
+        registry.wait_listening();
+        registry
+    }
+
+    fn spawn(
+        dir: tempfile::TempDir,
+        host: String,
+        config: &str,
+        certs_dir: Option<PathBuf>,
+    ) -> Registry {
         let config_path = dir.path().join("config.yml");
         std::fs::write(&config_path, config).unwrap();
         let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
@@ -46,9 +143,32 @@ impl Registry {
         let child = command
             .spawn()
             .expect("docker-registry must be installed (cargo xtask ci installs it)");
-        let mut registry = Registry { host, child, dir };
-        registry.wait_ready();
-        registry
+        Registry {
+            host,
+            child,
+            dir,
+            certs_dir,
+        }
+    }
+
+    /// The CA that signed a TLS registry's certificate.
+    pub fn ca_certificate(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// For a TLS registry: waits until it accepts connections.
+    fn wait_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("docker-registry exited with {status}: {}", self.log());
+            }
+            if TcpStream::connect(&self.host).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("docker-registry did not listen within 20 s: {}", self.log());
     }
 
     fn wait_ready(&mut self) {
@@ -100,6 +220,9 @@ impl Drop for Registry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some(dir) = &self.certs_dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 

@@ -220,11 +220,10 @@ impl Puller {
                 |_, _| {},
             ))
             .map_err(|e| session.error(&format!("tags of {}", repository.repository()), e))?;
-        Ok(response
-            .tags
-            .iter()
-            .map(|tag| repository.with_tag(tag))
-            .collect())
+        // Registries list tags in no promised order; a pipe wants one.
+        let mut tags = response.tags;
+        tags.sort();
+        Ok(tags.iter().map(|tag| repository.with_tag(tag)).collect())
     }
 
     fn session(&mut self, reference: &Reference) -> Result<Rc<Session>, PullError> {
@@ -557,10 +556,7 @@ impl Puller {
         let size = fetched.manifest_bytes.len() as u64
             + fetched.config.size()
             + fetched.layers.iter().map(|l| l.size()).sum::<u64>();
-        let pinned = match fetched.reference.digest() {
-            Some(_) => fetched.reference.clone(),
-            None => fetched.reference.with_digest(fetched.top_digest.clone()),
-        };
+        let pinned = fetched.reference.with_digest(fetched.top_digest.clone());
         Ok(Pulled {
             reference: fetched.reference,
             pinned,
@@ -575,12 +571,14 @@ impl Puller {
     }
 }
 
-/// The name a pull is stored under: a pull by digest is named by its digest
-/// alone (Docker ignores a tag given with a digest).
+/// The name a pull is stored under: its tag, or for a pull by digest alone
+/// the digest reference. `repo:tag@digest` (what img-pull prints) keeps
+/// its tag, now naming the verified digest, so a pinned line pulls again
+/// to the same line.
 fn stored_name(reference: &Reference, digest: &Digest) -> Reference {
-    match reference.digest() {
-        Some(_) => reference.by_digest(digest.clone()),
-        None => reference.clone(),
+    match reference.tag() {
+        Some(tag) => reference.with_tag(tag),
+        None => reference.by_digest(digest.clone()),
     }
 }
 
