@@ -25,16 +25,45 @@ pub fn run() -> Result<(), String> {
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
     let tool = |name: &str| binary(name).display().to_string();
+    // 4 layers of 64 MiB of incompressible data, pulled into an empty
+    // destination each run.
+    fixture.random("bench/big:latest", 4, 64 << 20);
+    let big = format!("{}/big:bench", registry.host);
+    berth_harness::tools::skopeo_copy(
+        &format!("oci:{images}:docker.io/bench/big:latest"),
+        &format!("docker://{big}"),
+    );
+    let pulls = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let (ours_dest, theirs_dest) = (pulls.path().join("ours"), pulls.path().join("theirs"));
 
-    let comparisons = vec![Comparison {
-        name: "tag an image in an OCI layout (img-tag vs umoci tag)".into(),
-        ours: format!(
-            "{} --root {root} docker.io/bench/busybox:latest docker.io/bench/busybox:ours",
-            tool("img-tag")
-        ),
-        theirs: format!("umoci tag --image {images}:docker.io/bench/busybox:latest theirs"),
-        prepare: None,
-    }];
+    let comparisons = vec![
+        Comparison {
+            name: "pull 256 MiB in 4 layers (img-pull vs skopeo copy docker:// oci:)".into(),
+            ours: format!(
+                "{} -q --root {} {big}",
+                tool("img-pull"),
+                ours_dest.display()
+            ),
+            theirs: format!(
+                "skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://{big} oci:{}:big",
+                theirs_dest.display()
+            ),
+            prepare: Some(format!(
+                "rm -rf {} {}",
+                ours_dest.display(),
+                theirs_dest.display()
+            )),
+        },
+        Comparison {
+            name: "tag an image in an OCI layout (img-tag vs umoci tag)".into(),
+            ours: format!(
+                "{} --root {root} docker.io/bench/busybox:latest docker.io/bench/busybox:ours",
+                tool("img-tag")
+            ),
+            theirs: format!("umoci tag --image {images}:docker.io/bench/busybox:latest theirs"),
+            prepare: None,
+        },
+    ];
 
     println!(
         "{:<64} {:>10} {:>10} {:>7}",
