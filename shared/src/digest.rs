@@ -159,7 +159,10 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(d.short(), "e3b0c44298fc");
-        assert!(matches!("sha256:abc".parse::<Digest>(), Err(DigestError::Malformed(_))));
+        assert!(matches!(
+            "sha256:abc".parse::<Digest>(),
+            Err(DigestError::Malformed(_))
+        ));
         assert!(matches!(
             "sha512:abcd".parse::<Digest>(),
             Err(DigestError::Algorithm(_))

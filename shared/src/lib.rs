@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod digest;
 pub mod exit;
+pub mod layer;
 pub mod output;
 pub mod pipe;
 pub mod platform;

@@ -124,7 +124,13 @@ mod tests {
 
     #[test]
     fn dash_splices_stdin_in_place() {
-        let got = targets(&args(&["a", "-", "z"]), &b"b\n\nc\n"[..], true, IMAGE_FIELDS).unwrap();
+        let got = targets(
+            &args(&["a", "-", "z"]),
+            &b"b\n\nc\n"[..],
+            true,
+            IMAGE_FIELDS,
+        )
+        .unwrap();
         assert_eq!(got, ["a", "b", "c", "z"]);
     }
 

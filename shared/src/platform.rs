@@ -54,7 +54,9 @@ impl FromStr for Platform {
     fn from_str(s: &str) -> Result<Platform, PlatformError> {
         let parts: Vec<&str> = s.split('/').collect();
         let valid = |p: &&str| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         };
         if !(2..=3).contains(&parts.len()) || !parts.iter().all(valid) {
             return Err(PlatformError(s.to_string()));

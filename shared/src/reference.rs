@@ -30,9 +30,7 @@ pub struct Reference {
 pub enum ReferenceError {
     #[error("invalid reference format: repository name must have at least one component")]
     Empty,
-    #[error(
-        "invalid repository name ({0}), cannot specify 64-byte hexadecimal strings"
-    )]
+    #[error("invalid repository name ({0}), cannot specify 64-byte hexadecimal strings")]
     HexName(String),
     #[error("invalid reference format: repository name ({0}) must be lowercase")]
     Uppercase(String),
@@ -259,17 +257,19 @@ fn validate_domain(domain: &str) -> Result<(), String> {
             None => (domain, ""),
         }
     };
-    if domain.contains(':') && !domain.starts_with('[') || !port.is_empty() {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("registry {domain:?} has an invalid port {port:?}"));
-        }
+    if (domain.contains(':') && !domain.starts_with('[') || !port.is_empty())
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("registry {domain:?} has an invalid port {port:?}"));
     }
     if domain.starts_with('[') {
         return Ok(());
     }
     for component in host.split('.') {
         let ok = !component.is_empty()
-            && component.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && component
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             && !component.starts_with('-')
             && !component.ends_with('-');
         if !ok {
@@ -292,7 +292,9 @@ fn validate_path(path: &str) -> Result<(), String> {
         let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
         let mut i = 0;
         let bad = || {
-            format!("repository path component {component:?} must be lowercase letters and digits separated by '.', '_', '__' or '-'")
+            format!(
+                "repository path component {component:?} must be lowercase letters and digits separated by '.', '_', '__' or '-'"
+            )
         };
         if !alnum(bytes[0]) {
             return Err(bad());
@@ -307,8 +309,8 @@ fn validate_path(path: &str) -> Result<(), String> {
                 i += 1;
             }
             let separator = &component[start..i];
-            let separator_ok = matches!(separator, "." | "_" | "__")
-                || separator.bytes().all(|b| b == b'-');
+            let separator_ok =
+                matches!(separator, "." | "_" | "__") || separator.bytes().all(|b| b == b'-');
             if !separator_ok || i == bytes.len() {
                 return Err(bad());
             }
@@ -350,12 +352,21 @@ mod tests {
             ("ubuntu:22.04", "docker.io/library/ubuntu:22.04"),
             ("library/ubuntu", "docker.io/library/ubuntu:latest"),
             ("docker.io/ubuntu", "docker.io/library/ubuntu:latest"),
-            ("docker.io/library/ubuntu", "docker.io/library/ubuntu:latest"),
+            (
+                "docker.io/library/ubuntu",
+                "docker.io/library/ubuntu:latest",
+            ),
             ("index.docker.io/ubuntu", "docker.io/library/ubuntu:latest"),
             ("user/app", "docker.io/user/app:latest"),
             ("user/app:v1.2", "docker.io/user/app:v1.2"),
-            ("docker/welcome-to-docker", "docker.io/docker/welcome-to-docker:latest"),
-            ("myregistry.local:5000/testing/test-image", "myregistry.local:5000/testing/test-image:latest"),
+            (
+                "docker/welcome-to-docker",
+                "docker.io/docker/welcome-to-docker:latest",
+            ),
+            (
+                "myregistry.local:5000/testing/test-image",
+                "myregistry.local:5000/testing/test-image:latest",
+            ),
             ("localhost:5000/app:dev", "localhost:5000/app:dev"),
             ("localhost/app", "localhost/app:latest"),
             ("127.0.0.1:5000/bb", "127.0.0.1:5000/bb:latest"),
@@ -364,10 +375,22 @@ mod tests {
             ("a/b/c/d", "docker.io/a/b/c/d:latest"),
             ("my_app.v2-x__y", "docker.io/library/my_app.v2-x__y:latest"),
             ("a--b", "docker.io/library/a--b:latest"),
-            (&format!("ubuntu@{D}"), &format!("docker.io/library/ubuntu@{D}")),
-            (&format!("ubuntu:22.04@{D}"), &format!("docker.io/library/ubuntu:22.04@{D}")),
-            (&format!("localhost:5000/x@{D}"), &format!("localhost:5000/x@{D}")),
-            ("Registry.Example.com/app", "Registry.Example.com/app:latest"),
+            (
+                &format!("ubuntu@{D}"),
+                &format!("docker.io/library/ubuntu@{D}"),
+            ),
+            (
+                &format!("ubuntu:22.04@{D}"),
+                &format!("docker.io/library/ubuntu:22.04@{D}"),
+            ),
+            (
+                &format!("localhost:5000/x@{D}"),
+                &format!("localhost:5000/x@{D}"),
+            ),
+            (
+                "Registry.Example.com/app",
+                "Registry.Example.com/app:latest",
+            ),
             ("app:_under", "docker.io/library/app:_under"),
         ];
         for (input, want) in cases {
@@ -382,9 +405,18 @@ mod tests {
     fn invalid_references_name_what_is_wrong() {
         let hex = &D[7..];
         let cases: &[(&str, &str)] = &[
-            ("", "invalid reference format: repository name must have at least one component"),
-            ("Foo", "invalid reference format: repository name (library/Foo) must be lowercase"),
-            ("user/App:1", "invalid reference format: repository name (user/App) must be lowercase"),
+            (
+                "",
+                "invalid reference format: repository name must have at least one component",
+            ),
+            (
+                "Foo",
+                "invalid reference format: repository name (library/Foo) must be lowercase",
+            ),
+            (
+                "user/App:1",
+                "invalid reference format: repository name (user/App) must be lowercase",
+            ),
             (hex, "cannot specify 64-byte hexadecimal strings"),
             ("foo:", "empty tag after ':'"),
             (":tag", "missing repository name"),
@@ -402,7 +434,10 @@ mod tests {
         ];
         for (input, want) in cases {
             let err = Reference::parse(input).expect_err(input).to_string();
-            assert!(err.contains(want), "{input:?}: {err:?} should contain {want:?}");
+            assert!(
+                err.contains(want),
+                "{input:?}: {err:?} should contain {want:?}"
+            );
         }
         let long = format!("{}/x", "a".repeat(260));
         assert_eq!(Reference::parse(&long), Err(ReferenceError::TooLong));
@@ -415,7 +450,10 @@ mod tests {
         let r = Reference::parse("postgres").unwrap();
         assert_eq!(r.familiar_repository(), "postgres");
         assert_eq!(r.registry_host(), "registry-1.docker.io");
-        assert_eq!(Reference::parse("user/app").unwrap().familiar_repository(), "user/app");
+        assert_eq!(
+            Reference::parse("user/app").unwrap().familiar_repository(),
+            "user/app"
+        );
         let local = Reference::parse("localhost:5000/app").unwrap();
         assert_eq!(local.familiar_repository(), "localhost:5000/app");
         assert_eq!(local.registry_host(), "localhost:5000");

@@ -8,8 +8,12 @@ pub const ROOT_ENV: &str = "BERTH_ROOT";
 
 /// Picks the store root from the flag, the environment, or the default.
 pub fn select(flag: Option<PathBuf>) -> PathBuf {
-    flag.or_else(|| std::env::var_os(ROOT_ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
-        .unwrap_or_else(default_root)
+    flag.or_else(|| {
+        std::env::var_os(ROOT_ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    })
+    .unwrap_or_else(default_root)
 }
 
 fn default_root() -> PathBuf {

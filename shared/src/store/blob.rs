@@ -152,7 +152,10 @@ mod tests {
             .unwrap_err();
         let message = err.to_string();
         assert!(message.contains(&claimed.to_string()), "{message}");
-        assert!(message.contains(&Digest::of(b"what it sent").to_string()), "{message}");
+        assert!(
+            message.contains(&Digest::of(b"what it sent").to_string()),
+            "{message}"
+        );
         assert_eq!(std::fs::read_dir(store.blobs_dir()).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(store.tmp_dir()).unwrap().count(), 0);
     }
@@ -176,6 +179,13 @@ mod tests {
         let err = store
             .put_blob_from(&mut &b"abc"[..], None, Some(4))
             .unwrap_err();
-        assert!(matches!(err, StoreError::SizeMismatch { expected: 4, actual: 3, .. }));
+        assert!(matches!(
+            err,
+            StoreError::SizeMismatch {
+                expected: 4,
+                actual: 3,
+                ..
+            }
+        ));
     }
 }

@@ -145,7 +145,9 @@ impl Store {
         let prefix = target.strip_prefix("sha256:").unwrap_or(target);
         let is_prefix = !prefix.is_empty()
             && prefix.len() <= 64
-            && prefix.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            && prefix
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
         if !is_prefix {
             return Err(StoreError::NoSuchImage(target.to_string()));
         }

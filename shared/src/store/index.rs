@@ -62,7 +62,10 @@ impl Store {
 /// The reference a descriptor's ref-name annotation carries, normalised the
 /// way Docker would read it. Other tools may write short names ("busybox").
 pub fn tag_of(descriptor: &Descriptor) -> Option<Reference> {
-    let name = descriptor.annotations().as_ref()?.get(REF_NAME_ANNOTATION)?;
+    let name = descriptor
+        .annotations()
+        .as_ref()?
+        .get(REF_NAME_ANNOTATION)?;
     Reference::parse(name).ok()
 }
 
@@ -113,7 +116,8 @@ impl IndexGuard {
         tmp.write_all(&bytes).map_err(io_error(tmp.path()))?;
         tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;
         let target = self.store.index_path();
-        tmp.persist(&target).map_err(|e| io_error(&target)(e.error))?;
+        tmp.persist(&target)
+            .map_err(|e| io_error(&target)(e.error))?;
         sync_dir(&self.store.images_dir())
     }
 }
@@ -140,7 +144,12 @@ mod tests {
         let index = store.read_index().unwrap();
         assert_eq!(index.manifests().len(), 1);
         assert_eq!(
-            store.lookup_tag(&name).unwrap().unwrap().digest().to_string(),
+            store
+                .lookup_tag(&name)
+                .unwrap()
+                .unwrap()
+                .digest()
+                .to_string(),
             Digest::of(b"two").to_string()
         );
         let annotation = &index.manifests()[0].annotations().as_ref().unwrap()[REF_NAME_ANNOTATION];

@@ -7,7 +7,7 @@ mod image;
 mod index;
 
 pub use blob::BlobWriter;
-pub use image::{Image, MediaKind};
+pub use image::{Image, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION};
 
 use crate::digest::{Digest, DigestError};
