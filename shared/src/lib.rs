@@ -2,6 +2,7 @@
 //! and its typed error; the tools only parse flags, call in here, and print.
 
 pub mod cli;
+pub mod container;
 pub mod digest;
 pub mod exit;
 pub mod layer;
@@ -10,6 +11,7 @@ pub mod pipe;
 pub mod platform;
 pub mod reference;
 pub mod root;
+pub mod runtime;
 pub mod store;
 
 pub use digest::Digest;

@@ -57,7 +57,10 @@ impl Registry {
             if let Some(status) = self.child.try_wait().unwrap() {
                 panic!("docker-registry exited with {status}: {}", self.log());
             }
-            if self.get("/v2/").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            if self
+                .get("/v2/")
+                .is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+            {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -70,7 +70,10 @@ impl Run {
     pub fn one_error_line(self, parts: &[&str]) -> Run {
         assert_eq!(self.stderr.lines().count(), 1, "one stderr line: {self:#?}");
         for part in parts {
-            assert!(self.stderr.contains(part), "stderr lacks {part:?}: {self:#?}");
+            assert!(
+                self.stderr.contains(part),
+                "stderr lacks {part:?}: {self:#?}"
+            );
         }
         self
     }

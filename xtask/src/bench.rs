@@ -19,7 +19,12 @@ pub fn run() -> Result<(), String> {
     let registry = Registry::start();
     let fixture = Fixture::new();
     let image = fixture.busybox("bench/busybox:latest", "bench");
-    let _pushed = fixture.push(&image, &registry.host, "busybox:bench", berth_harness::fixture::Format::Oci);
+    let _pushed = fixture.push(
+        &image,
+        &registry.host,
+        "busybox:bench",
+        berth_harness::fixture::Format::Oci,
+    );
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
 
@@ -33,7 +38,10 @@ pub fn run() -> Result<(), String> {
         prepare: None,
     }];
 
-    println!("{:<60} {:>12} {:>12} {:>8}", "benchmark", "berth", "other", "ratio");
+    println!(
+        "{:<60} {:>12} {:>12} {:>8}",
+        "benchmark", "berth", "other", "ratio"
+    );
     for comparison in &comparisons {
         let (ours, theirs) = time_pair(comparison)?;
         println!(
@@ -53,7 +61,15 @@ fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
     let export = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let mut command = Command::new("hyperfine");
     command
-        .args(["--warmup", "3", "--min-runs", "20", "--style", "none", "--export-json"])
+        .args([
+            "--warmup",
+            "3",
+            "--min-runs",
+            "20",
+            "--style",
+            "none",
+            "--export-json",
+        ])
         .arg(export.path());
     if let Some(prepare) = &comparison.prepare {
         command.args(["--prepare", prepare]);
@@ -63,10 +79,9 @@ fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
     if !status.success() {
         return Err(format!("hyperfine failed on {}", comparison.name));
     }
-    let report: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(export.path()).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(export.path()).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
     let mean = |i: usize| report["results"][i]["mean"].as_f64().unwrap_or(f64::NAN);
     Ok((mean(0), mean(1)))
 }

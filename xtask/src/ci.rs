@@ -21,7 +21,14 @@ pub fn run() -> Result<(), String> {
     step("cargo", &["fmt", "--all", "--check"])?;
     step(
         "cargo",
-        &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"],
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
     )?;
     crate::build_tools(false)?;
     step("cargo", &["test", "--workspace"])
@@ -64,9 +71,8 @@ fn present(command: &str) -> bool {
 }
 
 fn on_path(command: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| dir.join(command).is_file())
-    })
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(command).is_file()))
 }
 
 /// The fixtures need a statically linked busybox at /bin/busybox: a dynamic

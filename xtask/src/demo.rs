@@ -28,7 +28,10 @@ pub fn run() -> Result<(), String> {
             &format!("oci:{}/images:{pushed}", root.display()),
         ],
     );
-    show("img-tag", &mut tool("img-tag", root).args([&pushed.to_string(), "demo:v1"]))?;
+    show(
+        "img-tag",
+        tool("img-tag", root).args([&pushed.to_string(), "demo:v1"]),
+    )?;
     Ok(())
 }
 

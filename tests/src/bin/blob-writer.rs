@@ -6,8 +6,12 @@ fn main() -> std::process::ExitCode {
     berth::exit::run(|| {
         let args: Vec<String> = std::env::args().collect();
         let store = berth::Store::open(&args[1])?;
-        let expected = args.get(2).map(|d| d.parse::<berth::Digest>()).transpose()?;
-        let (digest, _) = store.put_blob_from(&mut std::io::stdin().lock(), expected.as_ref(), None)?;
+        let expected = args
+            .get(2)
+            .map(|d| d.parse::<berth::Digest>())
+            .transpose()?;
+        let (digest, _) =
+            store.put_blob_from(&mut std::io::stdin().lock(), expected.as_ref(), None)?;
         berth::output::result(digest);
         Ok(())
     })

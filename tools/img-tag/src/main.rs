@@ -20,7 +20,10 @@ fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
         let source = match cli.source.as_str() {
-            "-" => single(pipe::targets_from_process(&[cli.source.clone()], pipe::IMAGE_FIELDS)?)?,
+            "-" => single(pipe::targets_from_process(
+                std::slice::from_ref(&cli.source),
+                pipe::IMAGE_FIELDS,
+            )?)?,
             _ => cli.source,
         };
         let target = Reference::parse(&cli.target)?;
