@@ -473,3 +473,20 @@ fn the_image_can_come_from_stdin() {
     assert_eq!(run.stdout, "piped\n");
     assert!(Path::new(fixture.root()).join("layers").is_dir());
 }
+
+#[test]
+fn interactive_feeds_stdin_and_without_it_stdin_is_empty() {
+    let fixture = fixture();
+    let run = Run::of(
+        tool("ctr-run", fixture.root()).args(["--rm", "-i", IMG, "cat"]),
+        Some("fed\n"),
+    )
+    .success();
+    assert_eq!(run.stdout, "fed\n");
+    let run = Run::of(
+        tool("ctr-run", fixture.root()).args(["--rm", IMG, "cat"]),
+        Some("ignored\n"),
+    )
+    .success();
+    assert_eq!(run.stdout, "");
+}

@@ -28,15 +28,28 @@ pub fn run() -> Result<(), String> {
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
 
-    let comparisons = vec![Comparison {
-        name: "tag an image in an OCI layout (img-tag vs umoci tag)",
-        ours: format!(
-            "{} --root {root} docker.io/bench/busybox:latest docker.io/bench/busybox:ours",
-            binary("img-tag").display()
-        ),
-        theirs: format!("umoci tag --image {images}:docker.io/bench/busybox:latest theirs"),
-        prepare: None,
-    }];
+    let bundle = runc_bundle(&fixture)?;
+    let comparisons = vec![
+        Comparison {
+            name: "tag an image in an OCI layout (img-tag vs umoci tag)",
+            ours: format!(
+                "{} --root {root} docker.io/bench/busybox:latest docker.io/bench/busybox:ours",
+                binary("img-tag").display()
+            ),
+            theirs: format!("umoci tag --image {images}:docker.io/bench/busybox:latest theirs"),
+            prepare: None,
+        },
+        Comparison {
+            name: "run `true` in a container (ctr-run --rm vs runc run)",
+            ours: format!(
+                "{} --root {root} --rm docker.io/bench/busybox:latest true",
+                binary("ctr-run").display()
+            ),
+            // $$ is a fresh shell per run, so every runc container ID is new.
+            theirs: format!("runc run --bundle {} bench-$$", bundle.path().display()),
+            prepare: None,
+        },
+    ];
 
     println!(
         "{:<60} {:>12} {:>12} {:>8}",
@@ -54,6 +67,52 @@ pub fn run() -> Result<(), String> {
     }
     println!("ratio = berth time / other tool's time (below 1 means berth is faster)");
     Ok(())
+}
+
+/// A runc bundle whose rootfs is the busybox image's unpacked layer (made
+/// by one ctr-run, so both sides start from the same files), running `true`.
+fn runc_bundle(fixture: &Fixture) -> Result<tempfile::TempDir, String> {
+    let status = Command::new(binary("ctr-run"))
+        .args(["--root"])
+        .arg(fixture.root())
+        .args(["--rm", "docker.io/bench/busybox:latest", "true"])
+        .status()
+        .map_err(|e| format!("ctr-run: {e}"))?;
+    if !status.success() {
+        return Err(format!("ctr-run failed: {status}"));
+    }
+    let layer = std::fs::read_dir(fixture.root().join("layers"))
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .ok_or("no unpacked layer")?;
+    let bundle = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(&layer)
+        .arg(bundle.path().join("rootfs"))
+        .status()
+        .map_err(|e| format!("cp: {e}"))?;
+    if !copy.success() {
+        return Err("copying the rootfs failed".to_string());
+    }
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(bundle.path())
+        .status()
+        .map_err(|e| format!("runc spec: {e}"))?;
+    if !spec.success() {
+        return Err("runc spec failed".to_string());
+    }
+    let path = bundle.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["true"]);
+    std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
+    Ok(bundle)
 }
 
 /// Times both commands in one hyperfine run; returns mean seconds.
