@@ -452,6 +452,10 @@ fn bad_input_exits_125_with_one_line_and_leaves_nothing() {
     ctr_run(&fixture, &["--rm", "--no-such-flag", IMG, "true"])
         .failure(125)
         .one_error_line(&["--no-such-flag"]);
+    // This one fails after the rootfs is mounted: the mount and record go too.
+    ctr_run(&fixture, &["--rm", "-u", "ghost", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["ghost"]);
     assert!(containers(&fixture).is_empty());
     ctr_run(&fixture, &["--name", "taken", IMG, "true"]).success();
     let before = containers(&fixture);
