@@ -3,11 +3,13 @@
 
 pub mod cli;
 pub mod compression;
+pub mod container;
 pub mod digest;
 pub mod exit;
 pub mod format;
 pub mod glob;
 pub mod image;
+pub mod layer;
 pub mod output;
 pub mod pipe;
 pub mod platform;
@@ -15,6 +17,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod root;
+pub mod runtime;
 pub mod store;
 
 pub use digest::Digest;

@@ -483,3 +483,56 @@ fn write_image(store: &Store, label: &str, platform: &berth::platform::Platform)
         diff_id,
     }
 }
+
+/// Writes an image whose layers are the given uncompressed tars (bottom
+/// first, each stored gzipped) and whose `config` section is `config`, and
+/// tags it. For multi-layer, whiteout and hostile-layer scenarios.
+pub fn write_layers(
+    store: &Store,
+    reference: &Reference,
+    layers: &[Vec<u8>],
+    config: serde_json::Value,
+) -> Digest {
+    let mut descriptors = Vec::new();
+    let mut diff_ids = Vec::new();
+    for tar in layers {
+        diff_ids.push(Digest::of(tar).to_string());
+        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
+        std::io::Write::write_all(&mut gz, tar).unwrap();
+        let blob = gz.finish().unwrap();
+        let digest = store.put_blob(&blob).unwrap();
+        descriptors.push(json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": digest.to_string(),
+            "size": blob.len(),
+        }));
+    }
+    let config = json!({
+        "created": "2023-11-14T22:13:20Z",
+        "architecture": berth::platform::Platform::host().architecture,
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": diff_ids},
+    });
+    let config = serde_json::to_vec(&config).unwrap();
+    let config_digest = store.put_blob(&config).unwrap();
+    let manifest = json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": config_digest.to_string(),
+            "size": config.len(),
+        },
+        "layers": descriptors,
+    });
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    let manifest_digest = store.put_blob(&manifest).unwrap();
+    let descriptor = Descriptor::new(
+        MediaType::ImageManifest,
+        manifest.len() as u64,
+        oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
+    );
+    store.tag(reference, descriptor).unwrap();
+    config_digest
+}

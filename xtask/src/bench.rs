@@ -36,6 +36,7 @@ pub fn run() -> Result<(), String> {
     let pulls = tempfile::tempdir().map_err(|e| e.to_string())?;
     let (ours_dest, theirs_dest) = (pulls.path().join("ours"), pulls.path().join("theirs"));
 
+    let bundle = runc_bundle(&fixture)?;
     let comparisons = vec![
         Comparison {
             name: "pull 256 MiB in 4 layers (img-pull vs skopeo copy docker:// oci:)".into(),
@@ -61,6 +62,16 @@ pub fn run() -> Result<(), String> {
                 tool("img-tag")
             ),
             theirs: format!("umoci tag --image {images}:docker.io/bench/busybox:latest theirs"),
+            prepare: None,
+        },
+        Comparison {
+            name: "run `true` in a container (ctr-run --rm vs runc run)".into(),
+            ours: format!(
+                "{} --root {root} --rm docker.io/bench/busybox:latest true",
+                tool("ctr-run")
+            ),
+            // $$ is a fresh shell per run, so every runc container ID is new.
+            theirs: format!("runc run --bundle {} bench-$$", bundle.path().display()),
             prepare: None,
         },
     ];
@@ -145,6 +156,52 @@ fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::workspace_root().join("target"));
     target.join("release").join(name)
+}
+
+/// A runc bundle whose rootfs is the busybox image's unpacked layer (made
+/// by one ctr-run, so both sides start from the same files), running `true`.
+fn runc_bundle(fixture: &Fixture) -> Result<tempfile::TempDir, String> {
+    let status = Command::new(binary("ctr-run"))
+        .args(["--root"])
+        .arg(fixture.root())
+        .args(["--rm", "docker.io/bench/busybox:latest", "true"])
+        .status()
+        .map_err(|e| format!("ctr-run: {e}"))?;
+    if !status.success() {
+        return Err(format!("ctr-run failed: {status}"));
+    }
+    let layer = std::fs::read_dir(fixture.root().join("layers"))
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .ok_or("no unpacked layer")?;
+    let bundle = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let copy = Command::new("cp")
+        .arg("-a")
+        .arg(&layer)
+        .arg(bundle.path().join("rootfs"))
+        .status()
+        .map_err(|e| format!("cp: {e}"))?;
+    if !copy.success() {
+        return Err("copying the rootfs failed".to_string());
+    }
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(bundle.path())
+        .status()
+        .map_err(|e| format!("runc spec: {e}"))?;
+    if !spec.success() {
+        return Err("runc spec failed".to_string());
+    }
+    let path = bundle.path().join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    config["process"]["terminal"] = false.into();
+    config["process"]["args"] = serde_json::json!(["true"]);
+    std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
+    Ok(bundle)
 }
 
 /// Times both commands in one hyperfine run; returns mean seconds.

@@ -1,0 +1,338 @@
+//! Container records: `containers/<id>/container.json` with Docker's field
+//! names, unique names, IDs, and atomic locked updates the lifecycle tools share.
+
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContainerError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: malformed container record: {source}")]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error(
+        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
+    )]
+    NameInUse { name: String, id: String },
+    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("No such container: {0}")]
+    NoSuchContainer(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ContainerError + use<> {
+    let path = path.to_path_buf();
+    move |source| ContainerError::Io { path, source }
+}
+
+/// Docker's `State`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct State {
+    /// created, running, exited, dead
+    pub status: String,
+    pub running: bool,
+    pub paused: bool,
+    pub restarting: bool,
+    #[serde(rename = "OOMKilled")]
+    pub oom_killed: bool,
+    pub dead: bool,
+    pub pid: i32,
+    pub exit_code: i32,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+}
+
+/// Docker's container `Config` (the parts berth uses).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Config {
+    pub hostname: String,
+    pub domainname: String,
+    pub user: String,
+    pub attach_stdin: bool,
+    pub attach_stdout: bool,
+    pub attach_stderr: bool,
+    pub tty: bool,
+    pub open_stdin: bool,
+    pub stdin_once: bool,
+    pub env: Vec<String>,
+    pub cmd: Vec<String>,
+    pub image: String,
+    pub volumes: BTreeMap<String, serde_json::Value>,
+    pub working_dir: String,
+    pub entrypoint: Option<Vec<String>>,
+    pub labels: BTreeMap<String, String>,
+    pub stop_signal: String,
+}
+
+/// Docker's `HostConfig` (the parts berth honours).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostConfig {
+    pub binds: Vec<String>,
+    pub network_mode: String,
+    pub auto_remove: bool,
+    pub privileged: bool,
+    pub readonly_rootfs: bool,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub security_opt: Vec<String>,
+    pub memory: i64,
+    pub nano_cpus: i64,
+    pub pids_limit: i64,
+    pub tmpfs: BTreeMap<String, String>,
+    pub cgroup_parent: String,
+}
+
+/// Docker's `Mounts` entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MountPoint {
+    #[serde(rename = "Type")]
+    pub kind: String,
+    pub source: String,
+    pub destination: String,
+    pub mode: String,
+    #[serde(rename = "RW")]
+    pub rw: bool,
+    pub propagation: String,
+}
+
+/// One container's record, as `docker inspect` names its fields.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Record {
+    pub id: String,
+    /// With Docker's leading slash.
+    pub name: String,
+    pub created: String,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: State,
+    /// The image ID (`sha256:…`).
+    pub image: String,
+    pub config: Config,
+    pub host_config: HostConfig,
+    pub mounts: Vec<MountPoint>,
+    pub log_path: String,
+    pub resolv_conf_path: String,
+    pub hostname_path: String,
+    pub hosts_path: String,
+    pub driver: String,
+    pub platform: String,
+}
+
+/// Now, as Docker writes timestamps (RFC 3339, nanoseconds, UTC).
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+/// Docker's "never happened" timestamp.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// A fresh 64-hex container ID from the kernel's CSPRNG.
+pub fn new_id() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A Docker-style `adjective_noun` name.
+pub fn random_name() -> String {
+    names::Generator::default()
+        .next()
+        .unwrap_or_else(|| "berth_container".to_string())
+        .replace('-', "_")
+}
+
+/// Docker's rule for user-chosen names.
+pub fn check_name(name: &str) -> Result<(), ContainerError> {
+    let mut chars = name.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
+    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if first_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(ContainerError::BadName(name.to_string()))
+    }
+}
+
+impl Store {
+    pub fn containers_dir(&self) -> PathBuf {
+        self.root().join("containers")
+    }
+
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.containers_dir().join(id)
+    }
+
+    fn record_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("container.json")
+    }
+
+    /// Every container record, in no particular order. Directories without
+    /// a record (one being created or removed) are skipped.
+    pub fn containers(&self) -> Result<Vec<Record>, ContainerError> {
+        let dir = self.containers_dir();
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
+            let entry = entry.map_err(io_error(&dir))?;
+            let id = entry.file_name().to_string_lossy().into_owned();
+            match self.load_container(&id) {
+                Ok(record) => out.push(record),
+                Err(ContainerError::NoSuchContainer(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn load_container(&self, id: &str) -> Result<Record, ContainerError> {
+        let path = self.record_path(id);
+        let bytes = match fs::read(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ContainerError::NoSuchContainer(id.to_string()));
+            }
+            other => other.map_err(io_error(&path))?,
+        };
+        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Json { path, source })
+    }
+
+    /// Creates `containers/<id>/` and its first record, under the names
+    /// lock so two runs can never both take one name.
+    pub fn create_container(&self, record: &Record) -> Result<(), ContainerError> {
+        let _names = lock(&self.root().join("locks").join("names.lock"))?;
+        let wanted = record.name.trim_start_matches('/');
+        if let Some(other) = self
+            .containers()?
+            .into_iter()
+            .find(|r| r.name.trim_start_matches('/') == wanted)
+        {
+            return Err(ContainerError::NameInUse {
+                name: wanted.to_string(),
+                id: other.id,
+            });
+        }
+        let dir = self.container_dir(&record.id);
+        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        self.write_record(record)
+    }
+
+    /// Read-modify-write of a record under its own lock.
+    pub fn update_container(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Record),
+    ) -> Result<Record, ContainerError> {
+        let _guard = lock(&self.container_dir(id).join("lock"))?;
+        let mut record = self.load_container(id)?;
+        change(&mut record);
+        self.write_record(&record)?;
+        Ok(record)
+    }
+
+    /// Removes a container's directory. Its mounts must be gone already.
+    pub fn remove_container(&self, id: &str) -> Result<(), ContainerError> {
+        let dir = self.container_dir(id);
+        // Drop the record first so a half-removed directory is never listed.
+        match fs::remove_file(self.record_path(id)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error(&dir)(e)),
+            _ => {}
+        }
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&dir)(e)),
+            _ => Ok(()),
+        }
+    }
+
+    fn write_record(&self, record: &Record) -> Result<(), ContainerError> {
+        let dir = self.container_dir(&record.id);
+        let path = self.record_path(&record.id);
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_error(&dir))?;
+        let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
+        tmp.write_all(&bytes).map_err(io_error(tmp.path()))?;
+        tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;
+        tmp.persist(&path).map_err(|e| io_error(&path)(e.error))?;
+        Ok(())
+    }
+}
+
+fn lock(path: &Path) -> Result<File, ContainerError> {
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .map_err(io_error(path))?;
+    file.lock().map_err(io_error(path))?;
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_use_dockers_field_names() {
+        let record = Record {
+            id: "a".repeat(64),
+            ..Record::default()
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        for field in [
+            "Id",
+            "Name",
+            "Created",
+            "Path",
+            "Args",
+            "Image",
+            "Config",
+            "HostConfig",
+            "Mounts",
+            "LogPath",
+        ] {
+            assert!(json.get(field).is_some(), "{field}");
+        }
+        assert!(json["State"].get("OOMKilled").is_some());
+        assert!(json["State"].get("ExitCode").is_some());
+    }
+
+    #[test]
+    fn names_are_unique_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let record = |id: &str| Record {
+            id: id.to_string(),
+            name: "/web".to_string(),
+            ..Record::default()
+        };
+        store.create_container(&record("1")).unwrap();
+        let err = store.create_container(&record("2")).unwrap_err();
+        assert!(
+            matches!(err, ContainerError::NameInUse { ref id, .. } if id == "1"),
+            "{err}"
+        );
+        assert!(!store.container_dir("2").exists());
+        assert!(check_name("bad/name").is_err());
+        check_name(&random_name()).unwrap();
+        let updated = store
+            .update_container("1", |r| r.state.exit_code = 7)
+            .unwrap();
+        assert_eq!(store.load_container("1").unwrap(), updated);
+        assert_eq!(new_id().unwrap().len(), 64);
+    }
+}

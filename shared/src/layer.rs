@@ -1,0 +1,801 @@
+//! Layers unpacked once into `layers/<chain id>/`: decompression by magic
+//! bytes, diff ID verification, overlay-style whiteouts, hostile-tar defence.
+
+use crate::digest::{Digest, HashingWriter};
+use crate::store::{Image, Store, StoreError, descriptor_digest};
+use oci_spec::image::ImageConfiguration;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{Gid, Uid};
+use rustix::io::Errno;
+use std::ffi::{OsStr, OsString};
+use std::io::{self, BufRead, BufReader, Read};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LayerError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("layer {layer}: entry {entry:?} refused: {why}")]
+    Refused {
+        layer: Digest,
+        entry: String,
+        why: String,
+    },
+    #[error("layer {layer}: entry {entry:?}: {source}")]
+    Entry {
+        layer: Digest,
+        entry: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("layer {layer}: reading the archive: {source}")]
+    Archive {
+        layer: Digest,
+        #[source]
+        source: io::Error,
+    },
+    #[error(
+        "layer {layer}: diff ID mismatch: the image config says {expected}, the content is {actual}"
+    )]
+    DiffIdMismatch {
+        layer: Digest,
+        expected: Digest,
+        actual: Digest,
+    },
+    #[error(
+        "image {image}: the manifest has {layers} layers but the config lists {diff_ids} diff IDs"
+    )]
+    LayerCount {
+        image: Digest,
+        layers: usize,
+        diff_ids: usize,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+/// The chain IDs of a stack of diff IDs, bottom first (OCI image spec).
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => diff_id.clone(),
+            Some(parent) => Digest::of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+impl Store {
+    /// Where the layer with this chain ID is (or will be) unpacked.
+    pub fn layer_dir(&self, chain_id: &Digest) -> PathBuf {
+        self.root().join("layers").join(chain_id.hex())
+    }
+
+    /// Reads an image's config blob.
+    pub fn read_image_config(&self, image: &Image) -> Result<ImageConfiguration, StoreError> {
+        let digest = image.id();
+        let bytes = self.read_blob(&digest)?;
+        serde_json::from_slice(&bytes).map_err(|source| StoreError::Json {
+            path: self.blob_path(&digest),
+            source,
+        })
+    }
+
+    /// Makes sure every layer of `image` is unpacked, and returns their
+    /// directories bottom first. Layers already there cost one stat each.
+    pub fn unpack_layers(
+        &self,
+        image: &Image,
+        config: &ImageConfiguration,
+    ) -> Result<Vec<PathBuf>, LayerError> {
+        let diff_ids: Vec<Digest> = config
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .map(|d| d.parse().unwrap_or_else(|_| Digest::of(d.as_bytes())))
+            .collect();
+        let layers = image.manifest.layers();
+        if layers.len() != diff_ids.len() {
+            return Err(LayerError::LayerCount {
+                image: image.id(),
+                layers: layers.len(),
+                diff_ids: diff_ids.len(),
+            });
+        }
+        let mut dirs = Vec::with_capacity(layers.len());
+        for ((layer, diff_id), chain_id) in layers.iter().zip(&diff_ids).zip(chain_ids(&diff_ids)) {
+            let dir = self.layer_dir(&chain_id);
+            if !dir.is_dir() {
+                self.unpack_layer(&descriptor_digest(layer), diff_id, &dir)?;
+            }
+            dirs.push(dir);
+        }
+        Ok(dirs)
+    }
+
+    /// Unpacks one layer blob into a fresh directory under `tmp/`, checks
+    /// its diff ID, then renames it to `dest`: a layer directory exists
+    /// only once it is complete. If another process won the race, theirs stands.
+    fn unpack_layer(&self, blob: &Digest, diff_id: &Digest, dest: &Path) -> Result<(), LayerError> {
+        let tmp = tempfile::Builder::new()
+            .prefix("layer-")
+            .tempdir_in(self.tmp_dir())
+            .map_err(|source| LayerError::Io {
+                path: self.tmp_dir(),
+                source,
+            })?;
+        let file = self.open_blob(blob)?;
+        unpack(file, tmp.path(), blob, diff_id)?;
+        let io_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |source: io::Error| LayerError::Io { path, source }
+        };
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .map_err(io_err(tmp.path()))?;
+        let root = std::fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
+        rustix::fs::syncfs(&root).map_err(|e| io_err(tmp.path())(e.into()))?;
+        match std::fs::rename(tmp.path(), dest) {
+            Ok(()) => {
+                // The directory now lives at `dest`; nothing left to delete.
+                let _ = tmp.keep();
+                Ok(())
+            }
+            Err(e) if dest.is_dir() => {
+                drop(e);
+                Ok(())
+            }
+            Err(e) => Err(io_err(dest)(e)),
+        }
+    }
+}
+
+/// Unpacks the (gzip, zstd or plain) tar stream `blob` into the existing
+/// empty directory `dest`, verifying that the uncompressed stream hashes to
+/// `diff_id`. Every path is resolved under `dest` one component at a time
+/// without following symlinks, so no entry can reach outside it.
+pub fn unpack(
+    blob: impl Read,
+    dest: &Path,
+    layer: &Digest,
+    diff_id: &Digest,
+) -> Result<(), LayerError> {
+    let archive_err = |source| LayerError::Archive {
+        layer: layer.clone(),
+        source,
+    };
+    let mut buffered = BufReader::with_capacity(256 * 1024, blob);
+    let magic = buffered.fill_buf().map_err(archive_err)?.to_vec();
+    let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(archive_err)?)
+    } else {
+        Box::new(buffered)
+    };
+    let mut hashing = HashingReader {
+        inner: decoded,
+        hash: HashingWriter::new(io::sink()),
+    };
+    let root = rustix::fs::open(
+        dest,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| LayerError::Io {
+        path: dest.to_path_buf(),
+        source: e.into(),
+    })?;
+    let mut unpacker = Unpacker {
+        root,
+        layer: layer.clone(),
+        dir_times: Vec::new(),
+    };
+    {
+        let mut archive = tar::Archive::new(&mut hashing);
+        for entry in archive.entries().map_err(archive_err)? {
+            let mut entry = entry.map_err(archive_err)?;
+            unpacker.entry(&mut entry)?;
+        }
+    }
+    // Trailing padding after the end-of-archive blocks is part of the diff.
+    io::copy(&mut hashing, &mut io::sink()).map_err(archive_err)?;
+    unpacker.finish_dir_times()?;
+    let (actual, _, _) = hashing.hash.finish();
+    if actual != *diff_id {
+        return Err(LayerError::DiffIdMismatch {
+            layer: layer.clone(),
+            expected: diff_id.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+struct HashingReader<R> {
+    inner: R,
+    hash: HashingWriter<io::Sink>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        io::Write::write_all(&mut self.hash, &buf[..n])?;
+        Ok(n)
+    }
+}
+
+struct Unpacker {
+    root: OwnedFd,
+    layer: Digest,
+    /// Directory mtimes are set last: writing their children changes them.
+    dir_times: Vec<(Vec<OsString>, u64)>,
+}
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE_WHITEOUT: &str = ".wh..wh..opq";
+
+impl Unpacker {
+    fn refuse(&self, entry: &str, why: impl Into<String>) -> LayerError {
+        LayerError::Refused {
+            layer: self.layer.clone(),
+            entry: entry.to_string(),
+            why: why.into(),
+        }
+    }
+
+    fn entry_err(&self, entry: &str) -> impl FnOnce(io::Error) -> LayerError + use<> {
+        let layer = self.layer.clone();
+        let entry = entry.to_string();
+        move |source| LayerError::Entry {
+            layer,
+            entry,
+            source,
+        }
+    }
+
+    /// Splits an entry's path into plain components, refusing any that is
+    /// absolute or climbs with `..`.
+    fn components(&self, path: &Path, entry: &str) -> Result<Vec<OsString>, LayerError> {
+        let mut out = Vec::new();
+        for component in path.components() {
+            match component {
+                Component::Normal(name) => out.push(name.to_os_string()),
+                Component::CurDir => {}
+                Component::ParentDir => {
+                    return Err(self.refuse(entry, "path climbs out with \"..\""));
+                }
+                Component::RootDir | Component::Prefix(_) => {
+                    return Err(self.refuse(entry, "absolute path"));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Opens the directory `parents` under the layer root, one component at
+    /// a time and never through a symlink; missing ones are created (as tar
+    /// does) when `create` is set.
+    fn open_dir(
+        &self,
+        parents: &[OsString],
+        entry: &str,
+        create: bool,
+    ) -> Result<OwnedFd, LayerError> {
+        let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
+        let mut dir = rustix::fs::openat(&self.root, ".", flags, Mode::empty())
+            .map_err(|e| self.entry_err(entry)(e.into()))?;
+        for (i, name) in parents.iter().enumerate() {
+            let next = match rustix::fs::openat(&dir, name.as_os_str(), flags, Mode::empty()) {
+                Err(Errno::NOENT) if create => {
+                    match rustix::fs::mkdirat(&dir, name.as_os_str(), Mode::from_raw_mode(0o755)) {
+                        Ok(()) | Err(Errno::EXIST) => {}
+                        Err(e) => return Err(self.entry_err(entry)(e.into())),
+                    }
+                    rustix::fs::openat(&dir, name.as_os_str(), flags, Mode::empty())
+                }
+                other => other,
+            };
+            dir = match next {
+                Ok(fd) => fd,
+                Err(Errno::LOOP | Errno::NOTDIR) => {
+                    let prefix = join(&parents[..=i]);
+                    let is_link =
+                        rustix::fs::statat(&dir, name.as_os_str(), AtFlags::SYMLINK_NOFOLLOW)
+                            .is_ok_and(|st| {
+                                FileType::from_raw_mode(st.st_mode) == FileType::Symlink
+                            });
+                    let why = if is_link {
+                        format!("its path goes through the symlink {prefix:?}")
+                    } else {
+                        format!("{prefix:?} is not a directory")
+                    };
+                    return Err(self.refuse(entry, why));
+                }
+                Err(e) => return Err(self.entry_err(entry)(e.into())),
+            };
+        }
+        Ok(dir)
+    }
+
+    fn entry<R: Read>(&mut self, entry: &mut tar::Entry<R>) -> Result<(), LayerError> {
+        let path = entry.path().map_err(|source| LayerError::Archive {
+            layer: self.layer.clone(),
+            source,
+        })?;
+        let name = path.to_string_lossy().into_owned();
+        let mut comps = self.components(&path, &name)?;
+        let Some(last) = comps.pop() else {
+            // The layer root itself ("./"): its metadata is the lower dirs' business.
+            return Ok(());
+        };
+        let kind = entry.header().entry_type();
+        let parent = self.open_dir(&comps, &name, true)?;
+        let last_str = last.to_string_lossy();
+
+        if last_str == OPAQUE_WHITEOUT {
+            return rustix::fs::fsetxattr(
+                &parent,
+                "trusted.overlay.opaque",
+                b"y",
+                XattrFlags::empty(),
+            )
+            .map_err(|e| self.entry_err(&name)(e.into()));
+        }
+        if let Some(hidden) = last_str.strip_prefix(WHITEOUT_PREFIX) {
+            if hidden.starts_with(WHITEOUT_PREFIX) || hidden.is_empty() {
+                // aufs bookkeeping (.wh..wh.plnk and friends): not content.
+                return Ok(());
+            }
+            self.clear(&parent, OsStr::new(hidden), false, &name)?;
+            return rustix::fs::mknodat(
+                &parent,
+                hidden,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                rustix::fs::makedev(0, 0),
+            )
+            .map_err(|e| self.entry_err(&name)(e.into()));
+        }
+
+        let header = entry.header();
+        let mode = Mode::from_raw_mode(header.mode().map_err(self.entry_err(&name))? & 0o7777);
+        let uid = Uid::from_raw(header.uid().unwrap_or(0) as u32);
+        let gid = Gid::from_raw(header.gid().unwrap_or(0) as u32);
+        let mtime = header.mtime().map_err(self.entry_err(&name))?;
+        let major = header.device_major().ok().flatten().unwrap_or(0);
+        let minor = header.device_minor().ok().flatten().unwrap_or(0);
+        let xattrs = xattrs_of(entry);
+        let err = self.entry_err(&name);
+        let target = last.as_os_str();
+
+        match kind {
+            tar::EntryType::Directory => {
+                self.clear(&parent, target, true, &name)?;
+                match rustix::fs::mkdirat(&parent, target, mode) {
+                    Ok(()) | Err(Errno::EXIST) => {}
+                    Err(e) => return Err(err(e.into())),
+                }
+                let mut full = comps.clone();
+                full.push(last.clone());
+                let dir = self.open_dir(&full, &name, false)?;
+                self.metadata(&dir, uid, gid, mode, &xattrs, &name)?;
+                self.dir_times.push((full, mtime));
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                self.clear(&parent, target, false, &name)?;
+                let fd = rustix::fs::openat(
+                    &parent,
+                    target,
+                    OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::WRONLY
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o600),
+                )
+                .map_err(|e| self.entry_err(&name)(e.into()))?;
+                let mut file = std::fs::File::from(fd);
+                io::copy(entry, &mut file).map_err(self.entry_err(&name))?;
+                self.metadata(&file, uid, gid, mode, &xattrs, &name)?;
+                rustix::fs::futimens(&file, &times(mtime))
+                    .map_err(|e| self.entry_err(&name)(e.into()))?;
+            }
+            tar::EntryType::Symlink => {
+                let link = entry
+                    .link_name()
+                    .map_err(self.entry_err(&name))?
+                    .ok_or_else(|| self.refuse(&name, "symlink without a target"))?;
+                self.clear(&parent, target, false, &name)?;
+                rustix::fs::symlinkat(link.as_os_str(), &parent, target)
+                    .map_err(|e| err(e.into()))?;
+                let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+                rustix::fs::chownat(&parent, target, Some(uid), Some(gid), nofollow)
+                    .and_then(|()| rustix::fs::utimensat(&parent, target, &times(mtime), nofollow))
+                    .map_err(|e| self.entry_err(&name)(e.into()))?;
+            }
+            tar::EntryType::Link => {
+                let link = entry
+                    .link_name()
+                    .map_err(self.entry_err(&name))?
+                    .ok_or_else(|| self.refuse(&name, "hardlink without a target"))?
+                    .into_owned();
+                let mut to = self.components(&link, &name).map_err(|_| {
+                    self.refuse(
+                        &name,
+                        format!("hardlink target {:?} is outside the layer", link),
+                    )
+                })?;
+                let to_name = to
+                    .pop()
+                    .ok_or_else(|| self.refuse(&name, "hardlink to the layer root"))?;
+                let to_dir = self.open_dir(&to, &name, false)?;
+                self.clear(&parent, target, false, &name)?;
+                rustix::fs::linkat(
+                    &to_dir,
+                    to_name.as_os_str(),
+                    &parent,
+                    target,
+                    AtFlags::empty(),
+                )
+                .map_err(|e| err(e.into()))?;
+            }
+            tar::EntryType::Char | tar::EntryType::Block | tar::EntryType::Fifo => {
+                let file_type = match kind {
+                    tar::EntryType::Char => FileType::CharacterDevice,
+                    tar::EntryType::Block => FileType::BlockDevice,
+                    _ => FileType::Fifo,
+                };
+                self.clear(&parent, target, false, &name)?;
+                rustix::fs::mknodat(
+                    &parent,
+                    target,
+                    file_type,
+                    mode,
+                    rustix::fs::makedev(major, minor),
+                )
+                .map_err(|e| err(e.into()))?;
+                let nofollow = AtFlags::SYMLINK_NOFOLLOW;
+                rustix::fs::chownat(&parent, target, Some(uid), Some(gid), nofollow)
+                    .and_then(|()| rustix::fs::chmodat(&parent, target, mode, AtFlags::empty()))
+                    .and_then(|()| rustix::fs::utimensat(&parent, target, &times(mtime), nofollow))
+                    .map_err(|e| self.entry_err(&name)(e.into()))?;
+            }
+            // PAX and GNU long-name headers are folded into entries by the
+            // tar crate; anything else carries no file.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Removes what is at `name` so a new entry can take its place; an
+    /// existing directory stays when the new entry is a directory too.
+    fn clear(
+        &self,
+        parent: &OwnedFd,
+        name: &OsStr,
+        keep_dir: bool,
+        entry: &str,
+    ) -> Result<(), LayerError> {
+        match rustix::fs::statat(parent, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(Errno::NOENT) => Ok(()),
+            Err(e) => Err(self.entry_err(entry)(e.into())),
+            Ok(st) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if keep_dir {
+                    return Ok(());
+                }
+                remove_tree(parent, name).map_err(|e| self.entry_err(entry)(e.into()))
+            }
+            Ok(_) => rustix::fs::unlinkat(parent, name, AtFlags::empty())
+                .map_err(|e| self.entry_err(entry)(e.into())),
+        }
+    }
+
+    fn metadata(
+        &self,
+        fd: impl std::os::fd::AsFd,
+        uid: Uid,
+        gid: Gid,
+        mode: Mode,
+        xattrs: &[(OsString, Vec<u8>)],
+        entry: &str,
+    ) -> Result<(), LayerError> {
+        // chown before chmod: chown clears setuid/setgid bits.
+        rustix::fs::fchown(&fd, Some(uid), Some(gid))
+            .and_then(|()| rustix::fs::fchmod(&fd, mode))
+            .map_err(|e| self.entry_err(entry)(e.into()))?;
+        for (key, value) in xattrs {
+            rustix::fs::fsetxattr(&fd, key.as_os_str(), value, XattrFlags::empty()).map_err(
+                |e| self.entry_err(entry)(io::Error::other(format!("xattr {key:?}: {e}"))),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn finish_dir_times(&mut self) -> Result<(), LayerError> {
+        let dirs = std::mem::take(&mut self.dir_times);
+        for (mut comps, mtime) in dirs {
+            let name = join(&comps);
+            let last = comps.pop().expect("directories have a name");
+            let parent = self.open_dir(&comps, &name, false)?;
+            rustix::fs::utimensat(
+                &parent,
+                last.as_os_str(),
+                &times(mtime),
+                AtFlags::SYMLINK_NOFOLLOW,
+            )
+            .map_err(|e| self.entry_err(&name)(e.into()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Removes a directory tree below an already-safe parent, fd-relative.
+fn remove_tree(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
+    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
+    let dir = rustix::fs::openat(parent, name, flags, Mode::empty())?;
+    let children: Vec<(OsString, bool)> = rustix::fs::Dir::read_from(&dir)?
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_bytes() != b"." && e.file_name().to_bytes() != b"..")
+        .map(|e| {
+            (
+                OsStr::from_bytes(e.file_name().to_bytes()).to_os_string(),
+                e.file_type() == FileType::Directory,
+            )
+        })
+        .collect();
+    for (child, is_dir) in children {
+        if is_dir {
+            remove_tree(&dir, &child)?;
+        } else {
+            rustix::fs::unlinkat(&dir, child.as_os_str(), AtFlags::empty())?;
+        }
+    }
+    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)
+}
+
+fn xattrs_of<R: Read>(entry: &mut tar::Entry<R>) -> Vec<(OsString, Vec<u8>)> {
+    let Ok(Some(extensions)) = entry.pax_extensions() else {
+        return Vec::new();
+    };
+    extensions
+        .filter_map(Result::ok)
+        .filter_map(|ext| {
+            let key = ext.key_bytes().strip_prefix(b"SCHILY.xattr.")?;
+            Some((
+                OsStr::from_bytes(key).to_os_string(),
+                ext.value_bytes().to_vec(),
+            ))
+        })
+        .collect()
+}
+
+fn times(mtime: u64) -> Timestamps {
+    let at = Timespec {
+        tv_sec: mtime as i64,
+        tv_nsec: 0,
+    };
+    Timestamps {
+        last_access: at,
+        last_modification: at,
+    }
+}
+
+fn join(comps: &[OsString]) -> String {
+    comps
+        .iter()
+        .map(|c| c.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+
+    fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_size(size);
+        h.set_mtime(1_600_000_000);
+        h.set_uid(0);
+        h.set_gid(0);
+        h
+    }
+
+    fn file(tar: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8]) {
+        let mut h = header(tar::EntryType::Regular, 0o644, data.len() as u64);
+        tar.append_data(&mut h, path, data).unwrap();
+    }
+
+    fn raw_name(
+        tar: &mut tar::Builder<Vec<u8>>,
+        kind: tar::EntryType,
+        path: &str,
+        link: &str,
+        data: &[u8],
+    ) {
+        // The tar crate's safe setters refuse `..` and absolute names; a
+        // hostile layer writes them raw, so do we.
+        let mut h = header(kind, 0o644, data.len() as u64);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
+        gnu.linkname[..link.len()].copy_from_slice(link.as_bytes());
+        h.set_cksum();
+        tar.append(&h, data).unwrap();
+    }
+
+    fn apply(bytes: &[u8]) -> (tempfile::TempDir, Result<(), LayerError>) {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = Digest::of(b"test layer");
+        let result = unpack(bytes, dir.path(), &layer, &Digest::of(bytes));
+        (dir, result)
+    }
+
+    #[test]
+    fn chain_ids_follow_the_oci_rule() {
+        let a = Digest::of(b"a");
+        let b = Digest::of(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::of(format!("{a} {b}").as_bytes()));
+    }
+
+    #[test]
+    fn files_links_modes_and_times_are_kept() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = header(tar::EntryType::Directory, 0o750, 0);
+        h.set_uid(12);
+        h.set_gid(34);
+        tar.append_data(&mut h, "d/", &[][..]).unwrap();
+        let mut h = header(tar::EntryType::Regular, 0o4755, 2);
+        h.set_uid(1000);
+        tar.append_data(&mut h, "d/f", &b"hi"[..]).unwrap();
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        tar.append_link(&mut h, "d/s", "/etc/passwd").unwrap();
+        let mut h = header(tar::EntryType::Link, 0o644, 0);
+        tar.append_link(&mut h, "d/h", "d/f").unwrap();
+        let mut h = header(tar::EntryType::Fifo, 0o600, 0);
+        tar.append_data(&mut h, "d/p", &[][..]).unwrap();
+        let bytes = tar.into_inner().unwrap();
+        let (dir, result) = apply(&bytes);
+        result.unwrap();
+        let d = std::fs::metadata(dir.path().join("d")).unwrap();
+        assert_eq!((d.mode() & 0o7777, d.uid(), d.gid()), (0o750, 12, 34));
+        assert_eq!(d.mtime(), 1_600_000_000);
+        let f = std::fs::metadata(dir.path().join("d/f")).unwrap();
+        assert_eq!((f.mode() & 0o7777, f.uid(), f.nlink()), (0o4755, 1000, 2));
+        assert_eq!(
+            std::fs::read_link(dir.path().join("d/s")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert!(
+            std::fs::symlink_metadata(dir.path().join("d/p"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+    }
+
+    #[test]
+    fn whiteouts_become_overlay_whiteouts() {
+        let mut tar = tar::Builder::new(Vec::new());
+        file(&mut tar, "a/.wh..wh..opq", b"");
+        file(&mut tar, "a/.wh.gone", b"");
+        let bytes = tar.into_inner().unwrap();
+        let (dir, result) = apply(&bytes);
+        result.unwrap();
+        let gone = std::fs::symlink_metadata(dir.path().join("a/gone")).unwrap();
+        assert!(gone.file_type().is_char_device());
+        assert_eq!(gone.rdev(), 0);
+        let mut value = [0u8; 4];
+        let n = rustix::fs::getxattr(dir.path().join("a"), "trusted.overlay.opaque", &mut value)
+            .unwrap();
+        assert_eq!(&value[..n], b"y");
+        assert!(!dir.path().join("a/.wh..wh..opq").exists());
+    }
+
+    #[test]
+    fn compressed_layers_are_detected_and_diff_id_checked() {
+        let mut tar = tar::Builder::new(Vec::new());
+        file(&mut tar, "x", b"content");
+        let plain = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        io::Write::write_all(&mut gz, &plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(&plain[..], 1).unwrap();
+        for blob in [&plain, &gz, &zst] {
+            let dir = tempfile::tempdir().unwrap();
+            unpack(
+                &blob[..],
+                dir.path(),
+                &Digest::of(blob),
+                &Digest::of(&plain),
+            )
+            .unwrap();
+            assert_eq!(std::fs::read(dir.path().join("x")).unwrap(), b"content");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let wrong = Digest::of(b"other");
+        let err = unpack(&gz[..], dir.path(), &Digest::of(&gz), &wrong).unwrap_err();
+        assert!(matches!(err, LayerError::DiffIdMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn dot_dot_entries_are_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        raw_name(
+            &mut tar,
+            tar::EntryType::Regular,
+            "a/../../escaped",
+            "",
+            b"x",
+        );
+        let (dir, result) = apply(&tar.into_inner().unwrap());
+        let err = result.unwrap_err();
+        assert!(err.to_string().contains("a/../../escaped"), "{err}");
+        assert!(!dir.path().parent().unwrap().join("escaped").exists());
+    }
+
+    #[test]
+    fn absolute_entries_are_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        raw_name(
+            &mut tar,
+            tar::EntryType::Regular,
+            "/tmp/berth-absolute",
+            "",
+            b"x",
+        );
+        let err = apply(&tar.into_inner().unwrap()).1.unwrap_err();
+        assert!(err.to_string().contains("absolute path"), "{err}");
+    }
+
+    #[test]
+    fn writes_through_a_planted_symlink_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        tar.append_link(&mut h, "evil", outside.path()).unwrap();
+        file(&mut tar, "evil/pwned", b"x");
+        let err = apply(&tar.into_inner().unwrap()).1.unwrap_err();
+        assert!(err.to_string().contains("\"evil/pwned\""), "{err}");
+        assert!(err.to_string().contains("symlink"), "{err}");
+        assert!(!outside.path().join("pwned").exists());
+    }
+
+    #[test]
+    fn hardlinks_out_of_the_layer_are_refused() {
+        for target in ["/etc/shadow", "../../etc/shadow"] {
+            let mut tar = tar::Builder::new(Vec::new());
+            raw_name(&mut tar, tar::EntryType::Link, "shadow", target, b"");
+            let (dir, result) = apply(&tar.into_inner().unwrap());
+            let err = result.unwrap_err();
+            assert!(err.to_string().contains("\"shadow\""), "{err}");
+            assert!(!dir.path().join("shadow").exists());
+        }
+    }
+
+    #[test]
+    fn hardlinks_through_a_symlink_are_refused() {
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+        tar.append_link(&mut h, "etc", "/etc").unwrap();
+        raw_name(&mut tar, tar::EntryType::Link, "shadow", "etc/shadow", b"");
+        let (dir, result) = apply(&tar.into_inner().unwrap());
+        assert!(result.unwrap_err().to_string().contains("symlink"));
+        assert!(!dir.path().join("shadow").exists());
+    }
+}

@@ -1,0 +1,946 @@
+//! Running a container from a stored image: rootfs as an overlay of the
+//! unpacked layers, spec, libcontainer in-process, wait, record, clean up.
+
+mod monitor;
+pub mod spec;
+pub mod user;
+
+use crate::container::{self, Config, ContainerError, HostConfig, MountPoint, Record, State};
+use crate::layer::LayerError;
+use crate::store::{Store, StoreError};
+use libcontainer::container::Container;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use libcontainer::workload::{Executor, ExecutorError, ExecutorValidationError};
+use oci_spec::runtime::Spec;
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+pub use monitor::run_detached;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("invalid {flag} value {value:?}: {why}")]
+    BadFlag {
+        flag: &'static str,
+        value: String,
+        why: String,
+    },
+    #[error("Unable to find image '{0}' locally")]
+    NoImage(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    Container(#[from] ContainerError),
+    #[error("{0}")]
+    User(String),
+    #[error("No command specified")]
+    NoCommand,
+    #[error("image platform {image} does not match the requested platform {wanted}")]
+    Platform { image: String, wanted: String },
+    #[error("generating the runtime spec: {0}")]
+    Spec(String),
+    #[error("mounting the container's root filesystem at {path}: {source}")]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("starting the container: {0}")]
+    Runtime(String),
+    #[error("the container monitor failed: {0}")]
+    Monitor(String),
+}
+
+fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + use<> {
+    let path = path.to_path_buf();
+    move |source| RunError::Io { path, source }
+}
+
+/// `--network`: a bridge comes later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkMode {
+    None,
+    Host,
+}
+
+/// A `-v host:ctr[:ro]` bind mount (or an image's anonymous volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// A `--tmpfs /path[:opts]` mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub target: String,
+    pub options: Vec<String>,
+}
+
+/// Cgroup limits from `--memory`, `--cpus`, `--pids-limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids: Option<i64>,
+}
+
+/// Everything `ctr-run` was asked, as flags and values from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub image: String,
+    pub command: Vec<String>,
+    pub name: Option<String>,
+    pub detach: bool,
+    pub remove: bool,
+    pub interactive: bool,
+    pub tty: bool,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub volumes: Vec<String>,
+    pub read_only: bool,
+    pub tmpfs: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    pub network: String,
+    pub entrypoint: Option<String>,
+    pub privileged: bool,
+    pub security_opt: Vec<String>,
+    pub platform: Option<String>,
+}
+
+/// The flags checked and turned into values, before anything is touched.
+struct Checked {
+    network: NetworkMode,
+    volumes: Vec<Volume>,
+    tmpfs: Vec<Tmpfs>,
+    limits: Limits,
+    cap_add: Vec<String>,
+    cap_drop: Vec<String>,
+    no_new_privileges: bool,
+    env: Vec<String>,
+}
+
+fn bad(flag: &'static str, value: &str, why: impl Into<String>) -> RunError {
+    RunError::BadFlag {
+        flag,
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+/// Docker's byte sizes: `512`, `64k`, `256m`, `1g`, `1.5g`.
+pub fn parse_bytes(flag: &'static str, value: &str) -> Result<i64, RunError> {
+    let lower = value.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (number, unit) = match lower.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => lower.split_at(i),
+        None => (lower, ""),
+    };
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0f64.powi(4),
+        _ => return Err(bad(flag, value, "expected a size such as 256m or 1g")),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| bad(flag, value, "expected a size such as 256m or 1g"))?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(bad(flag, value, "must be positive"));
+    }
+    Ok((n * factor) as i64)
+}
+
+fn check(opts: &RunOptions) -> Result<Checked, RunError> {
+    let network = match opts.network.as_str() {
+        "none" => NetworkMode::None,
+        "host" => NetworkMode::Host,
+        other => return Err(bad("--network", other, "supported: none, host")),
+    };
+    let mut volumes = Vec::new();
+    for spec in &opts.volumes {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (source, target, read_only) = match parts.as_slice() {
+            [s, t] => (*s, *t, false),
+            [s, t, "ro"] => (*s, *t, true),
+            [s, t, "rw"] => (*s, *t, false),
+            _ => return Err(bad("--volume", spec, "expected HOST:CONTAINER[:ro]")),
+        };
+        if !source.starts_with('/') {
+            return Err(bad(
+                "--volume",
+                spec,
+                "the host path must be absolute (named volumes are not supported)",
+            ));
+        }
+        if !target.starts_with('/') {
+            return Err(bad("--volume", spec, "the container path must be absolute"));
+        }
+        volumes.push(Volume {
+            source: PathBuf::from(source),
+            target: target.to_string(),
+            read_only,
+        });
+    }
+    let mut tmpfs = Vec::new();
+    for spec in &opts.tmpfs {
+        let (target, options) = spec.split_once(':').unwrap_or((spec, ""));
+        if !target.starts_with('/') {
+            return Err(bad("--tmpfs", spec, "the container path must be absolute"));
+        }
+        tmpfs.push(Tmpfs {
+            target: target.to_string(),
+            options: options
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    let memory = opts
+        .memory
+        .as_deref()
+        .map(|m| parse_bytes("--memory", m))
+        .transpose()?;
+    if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
+        return Err(bad(
+            "--memory",
+            opts.memory.as_deref().unwrap_or(""),
+            "Minimum memory limit allowed is 6MB",
+        ));
+    }
+    let nano_cpus = match opts.cpus.as_deref() {
+        None => None,
+        Some(c) => {
+            let n: f64 = c
+                .parse()
+                .map_err(|_| bad("--cpus", c, "expected a number such as 1.5"))?;
+            if !n.is_finite() || n <= 0.0 {
+                return Err(bad("--cpus", c, "must be positive"));
+            }
+            Some((n * 1e9) as i64)
+        }
+    };
+    if let Some(p) = opts.pids_limit
+        && p == 0
+    {
+        return Err(bad(
+            "--pids-limit",
+            &p.to_string(),
+            "must be positive, or -1 for unlimited",
+        ));
+    }
+    let pids = opts.pids_limit.filter(|p| *p > 0);
+    let cap_add = opts
+        .cap_add
+        .iter()
+        .map(|c| spec::capability_name(c))
+        .collect::<Result<_, _>>()?;
+    let cap_drop = opts
+        .cap_drop
+        .iter()
+        .map(|c| spec::capability_name(c))
+        .collect::<Result<_, _>>()?;
+    let mut no_new_privileges = false;
+    for opt in &opts.security_opt {
+        match opt.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                no_new_privileges = true
+            }
+            "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
+            // Seccomp needs libseccomp, which this build leaves out: no filter is the only mode.
+            "seccomp=unconfined" | "seccomp:unconfined" => {}
+            other => {
+                return Err(bad(
+                    "--security-opt",
+                    other,
+                    "supported: no-new-privileges, seccomp=unconfined",
+                ));
+            }
+        }
+    }
+    if let Some(name) = &opts.name {
+        container::check_name(name)?;
+    }
+    if opts.tty {
+        return Err(bad(
+            "--tty",
+            "true",
+            "pseudo-terminals are not supported yet",
+        ));
+    }
+    if let Some(h) = &opts.hostname
+        && (h.is_empty() || h.len() > 64 || h.contains(['/', ' ']))
+    {
+        return Err(bad(
+            "--hostname",
+            h,
+            "expected a host name of at most 64 characters",
+        ));
+    }
+    // Docker: --env-file lines first, then -e; a bare KEY takes the host's value.
+    let mut env = Vec::new();
+    for file in &opts.env_files {
+        let text = fs::read_to_string(file).map_err(io_error(file))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            env.push(line.to_string());
+        }
+    }
+    env.extend(opts.env.iter().cloned());
+    let mut resolved = Vec::new();
+    for entry in env {
+        match entry.split_once('=') {
+            Some(("", _)) => return Err(bad("--env", &entry, "variable name is empty")),
+            Some(_) => resolved.push(entry),
+            None => {
+                if let Ok(value) = std::env::var(&entry) {
+                    resolved.push(format!("{entry}={value}"));
+                }
+            }
+        }
+    }
+    Ok(Checked {
+        network,
+        volumes,
+        tmpfs,
+        limits: Limits {
+            memory,
+            nano_cpus,
+            pids,
+        },
+        cap_add,
+        cap_drop,
+        no_new_privileges,
+        env: resolved,
+    })
+}
+
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY.
+fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = entry.split('=').next().unwrap_or("").to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(entry);
+}
+
+/// A container made ready to start: record written, rootfs mounted, spec saved.
+pub struct Prepared {
+    pub store: Store,
+    pub id: String,
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub remove: bool,
+    pub interactive: bool,
+    armed: bool,
+}
+
+impl Prepared {
+    /// libcontainer's state directory for all berth containers.
+    fn runtime_root(&self) -> PathBuf {
+        self.store.root().join("runtime")
+    }
+
+    /// Tears everything down: the overlay, cgroup parents we made, and with
+    /// `remove` (or when start failed) the container's directory.
+    pub fn cleanup(&mut self, remove: bool) {
+        if self.rootfs.exists() {
+            let _ = rustix::mount::unmount(&self.rootfs, rustix::mount::UnmountFlags::DETACH);
+        }
+        let _ = fs::remove_dir_all(self.runtime_root().join(&self.id));
+        for controller in [
+            "cpu",
+            "cpuacct",
+            "cpuset",
+            "memory",
+            "devices",
+            "freezer",
+            "blkio",
+            "pids",
+            "systemd",
+            "net_cls",
+            "perf_event",
+            "hugetlb",
+            "unified",
+        ] {
+            let base = Path::new("/sys/fs/cgroup").join(controller).join("berth");
+            let _ = fs::remove_dir(base.join(&self.id));
+            // Fails while another container still uses it: that is fine.
+            let _ = fs::remove_dir(&base);
+        }
+        let _ = fs::remove_dir_all(self.dir.join("upper"));
+        let _ = fs::remove_dir_all(self.dir.join("work"));
+        if remove {
+            let _ = self.store.remove_container(&self.id);
+        }
+        self.armed = false;
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cleanup(true);
+        }
+    }
+}
+
+/// Checks the flags, resolves the image, unpacks its layers, writes the
+/// record, mounts the rootfs and saves the spec. On any error nothing is
+/// left behind.
+pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
+    let checked = check(opts)?;
+    let image = store.resolve_image(&opts.image).map_err(|e| match e {
+        StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
+        other => RunError::Store(other),
+    })?;
+    let image_config = store.read_image_config(&image)?;
+    if let Some(wanted) = &opts.platform {
+        let wanted_platform: crate::platform::Platform = wanted
+            .parse()
+            .map_err(|e| bad("--platform", wanted, format!("{e}")))?;
+        let arch = image_config.architecture().to_string();
+        let os = image_config.os().to_string();
+        if !wanted_platform.matches(&os, &arch, image_config.variant().as_deref()) {
+            return Err(RunError::Platform {
+                image: format!("{os}/{arch}"),
+                wanted: wanted.clone(),
+            });
+        }
+    }
+    let config = image_config.config().clone().unwrap_or_default();
+
+    // Docker's override rules: --entrypoint replaces the image's and drops
+    // its Cmd; arguments replace Cmd.
+    let entrypoint: Vec<String> = match &opts.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !opts.command.is_empty() {
+        opts.command.clone()
+    } else if opts.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd().clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+    if args.is_empty() {
+        return Err(RunError::NoCommand);
+    }
+
+    let layers = store.unpack_layers(&image, &image_config)?;
+
+    let id = container::new_id().map_err(io_error(Path::new("/dev/urandom")))?;
+    let name = opts.name.clone().unwrap_or_else(container::random_name);
+    let hostname = opts
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let dir = store.container_dir(&id);
+    let user_spec = opts
+        .user
+        .clone()
+        .or_else(|| config.user().clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "0".to_string());
+    let workdir = opts
+        .workdir
+        .clone()
+        .or_else(|| config.working_dir().clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    if !workdir.starts_with('/') {
+        return Err(bad(
+            "--workdir",
+            &workdir,
+            "the working directory must be absolute",
+        ));
+    }
+    let mut env: Vec<String> = config.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        );
+    }
+    set_env(&mut env, format!("HOSTNAME={hostname}"));
+    for entry in &checked.env {
+        set_env(&mut env, entry.clone());
+    }
+    let mut volume_map = BTreeMap::new();
+    for v in config.volumes().clone().unwrap_or_default() {
+        volume_map.insert(v, serde_json::json!({}));
+    }
+
+    let record = Record {
+        id: id.clone(),
+        name: format!("/{name}"),
+        created: container::now(),
+        path: args[0].clone(),
+        args: args[1..].to_vec(),
+        state: State {
+            status: "created".to_string(),
+            started_at: container::ZERO_TIME.to_string(),
+            finished_at: container::ZERO_TIME.to_string(),
+            ..State::default()
+        },
+        image: image.id().to_string(),
+        config: Config {
+            hostname: hostname.clone(),
+            user: opts
+                .user
+                .clone()
+                .or_else(|| config.user().clone())
+                .unwrap_or_default(),
+            attach_stdin: opts.interactive && !opts.detach,
+            attach_stdout: !opts.detach,
+            attach_stderr: !opts.detach,
+            tty: opts.tty,
+            open_stdin: opts.interactive,
+            stdin_once: opts.interactive && !opts.detach,
+            env: env.clone(),
+            cmd: cmd.clone(),
+            image: opts.image.clone(),
+            volumes: volume_map,
+            working_dir: workdir.clone(),
+            entrypoint: (!entrypoint.is_empty()).then(|| entrypoint.clone()),
+            labels: config
+                .labels()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            stop_signal: config.stop_signal().clone().unwrap_or_default(),
+            ..Config::default()
+        },
+        host_config: HostConfig {
+            binds: opts.volumes.clone(),
+            network_mode: opts.network.clone(),
+            auto_remove: opts.remove,
+            privileged: opts.privileged,
+            readonly_rootfs: opts.read_only,
+            cap_add: checked.cap_add.clone(),
+            cap_drop: checked.cap_drop.clone(),
+            security_opt: opts.security_opt.clone(),
+            memory: checked.limits.memory.unwrap_or(0),
+            nano_cpus: checked.limits.nano_cpus.unwrap_or(0),
+            pids_limit: checked.limits.pids.unwrap_or(0),
+            tmpfs: checked
+                .tmpfs
+                .iter()
+                .map(|t| (t.target.clone(), t.options.join(",")))
+                .collect(),
+            cgroup_parent: "/berth".to_string(),
+        },
+        mounts: Vec::new(),
+        log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+        resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+        hostname_path: dir.join("hostname").display().to_string(),
+        hosts_path: dir.join("hosts").display().to_string(),
+        driver: "overlay2".to_string(),
+        platform: "linux".to_string(),
+    };
+    store.create_container(&record)?;
+    let mut prepared = Prepared {
+        store: store.clone(),
+        id: id.clone(),
+        dir: dir.clone(),
+        rootfs: dir.join("rootfs"),
+        remove: opts.remove,
+        interactive: opts.interactive,
+        armed: true,
+    };
+
+    for sub in ["upper", "work", "rootfs"] {
+        let path = dir.join(sub);
+        fs::create_dir(&path).map_err(io_error(&path))?;
+    }
+    fs::set_permissions(
+        dir.join("upper"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(io_error(&dir))?;
+    mount_overlay(&layers, &dir)?;
+
+    let user = user::resolve(&prepared.rootfs, &user_spec)?;
+    if let Some(home) = &user.home
+        && !env.iter().any(|e| e.starts_with("HOME="))
+    {
+        env.push(format!("HOME={home}"));
+    }
+    mkdir_in_root(&prepared.rootfs, &workdir).map_err(io_error(
+        &prepared.rootfs.join(workdir.trim_start_matches('/')),
+    ))?;
+    write_etc_files(&dir, &hostname, checked.network)?;
+
+    let mut volumes = checked.volumes.clone();
+    for v in &volumes {
+        fs::create_dir_all(&v.source).map_err(io_error(&v.source))?;
+    }
+    for (i, target) in record.config.volumes.keys().enumerate() {
+        if volumes.iter().any(|v| v.target == *target) {
+            continue;
+        }
+        let source = dir.join("volumes").join(i.to_string());
+        fs::create_dir_all(&source).map_err(io_error(&source))?;
+        volumes.push(Volume {
+            source,
+            target: target.clone(),
+            read_only: false,
+        });
+    }
+    let caps = spec::capabilities(opts.privileged, &checked.cap_add, &checked.cap_drop);
+    let spec = spec::build(&spec::SpecInput {
+        id: &id,
+        rootfs: &prepared.rootfs,
+        container_dir: &dir,
+        args: &args,
+        env: &env,
+        cwd: &workdir,
+        user: &user,
+        hostname: &hostname,
+        tty: opts.tty,
+        read_only: opts.read_only,
+        privileged: opts.privileged,
+        no_new_privileges: checked.no_new_privileges,
+        caps: &caps,
+        network: checked.network,
+        volumes: &volumes,
+        tmpfs: &checked.tmpfs,
+        limits: &checked.limits,
+    })?;
+    let spec_path = dir.join("config.json");
+    spec.save(&spec_path)
+        .map_err(|e| RunError::Spec(e.to_string()))?;
+    let mounts = volumes
+        .iter()
+        .map(|v| MountPoint {
+            kind: "bind".to_string(),
+            source: v.source.display().to_string(),
+            destination: v.target.clone(),
+            mode: if v.read_only { "ro" } else { "" }.to_string(),
+            rw: !v.read_only,
+            propagation: "rprivate".to_string(),
+        })
+        .collect();
+    store.update_container(&id, |r| {
+        r.mounts = mounts;
+        r.config.env = env.clone();
+    })?;
+    prepared.armed = true;
+    Ok(prepared)
+}
+
+/// Mounts the layers (top first) under a per-container upper/work dir.
+fn mount_overlay(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    );
+    let target = dir.join("rootfs");
+    let data = std::ffi::CString::new(options).map_err(|e| RunError::Mount {
+        path: target.clone(),
+        source: io::Error::other(e),
+    })?;
+    rustix::mount::mount(
+        "overlay",
+        &target,
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    )
+    .map_err(|e| RunError::Mount {
+        path: target,
+        source: e.into(),
+    })
+}
+
+/// `mkdir -p` inside the container's root, with every lookup resolved as
+/// if the rootfs were `/` so an image symlink cannot point us outside.
+fn mkdir_in_root(rootfs: &Path, path: &str) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let parent = rustix::fs::openat2(
+            &root,
+            if prefix.is_empty() {
+                "."
+            } else {
+                prefix.as_str()
+            },
+            OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        )?;
+        match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        prefix = format!("{prefix}/{part}");
+    }
+    Ok(())
+}
+
+fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<(), RunError> {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        fs::write(&path, text).map_err(io_error(&path))
+    };
+    write("hostname", &format!("{hostname}\n"))?;
+    let hosts = match network {
+        NetworkMode::Host => fs::read_to_string("/etc/hosts").unwrap_or_default(),
+        NetworkMode::None => format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
+        ),
+    };
+    write("hosts", &hosts)?;
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    write("resolv.conf", &resolv)
+}
+
+/// Runs the payload: execvp, and on failure Docker's 127 (not found) or
+/// 126 (cannot invoke) as the container's own exit code.
+#[derive(Clone)]
+struct Exec;
+
+impl Executor for Exec {
+    fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        let args = spec
+            .process()
+            .as_ref()
+            .and_then(|p| p.args().clone())
+            .ok_or(ExecutorError::InvalidArg)?;
+        let c_args: Vec<std::ffi::CString> = args
+            .iter()
+            .map(|a| std::ffi::CString::new(a.as_bytes()).map_err(|_| ExecutorError::InvalidArg))
+            .collect::<Result<_, _>>()?;
+        let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        // SAFETY: argv is a null-terminated array of valid C strings that
+        // outlive the call; execvp only returns on failure.
+        unsafe { libc::execvp(argv[0], argv.as_ptr()) };
+        let err = io::Error::last_os_error();
+        let (code, why) = match err.raw_os_error() {
+            Some(libc::ENOENT) if !args[0].contains('/') => {
+                (127, "executable file not found in $PATH".to_string())
+            }
+            Some(libc::ENOENT) => (127, "no such file or directory".to_string()),
+            _ => (126, err.to_string()),
+        };
+        let line = format!("exec: \"{}\": {why}\n", args[0]);
+        // SAFETY: writing a buffer to fd 2 and exiting without unwinding
+        // are sound in the forked init process.
+        unsafe {
+            libc::write(2, line.as_ptr().cast(), line.len());
+            libc::_exit(code);
+        }
+    }
+
+    fn validate(&self, _spec: &Spec) -> Result<(), ExecutorValidationError> {
+        // The exec itself reports a missing command, with Docker's codes.
+        Ok(())
+    }
+}
+
+/// The container's stdio; `None` inherits ours.
+#[derive(Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Creates and starts the container through libcontainer; returns it and
+/// its init's host PID. The init is our child (waitpid it with __WALL).
+pub fn start(prepared: &Prepared, stdio: Stdio) -> Result<(Container, i32), RunError> {
+    let runtime_root = prepared.runtime_root();
+    fs::create_dir_all(&runtime_root).map_err(io_error(&runtime_root))?;
+    let runtime = |e: libcontainer::error::LibcontainerError| RunError::Runtime(e.to_string());
+    let mut builder = ContainerBuilder::new(prepared.id.clone(), SyscallType::Linux)
+        .with_executor(Exec)
+        .with_root_path(&runtime_root)
+        .map_err(runtime)?;
+    let stdin = match stdio.stdin {
+        Some(fd) => fd,
+        None if prepared.interactive => {
+            rustix::io::dup(rustix::stdio::stdin()).map_err(|e| RunError::Runtime(e.to_string()))?
+        }
+        None => File::open("/dev/null")
+            .map_err(io_error(Path::new("/dev/null")))?
+            .into(),
+    };
+    builder = builder.with_stdin(stdin);
+    if let Some(fd) = stdio.stdout {
+        builder = builder.with_stdout(fd);
+    }
+    if let Some(fd) = stdio.stderr {
+        builder = builder.with_stderr(fd);
+    }
+    let mut container = builder
+        .as_init(&prepared.dir)
+        .with_systemd(false)
+        .with_detach(false)
+        .build()
+        .map_err(runtime)?;
+    container.start().map_err(runtime)?;
+    let pid = container
+        .pid()
+        .map(|p| p.as_raw())
+        .ok_or_else(|| RunError::Runtime("libcontainer reported no init PID".to_string()))?;
+    prepared.store.update_container(&prepared.id, |r| {
+        r.state.status = "running".to_string();
+        r.state.running = true;
+        r.state.pid = pid;
+        r.state.started_at = container::now();
+    })?;
+    Ok((container, pid))
+}
+
+/// Waits for the init (not our normal child: it has no exit signal, hence
+/// __WALL), forwarding each signal `forward` yields. Returns Docker's code.
+pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
+    loop {
+        let mut status = 0;
+        // SAFETY: waitpid only writes the status integer we own.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        if r == pid {
+            if libc::WIFEXITED(status) {
+                return libc::WEXITSTATUS(status);
+            }
+            if libc::WIFSIGNALED(status) {
+                return 128 + libc::WTERMSIG(status);
+            }
+            continue;
+        }
+        if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return 125;
+        }
+        if let Some(sig) = forward() {
+            // SAFETY: sending a signal to a PID has no memory effects.
+            unsafe { libc::kill(pid, sig) };
+        }
+    }
+}
+
+/// Records the exit, deletes the libcontainer state and cgroups, unmounts,
+/// and honours `--rm`.
+pub fn finish(mut prepared: Prepared, mut container: Container, code: i32) -> Result<(), RunError> {
+    let oom = oom_killed(&prepared.id);
+    let _ = container.delete(true);
+    let remove = prepared.remove;
+    let result = if remove {
+        Ok(())
+    } else {
+        prepared
+            .store
+            .update_container(&prepared.id, |r| {
+                r.state.status = "exited".to_string();
+                r.state.running = false;
+                r.state.pid = 0;
+                r.state.exit_code = code;
+                r.state.oom_killed = oom;
+                r.state.finished_at = container::now();
+            })
+            .map(|_| ())
+            .map_err(RunError::from)
+    };
+    prepared.cleanup(remove);
+    result
+}
+
+/// cgroup v1 counts OOM kills in memory.oom_control; v2 in memory.events.
+fn oom_killed(id: &str) -> bool {
+    let v1 = Path::new("/sys/fs/cgroup/memory/berth")
+        .join(id)
+        .join("memory.oom_control");
+    fs::read_to_string(v1)
+        .ok()
+        .and_then(|text| {
+            text.lines().find_map(|l| {
+                l.strip_prefix("oom_kill ")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+            })
+        })
+        .is_some_and(|n| n > 0)
+}
+
+static PENDING_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn remember_signal(sig: libc::c_int) {
+    PENDING_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Catches the signals a foreground run passes on to the container. No
+/// SA_RESTART, so waitpid returns EINTR and the signal is forwarded.
+fn catch_forwarded_signals() {
+    for sig in [
+        libc::SIGINT,
+        libc::SIGTERM,
+        libc::SIGHUP,
+        libc::SIGQUIT,
+        libc::SIGUSR1,
+        libc::SIGUSR2,
+    ] {
+        // SAFETY: the handler only stores into an atomic (async-signal-safe).
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = remember_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// `ctr-run` in the foreground: the container's stdio are ours, and its
+/// exit code (128+N for signal N) is returned.
+pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
+    let prepared = prepare(store, opts)?;
+    let (container, pid) = start(&prepared, Stdio::default())?;
+    catch_forwarded_signals();
+    let code = wait(
+        pid,
+        &|| match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
+            0 => None,
+            sig => Some(sig),
+        },
+    );
+    finish(prepared, container, code)?;
+    Ok(code)
+}

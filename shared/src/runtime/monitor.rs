@@ -1,0 +1,164 @@
+//! `ctr-run -d`: a double-forked monitor (conmon's job) owns the container,
+//! writes its output as a Docker json-file log, records its exit, honours --rm.
+
+use super::{RunError, RunOptions, Stdio, finish, prepare, start, wait};
+use crate::store::Store;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+
+/// Prepares the container here (so bad input fails synchronously), then
+/// hands it to a detached monitor and returns its ID once it is running.
+pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
+    let prepared = prepare(store, opts)?;
+    let id = prepared.id.clone();
+    let (status_r, status_w) =
+        rustix::pipe::pipe().map_err(|e| RunError::Monitor(e.to_string()))?;
+    // SAFETY: ctr-run is single-threaded here, so the child may run
+    // arbitrary code after fork.
+    let first = unsafe { libc::fork() };
+    if first < 0 {
+        return Err(RunError::Monitor(io::Error::last_os_error().to_string()));
+    }
+    if first == 0 {
+        drop(status_r);
+        // SAFETY: as above; setsid detaches from the caller's terminal and
+        // process group so the caller's Ctrl-C never reaches the monitor.
+        unsafe {
+            libc::setsid();
+            if libc::fork() != 0 {
+                libc::_exit(0);
+            }
+        }
+        monitor(prepared, status_w);
+    }
+    // The parent: the monitor owns the container and its cleanup now.
+    std::mem::forget(prepared);
+    drop(status_w);
+    let mut status = 0;
+    // SAFETY: waitpid writes only the status integer.
+    unsafe { libc::waitpid(first, &mut status, 0) };
+    let mut report = String::new();
+    File::from(status_r)
+        .read_to_string(&mut report)
+        .map_err(|e| RunError::Monitor(e.to_string()))?;
+    match report.strip_prefix("ok") {
+        Some(_) => Ok(id),
+        None if report.is_empty() => Err(RunError::Monitor(
+            "it exited before starting the container".to_string(),
+        )),
+        None => Err(RunError::Runtime(report.trim().to_string())),
+    }
+}
+
+fn monitor(prepared: super::Prepared, status_w: OwnedFd) -> ! {
+    let devnull = File::options().read(true).write(true).open("/dev/null");
+    if let Ok(null) = &devnull {
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors we own.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let mut status = File::from(status_w);
+    let pipes = (rustix::pipe::pipe(), rustix::pipe::pipe());
+    let ((out_r, out_w), (err_r, err_w)) = match pipes {
+        (Ok(a), Ok(b)) => (a, b),
+        _ => {
+            let _ = status.write_all(b"creating the log pipes failed");
+            drop(prepared);
+            // SAFETY: leaving the forked monitor without unwinding.
+            unsafe { libc::_exit(1) };
+        }
+    };
+    let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
+    let stdio = Stdio {
+        stdin: None,
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+    };
+    let (container, pid) = match start(&prepared, stdio) {
+        Ok(started) => started,
+        Err(e) => {
+            let _ = write!(status, "{e}");
+            drop(prepared);
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) };
+        }
+    };
+    let _ = status.write_all(b"ok");
+    drop(status);
+    if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(&log_path) {
+        copy_to_log(out_r, err_r, &mut log);
+    }
+    let code = wait(pid, &|| None);
+    let _ = finish(prepared, container, code);
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
+/// Copies both streams into Docker's json-file format, one JSON object per
+/// line, until both are closed (the container and all its children exited).
+fn copy_to_log(out: OwnedFd, err: OwnedFd, log: &mut File) {
+    let mut streams = [
+        (Some(out), "stdout", Vec::new()),
+        (Some(err), "stderr", Vec::new()),
+    ];
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let mut fds: Vec<rustix::event::PollFd> = Vec::new();
+        let mut which = Vec::new();
+        for (i, (fd, _, _)) in streams.iter().enumerate() {
+            if let Some(fd) = fd {
+                fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
+                which.push(i);
+            }
+        }
+        if fds.is_empty() {
+            return;
+        }
+        if rustix::event::poll(&mut fds, None).is_err() {
+            continue;
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .zip(&which)
+            .filter(|(p, _)| !p.revents().is_empty())
+            .map(|(_, i)| *i)
+            .collect();
+        drop(fds);
+        for i in ready {
+            let (fd, name, pending) = &mut streams[i];
+            let n = match fd.as_ref().map(|f| rustix::io::read(f, &mut buf)) {
+                Some(Ok(n)) => n,
+                _ => 0,
+            };
+            if n == 0 {
+                if !pending.is_empty() {
+                    write_entry(log, name, pending);
+                    pending.clear();
+                }
+                *fd = None;
+                continue;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=pos).collect();
+                write_entry(log, name, &line);
+            }
+            // Docker splits lines longer than 16 KiB into partial entries.
+            while pending.len() >= 16 * 1024 {
+                let chunk: Vec<u8> = pending.drain(..16 * 1024).collect();
+                write_entry(log, name, &chunk);
+            }
+        }
+    }
+}
+
+fn write_entry(log: &mut File, stream: &str, bytes: &[u8]) {
+    let entry = serde_json::json!({
+        "log": String::from_utf8_lossy(bytes),
+        "stream": stream,
+        "time": crate::container::now(),
+    });
+    let _ = writeln!(log, "{entry}");
+}

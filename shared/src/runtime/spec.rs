@@ -1,0 +1,305 @@
+//! The OCI runtime spec for one container, generated from the image config
+//! and the run flags with Docker's defaults (capabilities, /proc masks, mounts).
+
+use super::{Limits, NetworkMode, RunError, Tmpfs, Volume};
+use crate::runtime::user::ResolvedUser;
+use oci_spec::runtime::{Capability, Spec};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::str::FromStr;
+
+/// Docker's default capability set.
+pub const DEFAULT_CAPS: &[&str] = &[
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "FSETID",
+    "FOWNER",
+    "MKNOD",
+    "NET_RAW",
+    "SETGID",
+    "SETUID",
+    "SETFCAP",
+    "SETPCAP",
+    "NET_BIND_SERVICE",
+    "SYS_CHROOT",
+    "KILL",
+    "AUDIT_WRITE",
+];
+
+const MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+const READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// Normalises a capability name (`net_admin`, `CAP_NET_ADMIN`) to the
+/// spec's `CAP_NET_ADMIN`; `ALL` stays as is.
+pub fn capability_name(name: &str) -> Result<String, RunError> {
+    let upper = name.to_ascii_uppercase();
+    let bare = upper.strip_prefix("CAP_").unwrap_or(&upper);
+    if bare == "ALL" {
+        return Ok("ALL".to_string());
+    }
+    Capability::from_str(bare)
+        .map(|_| format!("CAP_{bare}"))
+        .map_err(|_| RunError::BadFlag {
+            flag: "--cap-add/--cap-drop",
+            value: name.to_string(),
+            why: "unknown capability".to_string(),
+        })
+}
+
+fn all_caps() -> Vec<String> {
+    // The kernel's capabilities that this oci-spec version knows.
+    ALL_CAP_NAMES
+        .iter()
+        .filter(|c| Capability::from_str(c).is_ok())
+        .map(|c| format!("CAP_{c}"))
+        .collect()
+}
+
+const ALL_CAP_NAMES: &[&str] = &[
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+    "AUDIT_WRITE",
+    "BLOCK_SUSPEND",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "KILL",
+    "LEASE",
+    "LINUX_IMMUTABLE",
+    "MAC_ADMIN",
+    "MAC_OVERRIDE",
+    "MKNOD",
+    "NET_ADMIN",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_RAW",
+    "PERFMON",
+    "SETGID",
+    "SETFCAP",
+    "SETPCAP",
+    "SETUID",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_CHROOT",
+    "SYS_MODULE",
+    "SYS_NICE",
+    "SYS_PACCT",
+    "SYS_PTRACE",
+    "SYS_RAWIO",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "SYSLOG",
+    "WAKE_ALARM",
+];
+
+/// Docker's rule: start from the default set (or all, privileged), add,
+/// then drop; `ALL` on either side means every capability.
+pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<String> {
+    let mut caps: Vec<String> = if privileged || add.iter().any(|c| c == "ALL") {
+        all_caps()
+    } else {
+        DEFAULT_CAPS.iter().map(|c| format!("CAP_{c}")).collect()
+    };
+    for cap in add {
+        if cap != "ALL" && !caps.contains(cap) {
+            caps.push(cap.clone());
+        }
+    }
+    if drop.iter().any(|c| c == "ALL") {
+        caps.retain(|c| add.contains(c));
+    } else {
+        caps.retain(|c| !drop.contains(c));
+    }
+    caps
+}
+
+/// Everything the spec is made from.
+pub struct SpecInput<'a> {
+    pub id: &'a str,
+    pub rootfs: &'a Path,
+    pub container_dir: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub cwd: &'a str,
+    pub user: &'a ResolvedUser,
+    pub hostname: &'a str,
+    pub tty: bool,
+    pub read_only: bool,
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    pub caps: &'a [String],
+    pub network: NetworkMode,
+    pub volumes: &'a [Volume],
+    pub tmpfs: &'a [Tmpfs],
+    pub limits: &'a Limits,
+}
+
+pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
+    let caps = input.caps;
+    let (effective, permitted): (&[String], &[String]) = if input.user.uid == 0 {
+        (caps, caps)
+    } else {
+        // Docker gives a non-root user the bounding set only.
+        (&[], &[])
+    };
+    let mut namespaces = vec![
+        json!({"type": "pid"}),
+        json!({"type": "ipc"}),
+        json!({"type": "uts"}),
+        json!({"type": "mount"}),
+    ];
+    if input.network == NetworkMode::None {
+        namespaces.push(json!({"type": "network"}));
+    }
+    let sys_options = if input.privileged {
+        vec!["nosuid", "noexec", "nodev"]
+    } else {
+        vec!["nosuid", "noexec", "nodev", "ro"]
+    };
+    let cgroup_options = if input.privileged {
+        vec!["nosuid", "noexec", "nodev", "relatime"]
+    } else {
+        vec!["nosuid", "noexec", "nodev", "relatime", "ro"]
+    };
+    let mut mounts = vec![
+        json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": sys_options}),
+        json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": cgroup_options}),
+        json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+    ];
+    for file in ["resolv.conf", "hostname", "hosts"] {
+        mounts.push(json!({
+            "destination": format!("/etc/{file}"),
+            "type": "bind",
+            "source": input.container_dir.join(file),
+            "options": ["rbind", "rprivate"],
+        }));
+    }
+    for volume in input.volumes {
+        let mut options = vec!["rbind", "rprivate"];
+        if volume.read_only {
+            options.push("ro");
+        }
+        mounts.push(json!({"destination": volume.target, "type": "bind", "source": volume.source, "options": options}));
+    }
+    for tmpfs in input.tmpfs {
+        let mut options: Vec<String> = vec!["nosuid".into(), "nodev".into(), "noexec".into()];
+        options.extend(tmpfs.options.iter().cloned());
+        mounts.push(json!({"destination": tmpfs.target, "type": "tmpfs", "source": "tmpfs", "options": options}));
+    }
+    let devices = if input.privileged {
+        json!([{"allow": true, "access": "rwm"}])
+    } else {
+        let allow = |kind: &str, major: i64, minor: Option<i64>, access: &str| {
+            let mut rule = json!({"allow": true, "type": kind, "major": major, "access": access});
+            if let Some(minor) = minor {
+                rule["minor"] = json!(minor);
+            }
+            rule
+        };
+        json!([
+            {"allow": false, "access": "rwm"},
+            {"allow": true, "type": "c", "access": "m"},
+            {"allow": true, "type": "b", "access": "m"},
+            allow("c", 1, Some(3), "rwm"),
+            allow("c", 1, Some(5), "rwm"),
+            allow("c", 1, Some(7), "rwm"),
+            allow("c", 1, Some(8), "rwm"),
+            allow("c", 1, Some(9), "rwm"),
+            allow("c", 5, Some(0), "rwm"),
+            allow("c", 5, Some(1), "rwm"),
+            allow("c", 5, Some(2), "rwm"),
+            allow("c", 136, None, "rwm"),
+            allow("c", 10, Some(200), "rwm"),
+        ])
+    };
+    let mut resources = json!({"devices": devices});
+    if let Some(memory) = input.limits.memory {
+        resources["memory"] = json!({"limit": memory});
+    }
+    if let Some(nano) = input.limits.nano_cpus {
+        let period: i64 = 100_000;
+        resources["cpu"] = json!({"quota": nano * period / 1_000_000_000, "period": period});
+    }
+    if let Some(pids) = input.limits.pids {
+        resources["pids"] = json!({"limit": pids});
+    }
+    let (masked, readonly): (&[&str], &[&str]) = if input.privileged {
+        (&[], &[])
+    } else {
+        (MASKED_PATHS, READONLY_PATHS)
+    };
+    let spec: Value = json!({
+        "ociVersion": "1.0.2",
+        "process": {
+            "terminal": input.tty,
+            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids},
+            "args": input.args,
+            "env": input.env,
+            "cwd": input.cwd,
+            "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
+            "noNewPrivileges": input.no_new_privileges,
+        },
+        "root": {"path": input.rootfs, "readonly": input.read_only},
+        "hostname": input.hostname,
+        "mounts": mounts,
+        "linux": {
+            "namespaces": namespaces,
+            // Explicit: libcontainer's own default is an odd `:youki:<id>`.
+            "cgroupsPath": format!("/berth/{}", input.id),
+            "resources": resources,
+            "maskedPaths": masked,
+            "readonlyPaths": readonly,
+        },
+    });
+    serde_json::from_value(spec).map_err(|e| RunError::Spec(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capability_rules_follow_docker() {
+        let add = vec![capability_name("net_admin").unwrap()];
+        let drop = vec![capability_name("CAP_CHOWN").unwrap()];
+        let caps = capabilities(false, &add, &drop);
+        assert!(caps.contains(&"CAP_NET_ADMIN".to_string()));
+        assert!(!caps.contains(&"CAP_CHOWN".to_string()));
+        assert_eq!(capabilities(false, &[], &[]).len(), DEFAULT_CAPS.len());
+        let only = capabilities(false, &["CAP_KILL".to_string()], &["ALL".to_string()]);
+        assert_eq!(only, ["CAP_KILL"]);
+        assert!(capability_name("CAP_NOPE").is_err());
+        assert!(capabilities(true, &[], &[]).contains(&"CAP_SYS_ADMIN".to_string()));
+    }
+}

@@ -1,0 +1,496 @@
+//! ctr-run end to end: real containers from busybox fixture images, run
+//! through libcontainer, checked from inside and through their records.
+
+use berth_harness::fixture::write_layers;
+use berth_harness::{Fixture, Run, tool};
+use serde_json::{Value, json};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const IMG: &str = "test/busybox:latest";
+
+fn fixture() -> Fixture {
+    let fixture = Fixture::new();
+    fixture.busybox(IMG, "run");
+    fixture
+}
+
+fn ctr_run(fixture: &Fixture, args: &[&str]) -> Run {
+    Run::of(tool("ctr-run", fixture.root()).args(args), None)
+}
+
+fn containers(fixture: &Fixture) -> Vec<String> {
+    std::fs::read_dir(fixture.root().join("containers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn record(fixture: &Fixture, id: &str) -> Value {
+    let path = fixture
+        .root()
+        .join("containers")
+        .join(id)
+        .join("container.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Polls `condition` every 20 ms until it holds or `seconds` pass.
+fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn echo_hi_prints_hi_and_rm_leaves_nothing() {
+    let fixture = fixture();
+    let run = ctr_run(&fixture, &["--rm", IMG, "echo", "hi"]).success();
+    assert_eq!(run.stdout, "hi\n");
+    assert!(
+        containers(&fixture).is_empty(),
+        "{:?}",
+        containers(&fixture)
+    );
+    assert!(
+        std::fs::read_dir(fixture.root().join("runtime"))
+            .unwrap()
+            .next()
+            .is_none()
+    );
+}
+
+#[test]
+fn the_containers_exit_code_is_ours() {
+    let fixture = fixture();
+    ctr_run(&fixture, &["--rm", IMG, "sh", "-c", "exit 7"]).failure(7);
+    // PID 1 ignores a signal it has no handler for, as under Docker without --init.
+    ctr_run(
+        &fixture,
+        &["--rm", IMG, "sh", "-c", "kill -TERM $$; echo survived"],
+    )
+    .success();
+}
+
+#[test]
+fn a_missing_command_exits_127_and_a_non_executable_126() {
+    let fixture = fixture();
+    let run = ctr_run(&fixture, &["--rm", IMG, "no-such-command"]).failure(127);
+    assert!(run.stderr.contains("executable file not found"), "{run:#?}");
+    ctr_run(&fixture, &["--rm", IMG, "/etc/passwd"]).failure(126);
+    assert!(containers(&fixture).is_empty());
+}
+
+#[test]
+fn the_record_keeps_the_exit_without_rm() {
+    let fixture = fixture();
+    ctr_run(&fixture, &["--name", "kept", IMG, "sh", "-c", "exit 3"]).failure(3);
+    let ids = containers(&fixture);
+    assert_eq!(ids.len(), 1);
+    let kept = record(&fixture, &ids[0]);
+    assert_eq!(kept["Name"], "/kept");
+    assert_eq!(kept["State"]["Status"], "exited");
+    assert_eq!(kept["State"]["ExitCode"], 3);
+    assert_eq!(kept["Path"], "sh");
+    assert_eq!(kept["Args"], json!(["-c", "exit 3"]));
+    assert_ne!(kept["State"]["FinishedAt"], "0001-01-01T00:00:00Z");
+    // The overlay is unmounted once the container is gone.
+    let rootfs = fixture
+        .root()
+        .join("containers")
+        .join(&ids[0])
+        .join("rootfs");
+    assert!(std::fs::read_dir(rootfs).unwrap().next().is_none());
+}
+
+#[test]
+fn detached_returns_the_id_at_once_and_the_process_is_pid_1() {
+    let fixture = fixture();
+    let run = ctr_run(&fixture, &["-d", IMG, "sleep", "1000"]).success();
+    let id = run.stdout.trim().to_string();
+    assert!(
+        id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{run:#?}"
+    );
+    let running = record(&fixture, &id);
+    assert_eq!(running["State"]["Status"], "running");
+    let pid = running["State"]["Pid"].as_i64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let nspid = status.lines().find(|l| l.starts_with("NSpid:")).unwrap();
+    assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
+    // SAFETY: killing the container's init, which we started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    assert!(wait_for(10, || record(&fixture, &id)["State"]["Status"] == "exited"));
+    assert_eq!(record(&fixture, &id)["State"]["ExitCode"], 137);
+}
+
+#[test]
+fn detached_output_goes_to_a_json_file_log_and_rm_is_honoured() {
+    let fixture = fixture();
+    let run = ctr_run(&fixture, &["-d", IMG, "sh", "-c", "echo out; echo err >&2"]).success();
+    let id = run.stdout.trim().to_string();
+    let log = fixture
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    assert!(wait_for(10, || record(&fixture, &id)["State"]["Status"] == "exited"));
+    let lines: Vec<Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["log"] == "out\n" && l["stream"] == "stdout"),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["log"] == "err\n" && l["stream"] == "stderr"),
+        "{lines:?}"
+    );
+
+    let id = ctr_run(&fixture, &["-d", "--rm", IMG, "true"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(wait_for(10, || !fixture
+        .root()
+        .join("containers")
+        .join(&id)
+        .exists()));
+}
+
+#[test]
+fn env_workdir_user_and_hostname_are_seen_inside() {
+    let fixture = fixture();
+    let env_file = fixture.root().join("env.list");
+    std::fs::write(&env_file, "# comment\nFROM_FILE=yes\nFOO=file\n").unwrap();
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--rm",
+            "-e",
+            "FOO=bar",
+            "--env-file",
+            env_file.to_str().unwrap(),
+            "-w",
+            "/srv/app",
+            "-u",
+            "nobody",
+            "--hostname",
+            "box",
+            IMG,
+            "sh",
+            "-c",
+            "echo $FOO $FROM_FILE; pwd; id -u; id -g; hostname; cat /etc/hostname",
+        ],
+    )
+    .success();
+    assert_eq!(run.stdout, "bar yes\n/srv/app\n65534\n65534\nbox\nbox\n");
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--rm",
+            "-u",
+            "1234:0",
+            IMG,
+            "sh",
+            "-c",
+            "id -u; id -g; hostname",
+        ],
+    )
+    .success();
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(&lines[..2], ["1234", "0"]);
+    assert!(
+        lines[2].len() == 12 && lines[2].bytes().all(|b| b.is_ascii_hexdigit()),
+        "{run:#?}"
+    );
+}
+
+#[test]
+fn bind_mounts_read_only_and_tmpfs_are_honoured() {
+    let fixture = fixture();
+    let host = tempfile::tempdir().unwrap();
+    let rw = format!("{}:/data", host.path().display());
+    ctr_run(
+        &fixture,
+        &["--rm", "-v", &rw, IMG, "sh", "-c", "echo inside > /data/f"],
+    )
+    .success();
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("f")).unwrap(),
+        "inside\n"
+    );
+    let ro = format!("{}:/data:ro", host.path().display());
+    ctr_run(
+        &fixture,
+        &["--rm", "-v", &ro, IMG, "sh", "-c", "echo x > /data/g"],
+    )
+    .failure(1);
+    assert!(!host.path().join("g").exists());
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--rm",
+            "--read-only",
+            "--tmpfs",
+            "/scratch",
+            IMG,
+            "sh",
+            "-c",
+            "touch /nope || echo refused; touch /scratch/ok && echo tmpfs",
+        ],
+    )
+    .success();
+    assert_eq!(run.stdout, "refused\ntmpfs\n");
+}
+
+#[test]
+fn capabilities_and_proc_masks_follow_docker() {
+    let fixture = fixture();
+    let caps = |extra: &[&str]| {
+        let mut args = vec!["--rm"];
+        args.extend(extra);
+        args.extend([IMG, "grep", "CapEff", "/proc/self/status"]);
+        ctr_run(&fixture, &args).success().stdout
+    };
+    assert_eq!(caps(&[]), "CapEff:\t00000000a80425fb\n");
+    assert_eq!(caps(&["--cap-drop", "ALL"]), "CapEff:\t0000000000000000\n");
+    assert_eq!(
+        caps(&["--cap-drop", "chown", "--cap-add", "NET_ADMIN"]),
+        "CapEff:\t00000000a80435fa\n"
+    );
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--rm",
+            IMG,
+            "sh",
+            "-c",
+            "cat /proc/kcore | wc -c; echo 1 > /proc/sys/kernel/panic || echo ro",
+        ],
+    )
+    .success();
+    assert_eq!(
+        run.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["0", "ro"]
+    );
+}
+
+#[test]
+fn a_memory_limit_oom_kills_a_hog_with_137() {
+    let fixture = fixture();
+    let hog = "x=0123456789abcdef; while true; do x=$x$x; done";
+    ctr_run(
+        &fixture,
+        &["--name", "hog", "--memory", "16m", IMG, "sh", "-c", hog],
+    )
+    .failure(137);
+    let id = containers(&fixture).remove(0);
+    assert_eq!(record(&fixture, &id)["State"]["OOMKilled"], true);
+    assert_eq!(
+        record(&fixture, &id)["HostConfig"]["Memory"],
+        16 * 1024 * 1024
+    );
+}
+
+/// A tar built entry by entry: (path, kind, link target or contents).
+fn layer(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(if *kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
+        match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                gnu.linkname[..data.len()].copy_from_slice(data.as_bytes());
+                h.set_size(0);
+                h.set_cksum();
+                tar.append(&h, &[][..]).unwrap();
+            }
+            _ => {
+                h.set_size(data.len() as u64);
+                h.set_cksum();
+                tar.append(&h, data.as_bytes()).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap()
+}
+
+#[test]
+fn whiteouts_across_three_layers_give_the_right_tree() {
+    use tar::EntryType::{Directory as D, Regular as F};
+    let fixture = Fixture::new();
+    let base = berth_harness::fixture::busybox_layer("whiteouts");
+    let one = layer(&[
+        ("data/", D, ""),
+        ("data/a", F, "a"),
+        ("data/b", F, "b"),
+        ("opq/", D, ""),
+        ("opq/old", F, "old"),
+    ]);
+    let two = layer(&[
+        ("data/.wh.a", F, ""),
+        ("opq/", D, ""),
+        ("opq/.wh..wh..opq", F, ""),
+        ("opq/new", F, "new"),
+    ]);
+    let three = layer(&[("data/c", F, "c")]);
+    let reference = berth::Reference::parse("test/layers:3").unwrap();
+    write_layers(
+        &fixture.store,
+        &reference,
+        &[base, one, two, three],
+        json!({"Cmd": ["sh"]}),
+    );
+    let run = ctr_run(
+        &fixture,
+        &["--rm", "test/layers:3", "sh", "-c", "ls /data; ls /opq"],
+    )
+    .success();
+    assert_eq!(
+        run.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["b", "c", "new"]
+    );
+    // Each layer was unpacked once, by chain ID, and stays for the next run.
+    assert_eq!(
+        std::fs::read_dir(fixture.root().join("layers"))
+            .unwrap()
+            .count(),
+        4
+    );
+    ctr_run(&fixture, &["--rm", "test/layers:3", "true"]).success();
+}
+
+#[test]
+fn hostile_layers_are_refused_and_write_nothing_outside() {
+    use tar::EntryType::{Link as H, Regular as F, Symlink as S};
+    let outside = tempfile::tempdir().unwrap();
+    let planted = outside.path().display().to_string();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "dotdot",
+            layer(&[("a/../../../escaped", F, "x")]),
+            "a/../../../escaped",
+        ),
+        (
+            "symlink",
+            layer(&[("evil", S, &planted), ("evil/pwned", F, "x")]),
+            "evil/pwned",
+        ),
+        ("hardlink", layer(&[("shadow", H, "/etc/shadow")]), "shadow"),
+    ];
+    for (tag, hostile, entry) in cases {
+        let fixture = Fixture::new();
+        let reference = berth::Reference::parse(&format!("test/hostile:{tag}")).unwrap();
+        let base = berth_harness::fixture::busybox_layer("hostile");
+        write_layers(
+            &fixture.store,
+            &reference,
+            &[base, hostile],
+            json!({"Cmd": ["sh"]}),
+        );
+        let run = ctr_run(&fixture, &["--rm", &reference.to_string(), "true"]).failure(125);
+        let quoted = format!("{entry:?}");
+        run.one_error_line(&["refused", &quoted]);
+        assert_eq!(
+            std::fs::read_dir(fixture.root().join("layers"))
+                .unwrap()
+                .count(),
+            1,
+            "{tag}"
+        );
+        assert!(
+            std::fs::read_dir(fixture.root().join("tmp"))
+                .unwrap()
+                .next()
+                .is_none(),
+            "{tag}"
+        );
+        assert!(containers(&fixture).is_empty());
+        assert!(!fixture.root().parent().unwrap().join("escaped").exists());
+    }
+    assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn bad_input_exits_125_with_one_line_and_leaves_nothing() {
+    let fixture = fixture();
+    ctr_run(&fixture, &["--rm", "no/such:image", "true"])
+        .failure(125)
+        .one_error_line(&["Unable to find image 'no/such:image'"]);
+    ctr_run(&fixture, &["--rm", "--memory", "lots", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["--memory", "lots"]);
+    ctr_run(&fixture, &["--rm", "--cap-add", "CAP_NOPE", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["CAP_NOPE"]);
+    ctr_run(&fixture, &["--rm", "-v", "relative:/x", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["--volume"]);
+    ctr_run(&fixture, &["--rm", "--no-such-flag", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["--no-such-flag"]);
+    // This one fails after the rootfs is mounted: the mount and record go too.
+    ctr_run(&fixture, &["--rm", "-u", "ghost", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["ghost"]);
+    assert!(containers(&fixture).is_empty());
+    ctr_run(&fixture, &["--name", "taken", IMG, "true"]).success();
+    let before = containers(&fixture);
+    ctr_run(&fixture, &["--name", "taken", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["\"/taken\" is already in use"]);
+    assert_eq!(containers(&fixture), before);
+}
+
+#[test]
+fn the_image_can_come_from_stdin() {
+    let fixture = fixture();
+    let input = format!("{}\n", json!({"reference": format!("docker.io/{IMG}")}));
+    let run = Run::of(
+        tool("ctr-run", fixture.root()).args(["--rm", "-", "echo", "piped"]),
+        Some(&input),
+    )
+    .success();
+    assert_eq!(run.stdout, "piped\n");
+    assert!(Path::new(fixture.root()).join("layers").is_dir());
+}
+
+#[test]
+fn interactive_feeds_stdin_and_without_it_stdin_is_empty() {
+    let fixture = fixture();
+    let run = Run::of(
+        tool("ctr-run", fixture.root()).args(["--rm", "-i", IMG, "cat"]),
+        Some("fed\n"),
+    )
+    .success();
+    assert_eq!(run.stdout, "fed\n");
+    let run = Run::of(
+        tool("ctr-run", fixture.root()).args(["--rm", IMG, "cat"]),
+        Some("ignored\n"),
+    )
+    .success();
+    assert_eq!(run.stdout, "");
+}

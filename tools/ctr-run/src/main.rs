@@ -1,0 +1,173 @@
+//! ctr-run IMAGE [CMD...]: Docker's `docker run`, without a daemon.
+//! Foreground: the container's output and exit code; `-d`: its ID.
+
+use berth::cli::StoreArgs;
+use berth::runtime::{self, RunOptions};
+use berth::{Exit, Failure, exit, output, pipe};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Run a command in a new container.
+#[derive(Parser)]
+#[command(version, disable_help_flag = true)]
+struct Cli {
+    /// Print help (`-h` is --hostname, as in Docker)
+    #[arg(long, action = clap::ArgAction::Help)]
+    help: Option<bool>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Run in the background and print the container ID
+    #[arg(short, long)]
+    detach: bool,
+    /// Remove the container when it exits
+    #[arg(long)]
+    rm: bool,
+    /// Keep stdin open and feed it to the container
+    #[arg(short, long)]
+    interactive: bool,
+    /// Allocate a pseudo-terminal (not supported yet)
+    #[arg(short, long)]
+    tty: bool,
+    /// Container name (default: a random adjective_name)
+    #[arg(long)]
+    name: Option<String>,
+    /// Set an environment variable (KEY=VALUE, or KEY to pass ours)
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    env: Vec<String>,
+    /// Read environment variables from a file
+    #[arg(long, value_name = "FILE")]
+    env_file: Vec<PathBuf>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    workdir: Option<String>,
+    /// User: name|uid[:group|gid]
+    #[arg(short, long)]
+    user: Option<String>,
+    /// Container host name (default: the short ID)
+    #[arg(long, short = 'h')]
+    hostname: Option<String>,
+    /// Bind mount HOST:CONTAINER[:ro]
+    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    volume: Vec<String>,
+    /// Mount the root filesystem read-only
+    #[arg(long)]
+    read_only: bool,
+    /// Mount a tmpfs: PATH[:OPTIONS]
+    #[arg(long)]
+    tmpfs: Vec<String>,
+    /// Add a Linux capability
+    #[arg(long)]
+    cap_add: Vec<String>,
+    /// Drop a Linux capability
+    #[arg(long)]
+    cap_drop: Vec<String>,
+    /// Memory limit, e.g. 256m
+    #[arg(short, long)]
+    memory: Option<String>,
+    /// Number of CPUs, e.g. 1.5
+    #[arg(long)]
+    cpus: Option<String>,
+    /// Maximum number of processes (-1: unlimited)
+    #[arg(long, allow_negative_numbers = true)]
+    pids_limit: Option<i64>,
+    /// Network mode: none or host (a bridge comes later)
+    #[arg(long, default_value = "none")]
+    network: String,
+    /// Override the image's ENTRYPOINT
+    #[arg(long)]
+    entrypoint: Option<String>,
+    /// All capabilities, all devices, no /proc masks
+    #[arg(long)]
+    privileged: bool,
+    /// no-new-privileges, seccomp=unconfined
+    #[arg(long)]
+    security_opt: Vec<String>,
+    /// Require the image to be for this platform, e.g. linux/amd64
+    #[arg(long)]
+    platform: Option<String>,
+    /// Image: reference, ID or unique ID prefix ("-": read it from stdin)
+    image: String,
+    /// Command and arguments (default: the image's)
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    command: Vec<String>,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) if !e.use_stderr() => e.exit(),
+            // Docker's code for a bad flag is 125, on one line.
+            Err(e) => {
+                let text = e.to_string();
+                let line = text.lines().next().unwrap_or("bad arguments");
+                return Err(Failure::new(
+                    Exit::ToolFailed,
+                    line.trim_start_matches("error: "),
+                ));
+            }
+        };
+        let tool_failed = |e: &dyn std::fmt::Display| Failure::new(Exit::ToolFailed, e.to_string());
+        let image = match cli.image.as_str() {
+            "-" => {
+                let mut targets = pipe::targets_from_process(
+                    std::slice::from_ref(&cli.image),
+                    pipe::IMAGE_FIELDS,
+                )
+                .map_err(|e| tool_failed(&e))?;
+                if targets.len() != 1 {
+                    return Err(Failure::new(
+                        Exit::ToolFailed,
+                        format!("expected one image on stdin, got {}", targets.len()),
+                    ));
+                }
+                targets.remove(0)
+            }
+            _ => cli.image.clone(),
+        };
+        let options = RunOptions {
+            image,
+            command: cli.command,
+            name: cli.name,
+            detach: cli.detach,
+            remove: cli.rm,
+            interactive: cli.interactive,
+            tty: cli.tty,
+            env: cli.env,
+            env_files: cli.env_file,
+            workdir: cli.workdir,
+            user: cli.user,
+            hostname: cli.hostname,
+            volumes: cli.volume,
+            read_only: cli.read_only,
+            tmpfs: cli.tmpfs,
+            cap_add: cli.cap_add,
+            cap_drop: cli.cap_drop,
+            memory: cli.memory,
+            cpus: cli.cpus,
+            pids_limit: cli.pids_limit,
+            network: cli.network,
+            entrypoint: cli.entrypoint,
+            privileged: cli.privileged,
+            security_opt: cli.security_opt,
+            platform: cli.platform,
+        };
+        let store = cli
+            .store
+            .open()
+            .map_err(|e| tool_failed(&Failure::from(e).message))?;
+        if options.detach {
+            let id = runtime::run_detached(&store, &options)
+                .map_err(|e| tool_failed(&Failure::from(e).message))?;
+            output::result(id);
+            return Ok(());
+        }
+        let code = runtime::run_foreground(&store, &options)
+            .map_err(|e| tool_failed(&Failure::from(e).message))?;
+        match code {
+            0 => Ok(()),
+            // The container's own code: no message of ours.
+            code => std::process::exit(code),
+        }
+    })
+}
