@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod compression;
 pub mod digest;
+pub mod dockerfile;
 pub mod exit;
 pub mod format;
 pub mod glob;
