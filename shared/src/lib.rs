@@ -5,6 +5,7 @@ pub mod cli;
 pub mod compression;
 pub mod container;
 pub mod digest;
+pub mod dockerfile;
 pub mod exit;
 pub mod format;
 pub mod glob;
