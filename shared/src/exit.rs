@@ -33,6 +33,12 @@ impl Failure {
             message: message.into(),
         }
     }
+
+    /// A failure whose lines are already on stderr (one per failed target of
+    /// a multi-target tool): only the exit code is left to give.
+    pub fn reported(code: Exit) -> Failure {
+        Failure::new(code, "")
+    }
 }
 
 /// Any library error is an operation failure (exit 1) whose message is the
@@ -68,7 +74,9 @@ pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
                 .next()
                 .and_then(|a| a.rsplit('/').next().map(str::to_string))
                 .unwrap_or_else(|| "berth".to_string());
-            eprintln!("{tool}: {}", failure.message.replace('\n', " "));
+            if !failure.message.is_empty() {
+                eprintln!("{tool}: {}", failure.message.replace('\n', " "));
+            }
             ExitCode::from(failure.code)
         }
     }

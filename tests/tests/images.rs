@@ -463,3 +463,78 @@ fn bad_input_gets_one_line_and_changes_nothing() {
     );
     assert_eq!(stored_blobs(&images), blobs_before);
 }
+
+/// Every file under `images/` with its bytes: equal snapshots mean the
+/// layout was not touched.
+fn snapshot(images: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    let mut pending = vec![images.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                pending.push(path);
+            } else {
+                files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[test]
+fn img_rm_refuses_an_image_a_real_container_uses() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("used/busybox:latest", "used");
+    let root = fixture.root();
+    let id = image.config_digest.short().to_string();
+
+    // A stopped container: its image may be untagged only with -f.
+    Run::of(tool("ctr-run", root).args(["used/busybox", "true"]), None).success();
+    let before = snapshot(&fixture.store.images_dir());
+    Run::of(tool("img-rm", root).arg("used/busybox"), None)
+        .failure(1)
+        .one_error_line(&["(must force)", "is using its referenced image", &id]);
+    Run::of(tool("img-rm", root).arg(&id), None)
+        .failure(1)
+        .one_error_line(&["(must be forced)", "stopped container"]);
+    assert!(before == snapshot(&fixture.store.images_dir()));
+
+    // A running container: not even -f deletes its image by ID.
+    let running = Run::of(
+        tool("ctr-run", root).args(["-d", "used/busybox", "sleep", "1000"]),
+        None,
+    )
+    .success();
+    let container = running.stdout.trim().to_string();
+    Run::of(tool("img-rm", root).args(["-f", &id]), None)
+        .failure(1)
+        .one_error_line(&["(cannot be forced)", "running container", &container[..12]]);
+    assert!(before == snapshot(&fixture.store.images_dir()));
+
+    // -f on the name untags it; the image stays (dangling) for its containers.
+    let forced = Run::of(tool("img-rm", root).args(["-f", "used/busybox"]), None).success();
+    assert_eq!(forced.stdout, "Untagged: used/busybox:latest\n");
+    let ids = Run::of(tool("img-ls", root).args(["-aq"]), None).success();
+    assert_eq!(ids.stdout.trim(), id);
+
+    let record_path = root
+        .join("containers")
+        .join(&container)
+        .join("container.json");
+    let record =
+        || -> Value { serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap() };
+    let pid = record()["State"]["Pid"].as_i64().unwrap();
+    // SAFETY: kill(2) on the container's init, which this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    // The monitor records the end; wait for it before the store goes away.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while record()["State"]["Running"] == true {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "monitor never recorded the exit"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -437,9 +437,12 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
 #[test]
 fn bad_input_exits_125_with_one_line_and_leaves_nothing() {
     let fixture = fixture();
-    ctr_run(&fixture, &["--rm", "no/such:image", "true"])
-        .failure(125)
-        .one_error_line(&["Unable to find image 'no/such:image'"]);
+    ctr_run(
+        &fixture,
+        &["--rm", "--pull", "never", "no/such:image", "true"],
+    )
+    .failure(125)
+    .one_error_line(&["Unable to find image 'no/such:image'"]);
     ctr_run(&fixture, &["--rm", "--memory", "lots", IMG, "true"])
         .failure(125)
         .one_error_line(&["--memory", "lots"]);
@@ -493,4 +496,59 @@ fn interactive_feeds_stdin_and_without_it_stdin_is_empty() {
     )
     .success();
     assert_eq!(run.stdout, "");
+}
+
+#[test]
+fn a_missing_image_is_pulled_first_unless_pull_never() {
+    use berth_harness::Registry;
+    use berth_harness::fixture::Format;
+    let registry = Registry::start();
+    let source = Fixture::new();
+    let image = source.busybox("src/busybox:latest", "pulled");
+    let pushed = source
+        .push(&image, &registry.host, "busybox:run", Format::Oci)
+        .to_string();
+    let empty = Fixture::new();
+    let run = |args: &[&str]| {
+        let mut command = tool("ctr-run", empty.root());
+        command.env("DOCKER_CONFIG", "/nonexistent/berth-test-docker-config");
+        Run::of(command.args(args), None)
+    };
+    let familiar = format!("{}/busybox:run", registry.host);
+
+    run(&["--rm", "--pull", "never", &pushed, "true"])
+        .failure(125)
+        .one_error_line(&["Unable to find image", &familiar]);
+    assert!(
+        !empty.store.images_dir().join("index.json").exists() || {
+            let index: Value = serde_json::from_slice(
+                &std::fs::read(empty.store.images_dir().join("index.json")).unwrap(),
+            )
+            .unwrap();
+            index["manifests"].as_array().unwrap().is_empty()
+        }
+    );
+
+    let first = run(&["--rm", &pushed, "cat", "/etc/fixture"]).success();
+    assert_eq!(first.stdout, "pulled");
+    assert!(
+        first
+            .stderr
+            .starts_with(&format!("Unable to find image '{familiar}' locally\n")),
+        "{}",
+        first.stderr
+    );
+    assert!(first.stderr.contains("Status: Downloaded newer image for"));
+
+    let again = run(&["--rm", &pushed, "true"]).success();
+    assert_eq!(again.stderr, "");
+    let always = run(&["--rm", "--pull", "always", &pushed, "true"]).success();
+    assert!(
+        always.stderr.contains("Status: Image is up to date for"),
+        "{}",
+        always.stderr
+    );
+    run(&["--rm", "--pull", "sometimes", &pushed, "true"])
+        .failure(125)
+        .one_error_line(&["sometimes"]);
 }

@@ -5,11 +5,13 @@
 mod auth;
 mod client;
 mod manifest;
+mod policy;
 mod pull;
 mod tls;
 
 pub use auth::{AuthError, DockerConfig};
 pub use manifest::ManifestError;
+pub use policy::{BadPolicy, PullNeed, PullPolicy};
 pub use pull::{LayerEvent, PullError, PullObserver, PullOptions, Pulled, Puller, pull};
 pub use tls::RegistryOptions;
 

@@ -2,8 +2,11 @@
 //! Foreground: the container's output and exit code; `-d`: its ID.
 
 use berth::cli::StoreArgs;
+use berth::output::Progress;
+use berth::progress::{PullProgress, familiar};
+use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
 use berth::runtime::{self, RunOptions};
-use berth::{Exit, Failure, exit, output, pipe};
+use berth::{Exit, Failure, Store, exit, output, pipe};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -85,6 +88,12 @@ struct Cli {
     /// Require the image to be for this platform, e.g. linux/amd64
     #[arg(long)]
     platform: Option<String>,
+    /// Pull the image first: missing, always or never
+    #[arg(long, value_name = "POLICY", default_value = "missing")]
+    pull: PullPolicy,
+    /// Print no pull progress
+    #[arg(short, long)]
+    quiet: bool,
     /// Image: reference, ID or unique ID prefix ("-": read it from stdin)
     image: String,
     /// Command and arguments (default: the image's)
@@ -125,6 +134,12 @@ fn main() -> std::process::ExitCode {
             }
             _ => cli.image.clone(),
         };
+        let store = cli
+            .store
+            .open()
+            .map_err(|e| tool_failed(&Failure::from(e).message))?;
+        ensure_image(&store, &image, cli.pull, cli.platform.as_deref(), cli.quiet)
+            .map_err(|e| tool_failed(&e.message))?;
         let options = RunOptions {
             image,
             command: cli.command,
@@ -152,10 +167,6 @@ fn main() -> std::process::ExitCode {
             security_opt: cli.security_opt,
             platform: cli.platform,
         };
-        let store = cli
-            .store
-            .open()
-            .map_err(|e| tool_failed(&Failure::from(e).message))?;
         if options.detach {
             let id = runtime::run_detached(&store, &options)
                 .map_err(|e| tool_failed(&Failure::from(e).message))?;
@@ -170,4 +181,34 @@ fn main() -> std::process::ExitCode {
             code => std::process::exit(code),
         }
     })
+}
+
+/// Pulls the image when `policy` asks for it, saying so on stderr as
+/// `docker run` does.
+fn ensure_image(
+    store: &Store,
+    image: &str,
+    policy: PullPolicy,
+    platform: Option<&str>,
+    quiet: bool,
+) -> Result<(), Failure> {
+    let reference = match policy.need(store, image)? {
+        PullNeed::Present => return Ok(()),
+        PullNeed::Missing(reference) => {
+            Progress::new(quiet).line(format_args!(
+                "Unable to find image '{}' locally",
+                familiar(&reference)
+            ));
+            reference
+        }
+        PullNeed::Refresh(reference) => reference,
+    };
+    let options = PullOptions {
+        platform: platform.map(str::parse).transpose()?,
+        ..PullOptions::default()
+    };
+    let mut observer = PullProgress::new(Progress::new(quiet));
+    let pulled = registry::pull(store, &reference, &options, &mut observer)?;
+    observer.finish(&pulled);
+    Ok(())
 }
