@@ -20,14 +20,9 @@ pub fn run() -> Result<(), String> {
     let store = tempfile::tempdir().map_err(|e| e.to_string())?;
     let root = store.path();
     println!("# store: {}", root.display());
-    // Until img-pull lands, skopeo fills our store: it is a plain OCI layout.
-    println!("$ skopeo copy docker://{pushed} oci:$ROOT/images:{pushed}");
-    berth_harness::tools::skopeo_copy(
-        &format!("docker://{pushed}"),
-        &format!("oci:{}/images:{pushed}", root.display()),
-    );
     let pushed = pushed.to_string();
     let steps: &[(&str, &[&str], Option<&str>)] = &[
+        ("img-pull", &[&pushed], None),
         ("img-ls", &[], None),
         ("img-tag", &[&pushed, "demo:v1"], None),
         (
@@ -38,6 +33,16 @@ pub fn run() -> Result<(), String> {
                 "demo:v1",
             ],
             None,
+        ),
+        (
+            "ctr-run",
+            &["--rm", "demo:v1", "cat", "/etc/os-release"],
+            None,
+        ),
+        (
+            "ctr-run",
+            &["--rm", "-i", "demo:v1", "sh", "-c", "tr a-z A-Z; exit 0"],
+            Some("piped through a container\n"),
         ),
         (
             "img-ls",
@@ -70,7 +75,10 @@ fn show(
             }
         })
         .collect();
-    println!("$ {name} {}", shown.join(" "));
+    match input {
+        Some(input) => println!("$ printf {input:?} | {name} {}", shown.join(" ")),
+        None => println!("$ {name} {}", shown.join(" ")),
+    }
     let mut command = tool(name, root);
     command.args(args);
     let run = Run::of(&mut command, input);
