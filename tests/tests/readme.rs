@@ -1,18 +1,21 @@
 //! The README's pipelines, run by a real shell exactly as written there, so
 //! the README cannot drift from what the tools do.
 
-use berth_harness::Fixture;
+use berth_harness::fixture::Format;
 use berth_harness::tools::binary;
+use berth_harness::{Fixture, Registry};
 use std::process::Command;
 
 /// The fenced `sh` block under "Three pipelines that work today", as lines.
 fn readme_pipelines() -> Vec<String> {
+    pipelines_after("Three pipelines that work today")
+}
+
+/// The command lines of the first fenced `sh` block after `heading`.
+fn pipelines_after(heading: &str) -> Vec<String> {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
-    let section = readme
-        .split("Three pipelines that work today")
-        .nth(1)
-        .expect("section");
+    let section = readme.split(heading).nth(1).expect("section");
     let block = section
         .split("```sh")
         .nth(1)
@@ -64,4 +67,39 @@ fn the_readme_pipelines_do_what_they_say() {
     assert_eq!(out, "docker.io/mirror/app:latest\n");
     let mirrored = fixture.store.resolve_image("mirror/app").unwrap();
     assert_eq!(mirrored.id(), web.config_digest);
+}
+
+#[test]
+fn the_readme_pull_and_run_pipelines_do_what_they_say() {
+    let registry = Registry::start();
+    let source = Fixture::new();
+    for tag in ["1", "2"] {
+        let image = source.busybox(&format!("app:{tag}"), tag);
+        source.push(&image, &registry.host, &format!("app:{tag}"), Format::Oci);
+    }
+    let pipelines: Vec<String> = pipelines_after("And with the pull and run tools:")
+        .iter()
+        .map(|l| l.replace("registry.local:5000", &registry.host))
+        .collect();
+    assert_eq!(pipelines.len(), 2, "{pipelines:?}");
+    let fixture = Fixture::new();
+
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok, "{err}");
+    let machine = Command::new("uname").arg("-m").output().unwrap().stdout;
+    assert_eq!(out.as_bytes(), machine);
+
+    let (ok, out, err) = sh(&fixture, &pipelines[1]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    for tag in ["1", "2"] {
+        let id = fixture
+            .store
+            .resolve_image(&format!("{}/app:{tag}", registry.host))
+            .unwrap()
+            .id();
+        let tagged = format!("{id} [{}/app:{tag}]", registry.host);
+        assert!(lines.contains(&tagged.as_str()), "{tagged} in {out}");
+    }
 }
