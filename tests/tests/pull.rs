@@ -313,6 +313,18 @@ fn all_tags_and_stdin_references_are_pulled() {
     let other = tempfile::tempdir().unwrap();
     let piped = Run::of(img_pull(other.path()).arg("-q"), Some(&run.stdout)).success();
     assert_eq!(piped.stdout, run.stdout);
+
+    // A missing image in the middle does not stop the ones after it.
+    let third = tempfile::tempdir().unwrap();
+    let missing = format!("{}:404", first.repository());
+    let input = format!("{missing}\n{first}\n");
+    let mixed = Run::of(img_pull(third.path()).arg("-q"), Some(&input))
+        .failure(1)
+        .one_error_line(&[&missing]);
+    assert_eq!(
+        mixed.stdout,
+        format!("{}:1@{}\n", first.repository(), one.manifest_digest)
+    );
 }
 
 #[test]

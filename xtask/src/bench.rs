@@ -17,6 +17,8 @@ struct Comparison {
 }
 
 pub fn run() -> Result<(), String> {
+    crate::ci::install_prerequisites(crate::ci::PREREQUISITES)?;
+    crate::ci::install_prerequisites(crate::ci::BENCH_PREREQUISITES)?;
     crate::build_tools(true)?;
     let registry = Registry::start();
     let fixture = Fixture::new();
@@ -25,36 +27,10 @@ pub fn run() -> Result<(), String> {
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
     let tool = |name: &str| binary(name).display().to_string();
-    // 4 layers of 64 MiB of incompressible data, pulled into an empty
-    // destination each run.
-    fixture.random("bench/big:latest", 4, 64 << 20);
-    let big = format!("{}/big:bench", registry.host);
-    berth_harness::tools::skopeo_copy(
-        &format!("oci:{images}:docker.io/bench/big:latest"),
-        &format!("docker://{big}"),
-    );
-    let pulls = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let (ours_dest, theirs_dest) = (pulls.path().join("ours"), pulls.path().join("theirs"));
-
     let bundle = runc_bundle(&fixture)?;
+    large_image(&fixture, "bench/large:latest");
+    let podman_image = podman_import(&images)?;
     let comparisons = vec![
-        Comparison {
-            name: "pull 256 MiB in 4 layers (img-pull vs skopeo copy docker:// oci:)".into(),
-            ours: format!(
-                "{} -q --root {} {big}",
-                tool("img-pull"),
-                ours_dest.display()
-            ),
-            theirs: format!(
-                "skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://{big} oci:{}:big",
-                theirs_dest.display()
-            ),
-            prepare: Some(format!(
-                "rm -rf {} {}",
-                ours_dest.display(),
-                theirs_dest.display()
-            )),
-        },
         Comparison {
             name: "tag an image in an OCI layout (img-tag vs umoci tag)".into(),
             ours: format!(
@@ -72,6 +48,29 @@ pub fn run() -> Result<(), String> {
             ),
             // $$ is a fresh shell per run, so every runc container ID is new.
             theirs: format!("runc run --bundle {} bench-$$", bundle.path().display()),
+            prepare: None,
+        },
+        Comparison {
+            name: "run `true` in a container (ctr-run --rm vs podman run --rm)".into(),
+            ours: format!(
+                "{} --root {root} --rm docker.io/bench/busybox:latest true",
+                tool("ctr-run")
+            ),
+            theirs: format!("{PODMAN_RUN} {podman_image} true"),
+            prepare: None,
+        },
+        Comparison {
+            // Rootfs preparation must not grow with the image once its
+            // layers are unpacked: a ratio near 1 is the goal.
+            name: "ctr-run --rm `true`: 122 MiB image vs 2 MiB busybox".into(),
+            ours: format!(
+                "{} --root {root} --rm docker.io/bench/large:latest true",
+                tool("ctr-run")
+            ),
+            theirs: format!(
+                "{} --root {root} --rm docker.io/bench/busybox:latest true",
+                tool("ctr-run")
+            ),
             prepare: None,
         },
     ];
@@ -92,7 +91,122 @@ pub fn run() -> Result<(), String> {
     }
     println!("ratio = berth's time / the other tool's time (below 1: berth is faster)\n");
 
+    pulls(&registry, &fixture)?;
     listing_scales()?;
+    Ok(())
+}
+
+/// img-pull of 384 MiB of incompressible data in 6 layers against skopeo
+/// and podman, and against the machine's own limit: the slower of fetching
+/// the same blobs over loopback and hashing them. Then peak memory for a
+/// small and a large layer, which must not differ much.
+fn pulls(registry: &Registry, fixture: &Fixture) -> Result<(), String> {
+    let images = fixture.store.images_dir();
+    let layers = fixture.random("bench/big:latest", 6, 64 << 20);
+    let big = format!("{}/big:bench", registry.host);
+    berth_harness::tools::skopeo_copy(
+        &format!("oci:{}:docker.io/bench/big:latest", images.display()),
+        &format!("docker://{big}"),
+    );
+    let pulls = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let ours = pulls.path().join("ours");
+    let skopeo = pulls.path().join("skopeo");
+    let img_pull = format!(
+        "{} -q --root {} {big}",
+        binary("img-pull").display(),
+        ours.display()
+    );
+    let fresh = format!(
+        "rm -rf {} {}; podman rmi -f {big} >/dev/null 2>&1 || true",
+        ours.display(),
+        skopeo.display()
+    );
+    let blob_urls: Vec<String> = layers
+        .iter()
+        .map(|d| format!("http://{}/v2/big/blobs/{d}", registry.host))
+        .collect();
+    let blob_files: Vec<String> = layers
+        .iter()
+        .map(|d| {
+            images
+                .join("blobs/sha256")
+                .join(d.hex())
+                .display()
+                .to_string()
+        })
+        .collect();
+    let comparisons = [
+        Comparison {
+            name: "vs skopeo copy docker:// oci:".into(),
+            ours: img_pull.clone(),
+            theirs: format!(
+                "skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://{big} oci:{}:big",
+                skopeo.display()
+            ),
+            prepare: Some(fresh.clone()),
+        },
+        Comparison {
+            name: "vs podman pull".into(),
+            ours: img_pull.clone(),
+            theirs: format!("podman pull -q --tls-verify=false {big}"),
+            prepare: Some(fresh.clone()),
+        },
+        Comparison {
+            name: "vs loopback transfer (curl of the 6 blobs)".into(),
+            ours: img_pull.clone(),
+            theirs: format!(
+                "curl -sf {} -o /dev/null -o /dev/null -o /dev/null -o /dev/null -o /dev/null -o /dev/null",
+                blob_urls.join(" ")
+            ),
+            prepare: Some(fresh.clone()),
+        },
+        Comparison {
+            name: "vs sha256sum of the same bytes".into(),
+            ours: img_pull.clone(),
+            theirs: format!("sha256sum {} >/dev/null", blob_files.join(" ")),
+            prepare: Some(fresh),
+        },
+    ];
+    println!(
+        "{:<64} {:>10} {:>10} {:>7}",
+        "pull 384 MiB in 6 incompressible layers", "img-pull", "other", "ratio"
+    );
+    for comparison in &comparisons {
+        let (ours, theirs) = time_pair(comparison)?;
+        println!(
+            "{:<64} {:>8.1}ms {:>8.1}ms {:>6.2}x",
+            comparison.name,
+            ours * 1e3,
+            theirs * 1e3,
+            ours / theirs
+        );
+    }
+    println!("the machine's limit is the slower of the last two rows\n");
+
+    // Peak memory: one 8 MiB layer against one 256 MiB layer.
+    println!("{:<64} {:>10}", "img-pull peak memory (max RSS)", "KiB");
+    for (name, mib) in [("small", 8), ("large", 256)] {
+        fixture.random(&format!("bench/{name}:latest"), 1, mib << 20);
+        let reference = format!("{}/{name}:bench", registry.host);
+        berth_harness::tools::skopeo_copy(
+            &format!("oci:{}:docker.io/bench/{name}:latest", images.display()),
+            &format!("docker://{reference}"),
+        );
+        let destination = pulls.path().join(name);
+        let output = Command::new("/usr/bin/time")
+            .args(["-f", "%M"])
+            .arg(binary("img-pull"))
+            .arg("-q")
+            .arg("--root")
+            .arg(&destination)
+            .arg(&reference)
+            .output()
+            .map_err(|e| format!("/usr/bin/time: {e}"))?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let kib = stderr.lines().last().unwrap_or("?").trim().to_string();
+        println!("{:<64} {:>10}", format!("one {mib} MiB layer"), kib);
+    }
+    println!();
     Ok(())
 }
 
@@ -156,6 +270,67 @@ fn binary(name: &str) -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| crate::workspace_root().join("target"));
     target.join("release").join(name)
+}
+
+/// podman on this kind of machine: runc (crun 1.8 refuses cgroup v1
+/// hybrid here), cgroupfs, and limits a container may set without
+/// CAP_SYS_RESOURCE.
+const PODMAN_RUN: &str = "podman --runtime runc --cgroup-manager cgroupfs run --rm --network none \
+     --ulimit nofile=1024:1024 --ulimit nproc=1024:1024";
+
+/// Copies the bench busybox from our store into podman's, so both start
+/// from the same image; returns podman's name for it.
+fn podman_import(images: &str) -> Result<String, String> {
+    let name = "localhost/berth-bench/busybox:latest";
+    let podman = |args: &[&str]| -> Result<String, String> {
+        let output = Command::new("podman")
+            .args(args)
+            .output()
+            .map_err(|e| format!("podman: {e}"))?;
+        match output.status.success() {
+            true => Ok(String::from_utf8_lossy(&output.stdout).trim().to_string()),
+            false => Err(format!(
+                "podman {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )),
+        }
+    };
+    let id = podman(&[
+        "pull",
+        "-q",
+        &format!("oci:{images}:docker.io/bench/busybox:latest"),
+    ])?;
+    podman(&["tag", &id, name])?;
+    Ok(name.to_string())
+}
+
+/// busybox plus a 120 MiB layer of 1 MiB incompressible files: a large
+/// rootfs to show that preparing one costs the same as a small one.
+fn large_image(fixture: &Fixture, reference: &str) {
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    let mut tar = tar::Builder::new(Vec::new());
+    for n in 0..120 {
+        let mut data = vec![0u8; 1 << 20];
+        for chunk in data.chunks_mut(8) {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+        }
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o644);
+        header.set_size(data.len() as u64);
+        tar.append_data(&mut header, format!("data/{n:03}.bin"), &data[..])
+            .expect("in-memory tar");
+    }
+    let big = tar.into_inner().expect("in-memory tar");
+    berth_harness::fixture::write_layers(
+        &fixture.store,
+        &berth::Reference::parse(reference).expect("valid reference"),
+        &[berth_harness::fixture::busybox_layer("large"), big],
+        serde_json::json!({"Cmd": ["sh"]}),
+    );
 }
 
 /// A runc bundle whose rootfs is the busybox image's unpacked layer (made

@@ -5,7 +5,7 @@ use crate::step;
 use std::process::Command;
 
 /// (command the tests run, Debian package that provides it)
-const PREREQUISITES: &[(&str, &str)] = &[
+pub const PREREQUISITES: &[(&str, &str)] = &[
     ("docker-registry", "docker-registry"),
     ("skopeo", "skopeo"),
     ("umoci", "umoci"),
@@ -16,8 +16,16 @@ const PREREQUISITES: &[(&str, &str)] = &[
     ("openssl", "openssl"),
 ];
 
+/// What only `cargo xtask bench` needs: the tools we are compared with.
+pub const BENCH_PREREQUISITES: &[(&str, &str)] = &[
+    ("podman", "podman"),
+    ("curl", "curl"),
+    // GNU time, for peak memory (the shell's `time` keyword has no %M).
+    ("/usr/bin/time", "time"),
+];
+
 pub fn run() -> Result<(), String> {
-    install_prerequisites()?;
+    install_prerequisites(PREREQUISITES)?;
     step("cargo", &["fmt", "--all", "--check"])?;
     step(
         "cargo",
@@ -34,8 +42,9 @@ pub fn run() -> Result<(), String> {
     step("cargo", &["test", "--workspace"])
 }
 
-fn install_prerequisites() -> Result<(), String> {
-    let mut missing: Vec<&str> = PREREQUISITES
+/// Installs with apt-get the packages of `wanted` whose command is missing.
+pub fn install_prerequisites(wanted: &[(&str, &str)]) -> Result<(), String> {
+    let mut missing: Vec<&str> = wanted
         .iter()
         .filter(|(command, _)| !present(command))
         .map(|(_, package)| *package)
@@ -66,6 +75,7 @@ fn install_prerequisites() -> Result<(), String> {
 fn present(command: &str) -> bool {
     match command {
         "busybox" => static_busybox_at_bin(),
+        absolute if absolute.starts_with('/') => std::path::Path::new(absolute).is_file(),
         _ => on_path(command),
     }
 }

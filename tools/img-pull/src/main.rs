@@ -68,25 +68,51 @@ fn main() -> std::process::ExitCode {
         };
         let mut puller = Puller::new(&store, options)?;
         let progress = Progress::new(cli.quiet);
+        // A failed image does not stop the others; each failure gets its
+        // line and the exit code says some failed.
+        let mut failed = false;
         for name in names {
             let bare = name.tag().is_none() && name.digest().is_none();
             let references = match (cli.all_tags, bare) {
-                (true, _) => puller.tags(&name)?,
+                (true, _) => match puller.tags(&name) {
+                    Ok(references) => references,
+                    Err(error) => {
+                        failed = true;
+                        report(error);
+                        continue;
+                    }
+                },
                 (false, true) => vec![name.with_tag("latest")],
                 (false, false) => vec![name],
             };
             for reference in references {
                 let mut observer =
                     PullProgress::new(progress).note_default_tag(bare && !cli.all_tags);
-                let pulled = puller.pull(&reference, &mut observer)?;
-                observer.finish(&pulled);
-                if cli.json {
-                    output::result(pulled.to_json());
-                } else {
-                    output::result(&pulled.pinned);
+                match puller.pull(&reference, &mut observer) {
+                    Ok(pulled) => {
+                        observer.finish(&pulled);
+                        match cli.json {
+                            true => output::result(pulled.to_json()),
+                            false => output::result(&pulled.pinned),
+                        }
+                    }
+                    Err(error) => {
+                        failed = true;
+                        report(error);
+                    }
                 }
             }
         }
+        if failed {
+            return Err(Failure::reported(Exit::Failed));
+        }
         Ok(())
     })
+}
+
+/// One failed image's line, `img-pull: <message>`, as exit::run would
+/// print it (the messages name the image).
+fn report(error: impl std::error::Error) {
+    let message = Failure::from(error).message;
+    eprintln!("img-pull: {}", message.replace('\n', " "));
 }
