@@ -88,9 +88,43 @@ fn on_path(command: &str) -> bool {
 /// The fixtures need a statically linked busybox at /bin/busybox: a dynamic
 /// one on PATH would not run inside a container.
 fn static_busybox_at_bin() -> bool {
-    std::fs::read("/bin/busybox").is_ok_and(|bytes| !contains(&bytes, b"ld-linux"))
+    std::fs::read("/bin/busybox").is_ok_and(|elf| is_static_elf64(&elf))
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// A 64-bit little-endian ELF with no PT_INTERP program header: the kernel
+/// runs it without a dynamic loader, so it works inside an empty rootfs.
+fn is_static_elf64(elf: &[u8]) -> bool {
+    const PT_INTERP: u32 = 3;
+    let word = |at: usize, len: usize| -> Option<u64> {
+        let bytes = elf.get(at..at + len)?;
+        Some(bytes.iter().rev().fold(0, |n, b| n << 8 | u64::from(*b)))
+    };
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01".as_slice()) {
+        return false;
+    }
+    let (Some(phoff), Some(phentsize), Some(phnum)) = (word(0x20, 8), word(0x36, 2), word(0x38, 2))
+    else {
+        return false;
+    };
+    (0..phnum).all(|n| {
+        word((phoff + n * phentsize) as usize, 4).is_some_and(|kind| kind != PT_INTERP as u64)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_dynamic_binary_is_not_static_and_garbage_is_neither() {
+        assert!(!is_static_elf64(&std::fs::read("/bin/sh").unwrap()));
+        assert!(!is_static_elf64(b"\x7fELF\x02\x01 too short"));
+        assert!(!is_static_elf64(b"#!/bin/sh\n"));
+    }
+
+    #[test]
+    fn debians_busybox_static_is_static() {
+        // CI installs busybox-static before the tests run.
+        assert!(is_static_elf64(&std::fs::read("/bin/busybox").unwrap()));
+    }
 }
