@@ -179,13 +179,7 @@ fn write_busybox_at(
     label: &str,
     created: &str,
 ) -> FixtureImage {
-    let tar = busybox_layer(label);
-    let diff_id = Digest::of(&tar);
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    std::io::Write::write_all(&mut gz, &tar).unwrap();
-    let layer = gz.finish().unwrap();
-    let layer_digest = store.put_blob(&layer).unwrap();
-
+    let layer = store_layer(store, &busybox_layer(label), Compression::fast());
     let config = json!({
         "created": created,
         "architecture": berth::platform::Platform::host().architecture,
@@ -195,41 +189,18 @@ fn write_busybox_at(
             "Cmd": ["sh"],
             "Labels": {"berth.fixture": label},
         },
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
         "history": [{"created": "2023-11-14T22:13:20Z", "created_by": "berth test fixture"}],
     });
-    let config = serde_json::to_vec(&config).unwrap();
-    let config_digest = store.put_blob(&config).unwrap();
-
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest.to_string(),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": layer_digest.to_string(),
-            "size": layer.len(),
-        }],
-    });
-    let manifest = serde_json::to_vec(&manifest).unwrap();
-    let manifest_digest = store.put_blob(&manifest).unwrap();
-    let descriptor = Descriptor::new(
-        MediaType::ImageManifest,
-        manifest.len() as u64,
-        oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
-    );
-    store.tag(reference, descriptor).unwrap();
+    let manifest = store_manifest(store, &config, std::slice::from_ref(&layer));
+    tag_manifest(store, reference, &manifest);
     FixtureImage {
         reference: reference.clone(),
-        manifest_digest,
-        manifest_size: manifest.len() as u64,
-        config_digest,
-        layer_digest,
-        diff_id,
+        manifest_digest: manifest.digest,
+        manifest_size: manifest.size,
+        config_digest: manifest.config_digest,
+        layer_digest: layer.digest,
+        diff_id: layer.diff_id,
     }
 }
 
@@ -370,9 +341,7 @@ impl Fixture {
     /// pushes them as they are. For benches and interrupted transfers.
     pub fn random(&self, reference: &str, layers: usize, layer_bytes: usize) -> Vec<Digest> {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ reference.len() as u64;
-        let mut descriptors = Vec::new();
-        let mut diff_ids = Vec::new();
-        let mut layer_digests = Vec::new();
+        let mut stored = Vec::new();
         for n in 0..layers {
             let mut data = vec![0u8; layer_bytes];
             for chunk in data.chunks_mut(8) {
@@ -391,20 +360,13 @@ impl Fixture {
             tar.append_data(&mut h, format!("data/{n}.bin"), &data[..])
                 .unwrap();
             drop(data);
-            let tar = tar.into_inner().unwrap();
-            diff_ids.push(Digest::of(&tar).to_string());
-            let mut gz = GzEncoder::new(Vec::with_capacity(tar.len() + 4096), Compression::none());
-            std::io::Write::write_all(&mut gz, &tar).unwrap();
-            drop(tar);
-            let layer = gz.finish().unwrap();
-            let digest = self.store.put_blob(&layer).unwrap();
-            descriptors.push(json!({
-                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                "digest": digest.to_string(),
-                "size": layer.len(),
-            }));
-            layer_digests.push(digest);
+            stored.push(store_layer(
+                &self.store,
+                &tar.into_inner().unwrap(),
+                Compression::none(),
+            ));
         }
+        let diff_ids: Vec<String> = stored.iter().map(|l| l.diff_id.to_string()).collect();
         let config = json!({
             "created": "2023-11-14T22:13:20Z",
             "architecture": berth::platform::Platform::host().architecture,
@@ -412,75 +374,37 @@ impl Fixture {
             "config": {"Cmd": ["sh"]},
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         });
-        let config = serde_json::to_vec(&config).unwrap();
-        let config_digest = self.store.put_blob(&config).unwrap();
-        let manifest = json!({
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": config_digest.to_string(),
-                "size": config.len(),
-            },
-            "layers": descriptors,
-        });
-        let manifest = serde_json::to_vec(&manifest).unwrap();
-        let manifest_digest = self.store.put_blob(&manifest).unwrap();
-        let descriptor = Descriptor::new(
-            MediaType::ImageManifest,
-            manifest.len() as u64,
-            oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
+        let manifest = store_manifest(&self.store, &config, &stored);
+        tag_manifest(
+            &self.store,
+            &Reference::parse(reference).unwrap(),
+            &manifest,
         );
-        self.store
-            .tag(&Reference::parse(reference).unwrap(), descriptor)
-            .unwrap();
-        layer_digests
+        stored.into_iter().map(|l| l.digest).collect()
     }
 }
 
 /// One untagged busybox image whose config declares `platform`.
 fn write_image(store: &Store, label: &str, platform: &berth::platform::Platform) -> FixtureImage {
-    let tar = busybox_layer(label);
-    let diff_id = Digest::of(&tar);
-    let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    std::io::Write::write_all(&mut gz, &tar).unwrap();
-    let layer = gz.finish().unwrap();
-    let layer_digest = store.put_blob(&layer).unwrap();
+    let layer = store_layer(store, &busybox_layer(label), Compression::fast());
     let mut config = json!({
         "created": "2023-11-14T22:13:20Z",
         "architecture": platform.architecture,
         "os": platform.os,
         "config": {"Cmd": ["sh"], "Labels": {"berth.fixture": label}},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id.to_string()]},
+        "rootfs": {"type": "layers", "diff_ids": [layer.diff_id.to_string()]},
     });
     if let Some(variant) = &platform.variant {
         config["variant"] = json!(variant);
     }
-    let config = serde_json::to_vec(&config).unwrap();
-    let config_digest = store.put_blob(&config).unwrap();
-    let manifest = json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {
-            "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": config_digest.to_string(),
-            "size": config.len(),
-        },
-        "layers": [{
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": layer_digest.to_string(),
-            "size": layer.len(),
-        }],
-    });
-    let manifest = serde_json::to_vec(&manifest).unwrap();
-    let manifest_digest = store.put_blob(&manifest).unwrap();
+    let manifest = store_manifest(store, &config, std::slice::from_ref(&layer));
     FixtureImage {
         reference: Reference::parse("untagged").unwrap(),
-        manifest_digest,
-        manifest_size: manifest.len() as u64,
-        config_digest,
-        layer_digest,
-        diff_id,
+        manifest_digest: manifest.digest,
+        manifest_size: manifest.size,
+        config_digest: manifest.config_digest,
+        layer_digest: layer.digest,
+        diff_id: layer.diff_id,
     }
 }
 
@@ -493,20 +417,11 @@ pub fn write_layers(
     layers: &[Vec<u8>],
     config: serde_json::Value,
 ) -> Digest {
-    let mut descriptors = Vec::new();
-    let mut diff_ids = Vec::new();
-    for tar in layers {
-        diff_ids.push(Digest::of(tar).to_string());
-        let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-        std::io::Write::write_all(&mut gz, tar).unwrap();
-        let blob = gz.finish().unwrap();
-        let digest = store.put_blob(&blob).unwrap();
-        descriptors.push(json!({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": digest.to_string(),
-            "size": blob.len(),
-        }));
-    }
+    let stored: Vec<StoredLayer> = layers
+        .iter()
+        .map(|tar| store_layer(store, tar, Compression::fast()))
+        .collect();
+    let diff_ids: Vec<String> = stored.iter().map(|l| l.diff_id.to_string()).collect();
     let config = json!({
         "created": "2023-11-14T22:13:20Z",
         "architecture": berth::platform::Platform::host().architecture,
@@ -514,8 +429,55 @@ pub fn write_layers(
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": diff_ids},
     });
-    let config = serde_json::to_vec(&config).unwrap();
+    let manifest = store_manifest(store, &config, &stored);
+    tag_manifest(store, reference, &manifest);
+    manifest.config_digest
+}
+
+/// A layer blob in the store, with the diff ID of the tar inside it.
+struct StoredLayer {
+    digest: Digest,
+    size: usize,
+    diff_id: Digest,
+}
+
+/// Gzips `tar` at `level` and stores it.
+fn store_layer(store: &Store, tar: &[u8], level: Compression) -> StoredLayer {
+    let mut gz = GzEncoder::new(Vec::with_capacity(tar.len() / 2 + 4096), level);
+    std::io::Write::write_all(&mut gz, tar).unwrap();
+    let blob = gz.finish().unwrap();
+    StoredLayer {
+        digest: store.put_blob(&blob).unwrap(),
+        size: blob.len(),
+        diff_id: Digest::of(tar),
+    }
+}
+
+/// A config and manifest in the store.
+struct StoredManifest {
+    config_digest: Digest,
+    digest: Digest,
+    size: u64,
+}
+
+/// Stores `config` and an OCI manifest over it and `layers`.
+fn store_manifest(
+    store: &Store,
+    config: &serde_json::Value,
+    layers: &[StoredLayer],
+) -> StoredManifest {
+    let config = serde_json::to_vec(config).unwrap();
     let config_digest = store.put_blob(&config).unwrap();
+    let layers: Vec<_> = layers
+        .iter()
+        .map(|layer| {
+            json!({
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": layer.digest.to_string(),
+                "size": layer.size,
+            })
+        })
+        .collect();
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
@@ -524,15 +486,22 @@ pub fn write_layers(
             "digest": config_digest.to_string(),
             "size": config.len(),
         },
-        "layers": descriptors,
+        "layers": layers,
     });
     let manifest = serde_json::to_vec(&manifest).unwrap();
-    let manifest_digest = store.put_blob(&manifest).unwrap();
+    StoredManifest {
+        config_digest,
+        digest: store.put_blob(&manifest).unwrap(),
+        size: manifest.len() as u64,
+    }
+}
+
+/// Points `reference` at a stored manifest.
+fn tag_manifest(store: &Store, reference: &Reference, manifest: &StoredManifest) {
     let descriptor = Descriptor::new(
         MediaType::ImageManifest,
-        manifest.len() as u64,
-        oci_spec::image::Digest::from_str(&manifest_digest.to_string()).unwrap(),
+        manifest.size,
+        oci_spec::image::Digest::from_str(&manifest.digest.to_string()).unwrap(),
     );
     store.tag(reference, descriptor).unwrap();
-    config_digest
 }

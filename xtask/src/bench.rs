@@ -75,20 +75,7 @@ pub fn run() -> Result<(), String> {
         },
     ];
 
-    println!(
-        "{:<64} {:>10} {:>10} {:>7}",
-        "comparison", "berth", "other", "ratio"
-    );
-    for comparison in &comparisons {
-        let (ours, theirs) = time_pair(comparison)?;
-        println!(
-            "{:<64} {:>8.1}ms {:>8.1}ms {:>6.2}x",
-            comparison.name,
-            ours * 1e3,
-            theirs * 1e3,
-            ours / theirs
-        );
-    }
+    compare(["comparison", "berth", "other"], &comparisons)?;
     println!("ratio = berth's time / the other tool's time (below 1: berth is faster)\n");
 
     pulls(&registry, &fixture)?;
@@ -167,20 +154,14 @@ fn pulls(registry: &Registry, fixture: &Fixture) -> Result<(), String> {
             prepare: Some(fresh),
         },
     ];
-    println!(
-        "{:<64} {:>10} {:>10} {:>7}",
-        "pull 384 MiB in 6 incompressible layers", "img-pull", "other", "ratio"
-    );
-    for comparison in &comparisons {
-        let (ours, theirs) = time_pair(comparison)?;
-        println!(
-            "{:<64} {:>8.1}ms {:>8.1}ms {:>6.2}x",
-            comparison.name,
-            ours * 1e3,
-            theirs * 1e3,
-            ours / theirs
-        );
-    }
+    compare(
+        [
+            "pull 384 MiB in 6 incompressible layers",
+            "img-pull",
+            "other",
+        ],
+        &comparisons,
+    )?;
     println!("the machine's limit is the slower of the last two rows\n");
 
     // Peak memory for one layer of 8, 64 and 256 MiB: bounded by the chunks
@@ -364,6 +345,27 @@ fn runc_bundle(fixture: &Fixture) -> Result<tempfile::TempDir, String> {
     config["process"]["args"] = serde_json::json!(["true"]);
     std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
     Ok(bundle)
+}
+
+/// Times each comparison and prints a table row per comparison: both
+/// means and their ratio, under `headings` (title, ours, theirs).
+fn compare(headings: [&str; 3], comparisons: &[Comparison]) -> Result<(), String> {
+    let [title, ours_heading, theirs_heading] = headings;
+    println!(
+        "{title:<64} {ours_heading:>10} {theirs_heading:>10} {:>7}",
+        "ratio"
+    );
+    for comparison in comparisons {
+        let (ours, theirs) = time_pair(comparison)?;
+        println!(
+            "{:<64} {:>8.1}ms {:>8.1}ms {:>6.2}x",
+            comparison.name,
+            ours * 1e3,
+            theirs * 1e3,
+            ours / theirs
+        );
+    }
+    Ok(())
 }
 
 /// Times both commands in one hyperfine run; returns mean seconds.

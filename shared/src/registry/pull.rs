@@ -250,31 +250,15 @@ impl Puller {
         observer: &RefCell<&mut dyn PullObserver>,
     ) -> Result<Fetched, PullError> {
         let what = reference.to_string();
-        let manifest_what = format!("manifest for {what}");
         let target = session.oci_reference(reference, None);
-        let (top_bytes, _) = retry(
-            || {
-                session
-                    .client
-                    .pull_manifest_raw(&target, &session.auth, ACCEPT)
-            },
-            |_, _| {},
+        let top_bytes = fetch_manifest(
+            session,
+            &target,
+            format!("manifest for {what}"),
+            reference.digest(),
         )
-        .await
-        .map_err(|e| session.error(&manifest_what, e))?;
-        let top_bytes = top_bytes.to_vec();
+        .await?;
         let top_digest = Digest::of(&top_bytes);
-        if let Some(expected) = reference.digest()
-            && *expected != top_digest
-        {
-            return Err(PullError::Blob {
-                what: manifest_what,
-                source: StoreError::DigestMismatch {
-                    expected: expected.clone(),
-                    actual: top_digest,
-                },
-            });
-        }
         let top_media_type = manifest::media_type(&top_bytes, &what)?;
         let (manifest_bytes, manifest_digest) = match manifest::check_kind(&top_media_type, &what)?
         {
@@ -356,29 +340,9 @@ impl Puller {
         entry: &Descriptor,
     ) -> Result<Vec<u8>, PullError> {
         let digest = descriptor_digest(entry);
-        let what = format!("manifest {digest} of {reference}");
         let target = session.oci_reference(reference, Some(&digest));
-        let (bytes, _) = retry(
-            || {
-                session
-                    .client
-                    .pull_manifest_raw(&target, &session.auth, ACCEPT)
-            },
-            |_, _| {},
-        )
-        .await
-        .map_err(|e| session.error(&what, e))?;
-        let actual = Digest::of(&bytes);
-        if actual != digest {
-            return Err(PullError::Blob {
-                what,
-                source: StoreError::DigestMismatch {
-                    expected: digest,
-                    actual,
-                },
-            });
-        }
-        Ok(bytes.to_vec())
+        let what = format!("manifest {digest} of {reference}");
+        fetch_manifest(session, &target, what, Some(&digest)).await
     }
 
     /// Streams one blob from the socket into a temp file in the store,
@@ -586,6 +550,39 @@ enum Chunk {
     Data(bytes::Bytes),
     /// Discard what was written: the registry is sending the blob afresh.
     Restart,
+}
+
+/// Fetches a manifest's bytes exactly as served (retrying transient
+/// failures) and checks them against `expected` when the digest is known.
+async fn fetch_manifest(
+    session: &Session,
+    target: &oci_client::Reference,
+    what: String,
+    expected: Option<&Digest>,
+) -> Result<Vec<u8>, PullError> {
+    let (bytes, _) = retry(
+        || {
+            session
+                .client
+                .pull_manifest_raw(target, &session.auth, ACCEPT)
+        },
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| session.error(&what, e))?;
+    let actual = Digest::of(&bytes);
+    if let Some(expected) = expected
+        && *expected != actual
+    {
+        return Err(PullError::Blob {
+            what,
+            source: StoreError::DigestMismatch {
+                expected: expected.clone(),
+                actual,
+            },
+        });
+    }
+    Ok(bytes.to_vec())
 }
 
 /// The writer thread: hashes and writes chunks until the sender is done.
