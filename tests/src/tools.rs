@@ -27,7 +27,27 @@ fn build_tools_once() {
             return; // not under cargo (xtask builds first)
         };
         let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../Cargo.toml");
-        let status = Command::new(cargo)
+        let mut build = Command::new(cargo);
+        // Cargo gives a test the variables of its own crate; build scripts
+        // that watch them (ring watches CARGO_MANIFEST_DIR) would otherwise
+        // rebuild on every alternation between `cargo test` and this build.
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            let crate_variable = key.starts_with("CARGO_PKG_")
+                || key.starts_with("CARGO_BIN_")
+                || key.starts_with("CARGO_MANIFEST_")
+                || matches!(
+                    &*key,
+                    "CARGO_CRATE_NAME"
+                        | "CARGO_PRIMARY_PACKAGE"
+                        | "CARGO_TARGET_TMPDIR"
+                        | "OUT_DIR"
+                );
+            if crate_variable {
+                build.env_remove(&*key);
+            }
+        }
+        let status = build
             .args([
                 "build",
                 "--quiet",

@@ -1,8 +1,10 @@
 //! Running a container from a stored image: rootfs as an overlay of the
 //! unpacked layers, spec, libcontainer in-process, wait, record, clean up.
 
+pub mod attach;
 mod monitor;
 pub mod spec;
+pub mod tty;
 pub mod user;
 
 use crate::container::{self, Config, ContainerError, HostConfig, MountPoint, Record, State};
@@ -19,7 +21,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-pub use monitor::run_detached;
+pub use monitor::{run_attached, run_detached};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -61,6 +63,8 @@ pub enum RunError {
     Runtime(String),
     #[error("the container monitor failed: {0}")]
     Monitor(String),
+    #[error(transparent)]
+    Attach(#[from] attach::AttachError),
 }
 
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + use<> {
@@ -284,13 +288,6 @@ fn check(opts: &RunOptions) -> Result<Checked, RunError> {
     if let Some(name) = &opts.name {
         container::check_name(name)?;
     }
-    if opts.tty {
-        return Err(bad(
-            "--tty",
-            "true",
-            "pseudo-terminals are not supported yet",
-        ));
-    }
     if let Some(h) = &opts.hostname
         && (h.is_empty() || h.len() > 64 || h.contains(['/', ' ']))
     {
@@ -356,6 +353,7 @@ pub struct Prepared {
     pub rootfs: PathBuf,
     pub remove: bool,
     pub interactive: bool,
+    pub tty: bool,
     armed: bool,
 }
 
@@ -573,6 +571,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         rootfs: dir.join("rootfs"),
         remove: opts.remove,
         interactive: opts.interactive,
+        tty: opts.tty,
         armed: true,
     };
 
@@ -779,12 +778,14 @@ impl Executor for Exec {
     }
 }
 
-/// The container's stdio; `None` inherits ours.
+/// The container's stdio; `None` inherits ours. With a console socket the
+/// init makes a pty instead and sends its master there (`-t`).
 #[derive(Default)]
 pub struct Stdio {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
+    pub console_socket: Option<PathBuf>,
 }
 
 /// Creates and starts the container through libcontainer; returns it and
@@ -813,10 +814,14 @@ pub fn start(prepared: &Prepared, stdio: Stdio) -> Result<(Container, i32), RunE
     if let Some(fd) = stdio.stderr {
         builder = builder.with_stderr(fd);
     }
+    // libcontainer takes a console socket only for a "detached" init; the
+    // flag changes nothing else, the init stays our child either way.
+    let console = stdio.console_socket.is_some();
     let mut container = builder
+        .with_console_socket(stdio.console_socket)
         .as_init(&prepared.dir)
         .with_systemd(false)
-        .with_detach(false)
+        .with_detach(console)
         .build()
         .map_err(runtime)?;
     container.start().map_err(runtime)?;

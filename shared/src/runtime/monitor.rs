@@ -1,11 +1,24 @@
-//! `ctr-run -d`: a double-forked monitor (conmon's job) owns the container,
-//! writes its output as a Docker json-file log, records its exit, honours --rm.
+//! `ctr-run -d` and `-t`: a double-forked monitor (conmon's job) owns the
+//! container, writes its output as a Docker json-file log, serves the pty to
+//! an attached terminal, records the exit, honours --rm.
 
-use super::{RunError, RunOptions, Stdio, finish, prepare, start, wait};
+use super::attach::{self, AttachServer, Attached};
+use super::tty::ConsoleSocket;
+use super::{Prepared, RunError, RunOptions, Stdio, finish, prepare, start, wait};
 use crate::store::Store;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+
+/// `ctr-run -t` in the foreground: the monitor owns the container and its
+/// pty, and this process attaches the user's terminal to it, so that
+/// Ctrl-P Ctrl-Q can leave the container running.
+pub fn run_attached(store: &Store, opts: &RunOptions) -> Result<Attached, RunError> {
+    attach::check_terminal(opts.interactive)?;
+    let id = run_detached(store, opts)?;
+    let dir = store.container_dir(&id);
+    Ok(attach::attach(&dir, &id, opts.interactive)?)
+}
 
 /// Prepares the container here (so bad input fails synchronously), then
 /// hands it to a detached monitor and returns its ID once it is running.
@@ -30,7 +43,7 @@ pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError
                 libc::_exit(0);
             }
         }
-        monitor(prepared, status_w);
+        monitor(prepared, status_w, !opts.detach);
     }
     // The parent: the monitor owns the container and its cleanup now.
     std::mem::forget(prepared);
@@ -51,7 +64,8 @@ pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError
     }
 }
 
-fn monitor(prepared: super::Prepared, status_w: OwnedFd) -> ! {
+/// With `attached`, output made before the client connects is kept for it.
+fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
     let devnull = File::options().read(true).write(true).open("/dev/null");
     if let Ok(null) = &devnull {
         for fd in 0..3 {
@@ -60,6 +74,9 @@ fn monitor(prepared: super::Prepared, status_w: OwnedFd) -> ! {
         }
     }
     let mut status = File::from(status_w);
+    if prepared.tty {
+        monitor_terminal(prepared, status, attached);
+    }
     let pipes = (rustix::pipe::pipe(), rustix::pipe::pipe());
     let ((out_r, out_w), (err_r, err_w)) = match pipes {
         (Ok(a), Ok(b)) => (a, b),
@@ -75,6 +92,7 @@ fn monitor(prepared: super::Prepared, status_w: OwnedFd) -> ! {
         stdin: None,
         stdout: Some(out_w),
         stderr: Some(err_w),
+        console_socket: None,
     };
     let (container, pid) = match start(&prepared, stdio) {
         Ok(started) => started,
@@ -96,18 +114,90 @@ fn monitor(prepared: super::Prepared, status_w: OwnedFd) -> ! {
     unsafe { libc::_exit(0) }
 }
 
+/// The monitor of a `-t` container: the pty's output goes to the log (as
+/// stdout, like Docker's) and to whichever client is attached.
+fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
+    let give_up = |mut status: File, prepared: Prepared, why: String| -> ! {
+        let _ = status.write_all(why.as_bytes());
+        drop(prepared);
+        // SAFETY: leaving the forked monitor without unwinding.
+        unsafe { libc::_exit(1) }
+    };
+    let sockets = ConsoleSocket::bind(&prepared.dir)
+        .and_then(|console| Ok((console, AttachServer::bind(&prepared.dir)?)));
+    let (console, server) = match sockets {
+        Ok(sockets) => sockets,
+        Err(e) => give_up(
+            status,
+            prepared,
+            format!("creating the terminal sockets: {e}"),
+        ),
+    };
+    let stdio = Stdio {
+        console_socket: Some(console.path().to_path_buf()),
+        ..Stdio::default()
+    };
+    let (container, pid) = match start(&prepared, stdio) {
+        Ok(started) => started,
+        Err(e) => give_up(status, prepared, e.to_string()),
+    };
+    let master = match console.receive_master() {
+        Ok(master) => master,
+        Err(e) => {
+            // SAFETY: killing the init we just started; no memory effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            let code = wait(pid, &|| None);
+            let _ = finish(prepared, container, code);
+            let _ = write!(status, "receiving the container's terminal: {e}");
+            // SAFETY: as above.
+            unsafe { libc::_exit(1) }
+        }
+    };
+    drop(console);
+    let _ = std::fs::remove_file(prepared.dir.join("console.sock"));
+    let _ = status.write_all(b"ok");
+    drop(status);
+    let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .ok();
+    let mut stream = LogStream::new("stdout");
+    let client = server.serve(
+        &master,
+        &mut |bytes| {
+            if let Some(log) = &mut log {
+                stream.push(log, bytes);
+            }
+        },
+        attached,
+    );
+    if let Some(log) = &mut log {
+        stream.flush(log);
+    }
+    drop(master);
+    let code = wait(pid, &|| None);
+    let _ = finish(prepared, container, code);
+    if let Some(mut client) = client {
+        attach::send_exit(&mut client, code);
+    }
+    // SAFETY: as above.
+    unsafe { libc::_exit(0) }
+}
+
 /// Copies both streams into Docker's json-file format, one JSON object per
 /// line, until both are closed (the container and all its children exited).
 fn copy_to_log(out: OwnedFd, err: OwnedFd, log: &mut File) {
     let mut streams = [
-        (Some(out), "stdout", Vec::new()),
-        (Some(err), "stderr", Vec::new()),
+        (Some(out), LogStream::new("stdout")),
+        (Some(err), LogStream::new("stderr")),
     ];
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut fds: Vec<rustix::event::PollFd> = Vec::new();
         let mut which = Vec::new();
-        for (i, (fd, _, _)) in streams.iter().enumerate() {
+        for (i, (fd, _)) in streams.iter().enumerate() {
             if let Some(fd) = fd {
                 fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
                 which.push(i);
@@ -127,29 +217,49 @@ fn copy_to_log(out: OwnedFd, err: OwnedFd, log: &mut File) {
             .collect();
         drop(fds);
         for i in ready {
-            let (fd, name, pending) = &mut streams[i];
-            let n = match fd.as_ref().map(|f| rustix::io::read(f, &mut buf)) {
-                Some(Ok(n)) => n,
-                _ => 0,
-            };
-            if n == 0 {
-                if !pending.is_empty() {
-                    write_entry(log, name, pending);
-                    pending.clear();
+            let (fd, stream) = &mut streams[i];
+            match fd.as_ref().map(|f| rustix::io::read(f, &mut buf)) {
+                Some(Ok(n)) if n > 0 => stream.push(log, &buf[..n]),
+                _ => {
+                    stream.flush(log);
+                    *fd = None;
                 }
-                *fd = None;
-                continue;
             }
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(pos) = pending.iter().position(|b| *b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=pos).collect();
-                write_entry(log, name, &line);
-            }
-            // Docker splits lines longer than 16 KiB into partial entries.
-            while pending.len() >= 16 * 1024 {
-                let chunk: Vec<u8> = pending.drain(..16 * 1024).collect();
-                write_entry(log, name, &chunk);
-            }
+        }
+    }
+}
+
+/// One stream's bytes on their way into json-file entries: whole lines,
+/// and lines past 16 KiB split into partial entries as Docker does.
+struct LogStream {
+    name: &'static str,
+    pending: Vec<u8>,
+}
+
+impl LogStream {
+    fn new(name: &'static str) -> LogStream {
+        LogStream {
+            name,
+            pending: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, log: &mut File, bytes: &[u8]) {
+        self.pending.extend_from_slice(bytes);
+        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.pending.drain(..=pos).collect();
+            write_entry(log, self.name, &line);
+        }
+        while self.pending.len() >= 16 * 1024 {
+            let chunk: Vec<u8> = self.pending.drain(..16 * 1024).collect();
+            write_entry(log, self.name, &chunk);
+        }
+    }
+
+    fn flush(&mut self, log: &mut File) {
+        if !self.pending.is_empty() {
+            write_entry(log, self.name, &self.pending);
+            self.pending.clear();
         }
     }
 }

@@ -5,7 +5,8 @@ use berth::cli::StoreArgs;
 use berth::output::Progress;
 use berth::progress::{PullProgress, familiar};
 use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
-use berth::runtime::{self, RunOptions};
+use berth::runtime::attach::{AttachError, Attached};
+use berth::runtime::{self, RunError, RunOptions};
 use berth::{Exit, Failure, Store, exit, output, pipe};
 use clap::Parser;
 use std::path::PathBuf;
@@ -28,7 +29,7 @@ struct Cli {
     /// Keep stdin open and feed it to the container
     #[arg(short, long)]
     interactive: bool,
-    /// Allocate a pseudo-terminal (not supported yet)
+    /// Allocate a pseudo-terminal (Ctrl-P Ctrl-Q detaches)
     #[arg(short, long)]
     tty: bool,
     /// Container name (default: a random adjective_name)
@@ -173,8 +174,24 @@ fn main() -> std::process::ExitCode {
             output::result(id);
             return Ok(());
         }
-        let code = runtime::run_foreground(&store, &options)
-            .map_err(|e| tool_failed(&Failure::from(e).message))?;
+        let code = if options.tty {
+            match runtime::run_attached(&store, &options).map_err(|e| match e {
+                // Docker's client refuses this with 1, before creating anything.
+                RunError::Attach(AttachError::NotATerminal) => {
+                    Failure::new(Exit::Failed, e.to_string())
+                }
+                e => tool_failed(&Failure::from(e).message),
+            })? {
+                Attached::Exited(code) => code,
+                Attached::Detached => {
+                    Progress::new(false).line(format_args!("read escape sequence"));
+                    0
+                }
+            }
+        } else {
+            runtime::run_foreground(&store, &options)
+                .map_err(|e| tool_failed(&Failure::from(e).message))?
+        };
         match code {
             0 => Ok(()),
             // The container's own code: no message of ours.

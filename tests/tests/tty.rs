@@ -1,0 +1,155 @@
+//! `ctr-run -t`: a real pty inside the container, driven from a real pty
+//! outside, as a user at a terminal would; Ctrl-P Ctrl-Q detaches.
+
+use berth_harness::pty::PtySession;
+use berth_harness::{Fixture, Run, tool};
+use serde_json::Value;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const IMG: &str = "test/busybox:latest";
+
+fn fixture() -> Fixture {
+    let fixture = Fixture::new();
+    fixture.busybox(IMG, "tty");
+    fixture
+}
+
+fn containers(root: &Path) -> Vec<String> {
+    std::fs::read_dir(root.join("containers"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn record(root: &Path, id: &str) -> Value {
+    let path = root.join("containers").join(id).join("container.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// Polls `condition` every 20 ms until it holds or `seconds` pass.
+fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn an_interactive_shell_has_a_pty_of_the_terminals_size_and_its_exit_code_comes_back() {
+    let fixture = fixture();
+    let mut session =
+        PtySession::spawn(tool("ctr-run", fixture.root()).args(["-it", "--rm", IMG, "sh"]));
+    session.expect("# ", 30);
+    session.send(b"tty\r");
+    session.expect("/dev/pts/0", 10);
+    session.expect("# ", 10);
+    session.send(b"stty size\r");
+    session.expect("24 80", 10);
+    session.expect("# ", 10);
+    session.send(b"exit 3\r");
+    let status = session.wait(20);
+    assert_eq!(status.code(), Some(3), "terminal showed {:?}", session.seen);
+    assert!(
+        containers(fixture.root()).is_empty(),
+        "--rm left a container"
+    );
+}
+
+#[test]
+fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
+    let fixture = fixture();
+    let mut session = PtySession::spawn(
+        tool("ctr-run", fixture.root()).args(["-it", "--name", "stays", IMG, "sh"]),
+    );
+    session.expect("# ", 30);
+    // Ctrl-P alone is held back, then passed on with the key after it.
+    session.send(b"echo typed\x10");
+    session.send(b"x\x08\r");
+    session.expect("typed", 10);
+    session.expect("# ", 10);
+    session.send(&[0x10, 0x11]);
+    session.expect("read escape sequence", 10);
+    let status = session.wait(10);
+    assert_eq!(status.code(), Some(0));
+
+    let ids = containers(fixture.root());
+    assert_eq!(ids.len(), 1);
+    let id = &ids[0];
+    let state = &record(fixture.root(), id)["State"];
+    assert_eq!(state["Status"], "running", "{state}");
+    let pid = state["Pid"].as_i64().unwrap() as i32;
+    // SAFETY: signal 0 only checks that the process exists.
+    assert_eq!(unsafe { libc::kill(pid, 0) }, 0, "the shell died on detach");
+
+    // Its monitor still owns it: the log has the session, and an exit from
+    // outside is recorded.
+    let log = std::fs::read_to_string(
+        fixture
+            .root()
+            .join("containers")
+            .join(id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    assert!(log.contains("typed"), "{log}");
+    assert!(log.contains("\"stream\":\"stdout\""), "{log}");
+    // SAFETY: killing the container's init we just checked.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(
+        wait_for(20, || record(fixture.root(), id)["State"]["Status"]
+            == "exited"),
+        "the monitor did not record the exit"
+    );
+    assert_eq!(record(fixture.root(), id)["State"]["ExitCode"], 137);
+}
+
+#[test]
+fn a_detached_terminal_container_logs_its_output() {
+    let fixture = fixture();
+    let run = Run::of(
+        tool("ctr-run", fixture.root()).args(["-dt", IMG, "sh", "-c", "echo hello; tty"]),
+        None,
+    )
+    .success();
+    let id = run.stdout.trim().to_string();
+    assert!(
+        wait_for(20, || record(fixture.root(), &id)["State"]["Status"]
+            == "exited"),
+        "the container never exited"
+    );
+    let log = std::fs::read_to_string(
+        fixture
+            .root()
+            .join("containers")
+            .join(&id)
+            .join(format!("{id}-json.log")),
+    )
+    .unwrap();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    // A terminal turns "\n" into "\r\n", and Docker logs a tty as stdout.
+    assert_eq!(lines[0]["log"], "hello\r\n", "{log}");
+    assert_eq!(lines[1]["log"], "/dev/pts/0\r\n", "{log}");
+    assert!(lines.iter().all(|l| l["stream"] == "stdout"), "{log}");
+}
+
+#[test]
+fn interactive_tty_without_a_terminal_is_refused_before_anything_is_made() {
+    let fixture = fixture();
+    Run::of(
+        tool("ctr-run", fixture.root()).args(["-it", IMG, "sh"]),
+        Some("exit 0\n"),
+    )
+    .failure(1)
+    .one_error_line(&["the input device is not a TTY"]);
+    assert!(containers(fixture.root()).is_empty());
+}
