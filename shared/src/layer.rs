@@ -267,6 +267,10 @@ impl Unpacker {
     /// Splits an entry's path into plain components, refusing any that is
     /// absolute or climbs with `..`.
     fn components(&self, path: &Path, entry: &str) -> Result<Vec<OsString>, LayerError> {
+        // umoci writes the layer root as "/": that is the root, not a way out.
+        if path == Path::new("/") {
+            return Ok(Vec::new());
+        }
         let mut out = Vec::new();
         for component in path.components() {
             match component {
@@ -761,6 +765,17 @@ mod tests {
         );
         let err = apply(&tar.into_inner().unwrap()).1.unwrap_err();
         assert!(err.to_string().contains("absolute path"), "{err}");
+    }
+
+    #[test]
+    fn a_root_entry_written_as_slash_is_the_layer_root() {
+        // umoci writes the root directory's own entry as "/".
+        let mut tar = tar::Builder::new(Vec::new());
+        raw_name(&mut tar, tar::EntryType::Directory, "/", "", b"");
+        raw_name(&mut tar, tar::EntryType::Regular, "bin/tool", "", b"x");
+        let (dir, result) = apply(&tar.into_inner().unwrap());
+        result.unwrap();
+        assert!(dir.path().join("bin/tool").is_file());
     }
 
     #[test]

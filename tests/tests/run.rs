@@ -289,6 +289,46 @@ fn capabilities_and_proc_masks_follow_docker() {
 }
 
 #[test]
+fn seccomp_filters_by_default_and_follows_security_opt() {
+    let fixture = fixture();
+    let dir = tempfile::tempdir().unwrap();
+    let profile = dir.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[{"names":["mkdir","mkdirat"],"action":"SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let profile_opt = format!("seccomp={}", profile.display());
+    // A user namespace needs no capability, so only the filter stops it.
+    let probe = "grep Seccomp: /proc/self/status; unshare -U true && echo userns || echo refused; mkdir /made && echo mkdir || echo no-mkdir";
+    let inside = |extra: &[&str]| {
+        let mut args = vec!["--rm"];
+        args.extend(extra);
+        args.extend([IMG, "sh", "-c", probe]);
+        let out = ctr_run(&fixture, &args).success().stdout;
+        out.split_whitespace().map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(inside(&[]), ["Seccomp:", "2", "refused", "mkdir"]);
+    assert_eq!(
+        inside(&["--security-opt", "seccomp=unconfined"]),
+        ["Seccomp:", "0", "userns", "mkdir"]
+    );
+    assert_eq!(
+        inside(&["--privileged"]),
+        ["Seccomp:", "0", "userns", "mkdir"]
+    );
+    assert_eq!(
+        inside(&["--security-opt", &profile_opt]),
+        ["Seccomp:", "2", "userns", "no-mkdir"]
+    );
+    std::fs::write(&profile, "{").unwrap();
+    ctr_run(&fixture, &["--security-opt", &profile_opt, IMG, "true"])
+        .failure(125)
+        .one_error_line(&["--security-opt", "no-mkdir.json"]);
+    assert!(containers(&fixture).is_empty());
+}
+
+#[test]
 fn a_memory_limit_oom_kills_a_hog_with_137() {
     let fixture = fixture();
     let hog = "x=0123456789abcdef; while true; do x=$x$x; done";

@@ -14,6 +14,10 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     ("runc", "runc"),
     ("htpasswd", "apache2-utils"),
     ("openssl", "openssl"),
+    // To build the tools that run containers: libcontainer's seccomp links
+    // the C libseccomp, found through pkg-config.
+    ("pkg-config", "pkg-config"),
+    ("/usr/include/seccomp.h", "libseccomp-dev"),
 ];
 
 /// What only `cargo xtask bench` needs: the tools we are compared with.

@@ -67,11 +67,20 @@ pub fn capability_name(name: &str) -> Result<String, RunError> {
 }
 
 fn all_caps() -> Vec<String> {
-    // The kernel's capabilities that this oci-spec version knows.
+    // Every capability this oci-spec version knows that we hold ourselves:
+    // inside a restricted parent (a CI container, say) asking for more than
+    // our bounding set makes the container's capset fail.
+    let ours = caps::read(None, caps::CapSet::Bounding).ok();
     ALL_CAP_NAMES
         .iter()
         .filter(|c| Capability::from_str(c).is_ok())
         .map(|c| format!("CAP_{c}"))
+        .filter(|c| {
+            ours.as_ref().is_none_or(|set| {
+                c.parse::<caps::Capability>()
+                    .is_ok_and(|cap| set.contains(&cap))
+            })
+        })
         .collect()
 }
 
@@ -159,6 +168,8 @@ pub struct SpecInput<'a> {
     pub volumes: &'a [Volume],
     pub tmpfs: &'a [Tmpfs],
     pub limits: &'a Limits,
+    /// `linux.seccomp`, when the container is filtered.
+    pub seccomp: Option<Value>,
 }
 
 pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
@@ -259,7 +270,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
     } else {
         (MASKED_PATHS, READONLY_PATHS)
     };
-    let spec: Value = json!({
+    let mut spec: Value = json!({
         "ociVersion": "1.0.2",
         "process": {
             "terminal": input.tty,
@@ -268,7 +279,6 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
             "env": input.env,
             "cwd": input.cwd,
             "capabilities": {"bounding": caps, "effective": effective, "permitted": permitted},
-            "noNewPrivileges": input.no_new_privileges,
         },
         "root": {"path": input.rootfs, "readonly": input.read_only},
         "hostname": input.hostname,
@@ -282,6 +292,15 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
             "readonlyPaths": readonly,
         },
     });
+    // Only when true: libcontainer loads the filter while it still holds
+    // CAP_SYS_ADMIN only if the field is absent, and any value (false too)
+    // moves the load after the capabilities are dropped, where it fails.
+    if input.no_new_privileges {
+        spec["process"]["noNewPrivileges"] = json!(true);
+    }
+    if let Some(filter) = &input.seccomp {
+        spec["linux"]["seccomp"] = filter.clone();
+    }
     serde_json::from_value(spec).map_err(|e| RunError::Spec(e.to_string()))
 }
 

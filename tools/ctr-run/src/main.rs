@@ -83,7 +83,7 @@ struct Cli {
     /// All capabilities, all devices, no /proc masks
     #[arg(long)]
     privileged: bool,
-    /// no-new-privileges, seccomp=unconfined
+    /// no-new-privileges, seccomp=unconfined|PROFILE.json (default: Docker's blocked calls)
     #[arg(long)]
     security_opt: Vec<String>,
     /// Require the image to be for this platform, e.g. linux/amd64
