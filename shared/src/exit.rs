@@ -58,6 +58,38 @@ impl<E: std::error::Error> From<E> for Failure {
     }
 }
 
+/// Docker's way with several targets: act on each, print each one acted on
+/// (as given) on stdout, give each failure its own stderr line, go on, and
+/// exit 1 at the end if any failed.
+pub fn each<E: std::error::Error>(
+    targets: &[String],
+    mut act: impl FnMut(&str) -> Result<(), E>,
+) -> Result<(), Failure> {
+    let tool = tool_name();
+    let mut failed = false;
+    for target in targets {
+        match act(target) {
+            Ok(()) => crate::output::result(target),
+            Err(error) => {
+                failed = true;
+                eprintln!("{tool}: {}", Failure::from(error).message);
+            }
+        }
+    }
+    if failed {
+        Err(Failure::reported(Exit::Failed))
+    } else {
+        Ok(())
+    }
+}
+
+fn tool_name() -> String {
+    std::env::args()
+        .next()
+        .and_then(|a| a.rsplit('/').next().map(str::to_string))
+        .unwrap_or_else(|| "berth".to_string())
+}
+
 /// Runs a tool's body and turns its outcome into an exit status, printing a
 /// failure as `<tool>: <message>` on one stderr line.
 pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
@@ -70,10 +102,7 @@ pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            let tool = std::env::args()
-                .next()
-                .and_then(|a| a.rsplit('/').next().map(str::to_string))
-                .unwrap_or_else(|| "berth".to_string());
+            let tool = tool_name();
             if !failure.message.is_empty() {
                 eprintln!("{tool}: {}", failure.message.replace('\n', " "));
             }

@@ -97,7 +97,11 @@ impl Run {
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn tool");
         if let Some(input) = input {
-            child.stdin.take().unwrap().write_all(input).unwrap();
+            // A tool may refuse before reading its stdin; that is its answer.
+            match child.stdin.take().unwrap().write_all(input) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                other => other.unwrap(),
+            }
         }
         Run::from(child.wait_with_output().expect("wait for tool"))
     }

@@ -603,36 +603,7 @@ fn parse_healthcheck(dockerfile: &Dockerfile, node: &Node) -> Result<Healthcheck
 
 /// Go's `time.ParseDuration` (`1m30s`, `500ms`, `1.5h`), in nanoseconds.
 pub fn parse_go_duration(text: &str) -> Option<u64> {
-    if text == "0" {
-        return Some(0);
-    }
-    let mut rest = text;
-    let mut total = 0f64;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let end = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&e| e > 0)?;
-        let number: f64 = rest[..end].parse().ok()?;
-        rest = &rest[end..];
-        let unit_end = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return None,
-        };
-        total += number * scale;
-        rest = &rest[unit_end..];
-    }
-    Some(total as u64)
+    crate::format::human::parse_go_duration(text).map(|d| d.as_nanos() as u64)
 }
 
 #[cfg(test)]

@@ -179,6 +179,40 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
     (year, month, day)
 }
 
+/// Go's `time.ParseDuration`: `90s`, `10m`, `1h30m`, `500ms`, `1.5h`, `0`.
+pub fn parse_go_duration(text: &str) -> Option<Duration> {
+    if text == "0" {
+        return Some(Duration::ZERO);
+    }
+    let mut total = 0f64;
+    let mut rest = text;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .filter(|&i| i > 0)?;
+        let value: f64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            _ => return None,
+        };
+        total += value * scale;
+        rest = &rest[unit_len..];
+    }
+    Some(Duration::from_secs_f64(total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +276,16 @@ mod tests {
             Duration::from_millis(250)
         );
         assert!(parse_rfc3339("yesterday").is_none());
+    }
+    #[test]
+    fn go_durations() {
+        assert_eq!(parse_go_duration("24h"), Some(Duration::from_secs(86_400)));
+        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5_400)));
+        assert_eq!(
+            parse_go_duration("1.5s"),
+            Some(Duration::from_millis(1_500))
+        );
+        assert_eq!(parse_go_duration("10"), None);
+        assert_eq!(parse_go_duration("h"), None);
     }
 }

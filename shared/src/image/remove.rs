@@ -232,7 +232,7 @@ fn parse_prune_filter(filter: &str, now: SystemTime) -> Result<PruneFilter, Remo
                     let seconds: u64 = value.parse().ok()?;
                     SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(seconds))
                 })
-                .or_else(|| now.checked_sub(parse_go_duration(value)?))
+                .or_else(|| now.checked_sub(crate::format::human::parse_go_duration(value)?))
                 .ok_or_else(bad)?;
             Ok(PruneFilter::Until(time))
         }
@@ -248,54 +248,5 @@ fn split_label(value: &str) -> (String, Option<String>) {
     match value.split_once('=') {
         Some((k, v)) => (k.to_string(), Some(v.to_string())),
         None => (value.to_string(), None),
-    }
-}
-
-/// Go's `time.ParseDuration` for the units a filter needs: `90s`, `10m`,
-/// `1h30m`, `24h`, `1.5h`.
-pub fn parse_go_duration(text: &str) -> Option<Duration> {
-    let mut total = 0f64;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .filter(|&i| i > 0)?;
-        let value: f64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = &rest[unit_len..];
-    }
-    Some(Duration::from_secs_f64(total))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn go_durations() {
-        assert_eq!(parse_go_duration("24h"), Some(Duration::from_secs(86_400)));
-        assert_eq!(parse_go_duration("1h30m"), Some(Duration::from_secs(5_400)));
-        assert_eq!(
-            parse_go_duration("1.5s"),
-            Some(Duration::from_millis(1_500))
-        );
-        assert_eq!(parse_go_duration("10"), None);
-        assert_eq!(parse_go_duration("h"), None);
     }
 }

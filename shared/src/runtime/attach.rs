@@ -9,7 +9,6 @@ use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 const OUTPUT: u8 = 1;
 const EXIT: u8 = 2;
@@ -175,12 +174,6 @@ pub enum AttachError {
     },
 }
 
-static WINDOW_CHANGED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn window_changed(_: libc::c_int) {
-    WINDOW_CHANGED.store(true, Ordering::SeqCst);
-}
-
 /// The client's side: our terminal becomes the container's. With `stdin`
 /// the keys are sent (raw mode, Ctrl-P Ctrl-Q detaches); window changes
 /// follow the terminal on stdout.
@@ -205,21 +198,14 @@ pub fn attach(dir: &Path, id: &str, stdin: bool) -> Result<Attached, AttachError
     } else {
         None
     };
-    // SAFETY: the handler only stores into an atomic; no SA_RESTART so that
-    // poll returns EINTR and the new size is sent at once.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = window_changed as *const () as usize;
-        libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGWINCH, &action, std::ptr::null_mut());
-    }
+    tty::watch_window_changes();
     send_size(&mut stream).map_err(failed)?;
     let mut keys = DetachKeys::default();
     let mut reading_keys = stdin;
     let mut buf = vec![0u8; 64 * 1024];
     let mut screen = io::stdout().lock();
     loop {
-        if WINDOW_CHANGED.swap(false, Ordering::SeqCst) {
+        if tty::window_changed_since() {
             send_size(&mut stream).map_err(failed)?;
         }
         let mut fds = vec![PollFd::new(&stream, PollFlags::IN)];
@@ -272,9 +258,7 @@ pub fn attach(dir: &Path, id: &str, stdin: bool) -> Result<Attached, AttachError
 }
 
 fn send_size(stream: &mut UnixStream) -> io::Result<()> {
-    let size = tty::window_size(rustix::stdio::stdout())
-        .or_else(|| tty::window_size(rustix::stdio::stdin()));
-    if let Some((rows, cols)) = size {
+    if let Some((rows, cols)) = tty::our_window_size() {
         let mut payload = rows.to_be_bytes().to_vec();
         payload.extend_from_slice(&cols.to_be_bytes());
         write_frame(stream, RESIZE, &payload)?;

@@ -2,6 +2,7 @@
 //! unpacked layers, spec, libcontainer in-process, wait, record, clean up.
 
 pub mod attach;
+pub mod exec;
 mod monitor;
 pub mod seccomp;
 pub mod spec;
@@ -22,7 +23,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-pub use monitor::{run_attached, run_detached};
+pub use monitor::{run_attached, run_detached, spawn_monitor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -64,6 +65,10 @@ pub enum RunError {
     Runtime(String),
     #[error("the container monitor failed: {0}")]
     Monitor(String),
+    #[error("container {0} is already running")]
+    AlreadyRunning(String),
+    #[error("container {0} is not running")]
+    NotRunning(String),
     #[error(transparent)]
     Attach(#[from] attach::AttachError),
 }
@@ -363,6 +368,13 @@ pub struct Prepared {
     pub remove: bool,
     pub interactive: bool,
     pub tty: bool,
+    /// Held (flock) for as long as someone owns the running container: the
+    /// foreground ctr-run or the monitor. Free means nobody will record an
+    /// exit any more.
+    owner: Option<File>,
+    /// Whether a failure before start removes the container (a new one) or
+    /// leaves it as it was (one being started again).
+    new: bool,
     armed: bool,
 }
 
@@ -372,13 +384,26 @@ impl Prepared {
         self.store.root().join("runtime")
     }
 
-    /// Tears everything down: the overlay, cgroup parents we made, and with
-    /// `remove` (or when start failed) the container's directory.
+    /// Tears the running parts down: the overlay, libcontainer's state, the
+    /// cgroups; with `remove` also the container's directory (its upper dir
+    /// is kept otherwise, so that a restart finds its files).
     pub fn cleanup(&mut self, remove: bool) {
         if self.rootfs.exists() {
             let _ = rustix::mount::unmount(&self.rootfs, rustix::mount::UnmountFlags::DETACH);
         }
-        let _ = fs::remove_dir_all(self.runtime_root().join(&self.id));
+        release_runtime(&self.store, &self.id);
+        if remove {
+            let _ = self.store.remove_container(&self.id);
+        }
+        self.armed = false;
+    }
+}
+
+/// Removes what a container holds while it runs, beyond its directory:
+/// libcontainer's state and its cgroups (and their parents once empty).
+pub fn release_runtime(store: &Store, id: &str) {
+    {
+        let _ = fs::remove_dir_all(store.root().join("runtime").join(id));
         for controller in [
             "cpu",
             "cpuacct",
@@ -395,23 +420,17 @@ impl Prepared {
             "unified",
         ] {
             let base = Path::new("/sys/fs/cgroup").join(controller).join("berth");
-            let _ = fs::remove_dir(base.join(&self.id));
+            let _ = fs::remove_dir(base.join(id));
             // Fails while another container still uses it: that is fine.
             let _ = fs::remove_dir(&base);
         }
-        let _ = fs::remove_dir_all(self.dir.join("upper"));
-        let _ = fs::remove_dir_all(self.dir.join("work"));
-        if remove {
-            let _ = self.store.remove_container(&self.id);
-        }
-        self.armed = false;
     }
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
         if self.armed {
-            self.cleanup(true);
+            self.cleanup(self.new);
         }
     }
 }
@@ -581,6 +600,8 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         remove: opts.remove,
         interactive: opts.interactive,
         tty: opts.tty,
+        owner: Some(take_ownership(&dir)?),
+        new: true,
         armed: true,
     };
 
@@ -664,6 +685,71 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     })?;
     prepared.armed = true;
     Ok(prepared)
+}
+
+/// The owner lock of a container directory, taken without waiting: a
+/// second owner is a bug or a race we refuse.
+fn take_ownership(dir: &Path) -> Result<File, RunError> {
+    let path = dir.join("monitor.lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(RunError::AlreadyRunning(
+            dir.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        )),
+        Err(fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
+    }
+}
+
+/// Whether a process owns the container (it runs, or is being started).
+pub fn is_owned(store: &Store, id: &str) -> bool {
+    let path = store.container_dir(id).join("monitor.lock");
+    match File::open(&path) {
+        Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
+        Err(_) => false,
+    }
+}
+
+/// Makes a stopped container ready to start again: the same spec, the same
+/// upper dir over its image's layers. A failure leaves it as it was.
+pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
+    let dir = store.container_dir(id);
+    let owner = take_ownership(&dir)?;
+    let record = store.load_container(id)?;
+    let image = store.resolve_image(&record.image).map_err(|e| match e {
+        StoreError::NoSuchImage(_) => RunError::NoImage(record.image.clone()),
+        other => RunError::Store(other),
+    })?;
+    let image_config = store.read_image_config(&image)?;
+    let layers = store.unpack_layers(&image, &image_config)?;
+    for sub in ["upper", "work", "rootfs"] {
+        let path = dir.join(sub);
+        fs::create_dir_all(&path).map_err(io_error(&path))?;
+    }
+    let rootfs = dir.join("rootfs");
+    // A crash may have left the old overlay mounted.
+    let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+    release_runtime(store, id);
+    mount_overlay(&layers, &dir)?;
+    Ok(Prepared {
+        store: store.clone(),
+        id: id.to_string(),
+        dir,
+        rootfs,
+        remove: record.host_config.auto_remove,
+        interactive: record.config.open_stdin,
+        tty: record.config.tty,
+        owner: Some(owner),
+        new: false,
+        armed: true,
+    })
 }
 
 /// Mounts the layers (top first) under a per-container upper/work dir.

@@ -24,6 +24,12 @@ pub fn run_attached(store: &Store, opts: &RunOptions) -> Result<Attached, RunErr
 /// hands it to a detached monitor and returns its ID once it is running.
 pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
     let prepared = prepare(store, opts)?;
+    spawn_monitor(prepared, !opts.detach)
+}
+
+/// Hands a prepared container to a double-forked monitor and returns its
+/// ID once it runs. With `attached`, output is kept for the first client.
+pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, RunError> {
     let id = prepared.id.clone();
     let (status_r, status_w) =
         rustix::pipe::pipe().map_err(|e| RunError::Monitor(e.to_string()))?;
@@ -43,9 +49,11 @@ pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError
                 libc::_exit(0);
             }
         }
-        monitor(prepared, status_w, !opts.detach);
+        monitor(prepared, status_w, attached);
     }
-    // The parent: the monitor owns the container and its cleanup now.
+    // The parent: the monitor owns the container and its cleanup now (the
+    // owner lock stays held through the monitor's copy of the descriptor).
+    drop(prepared.owner.take());
     std::mem::forget(prepared);
     drop(status_w);
     let mut status = 0;
@@ -123,7 +131,7 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
         // SAFETY: leaving the forked monitor without unwinding.
         unsafe { libc::_exit(1) }
     };
-    let sockets = ConsoleSocket::bind(&prepared.dir)
+    let sockets = ConsoleSocket::bind(&prepared.dir, "console.sock")
         .and_then(|console| Ok((console, AttachServer::bind(&prepared.dir)?)));
     let (console, server) = match sockets {
         Ok(sockets) => sockets,
@@ -154,7 +162,6 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
         }
     };
     drop(console);
-    let _ = std::fs::remove_file(prepared.dir.join("console.sock"));
     let _ = status.write_all(b"ok");
     drop(status);
     let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));

@@ -33,14 +33,26 @@ impl ShortPath {
 pub struct ConsoleSocket {
     listener: UnixListener,
     short: ShortPath,
+    file: PathBuf,
+}
+
+impl Drop for ConsoleSocket {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
 }
 
 impl ConsoleSocket {
-    pub fn bind(dir: &Path) -> io::Result<ConsoleSocket> {
-        let short = ShortPath::new(dir, "console.sock")?;
-        let _ = std::fs::remove_file(dir.join("console.sock"));
+    /// Listens on `dir/name`; the file goes when the socket is dropped.
+    pub fn bind(dir: &Path, name: &str) -> io::Result<ConsoleSocket> {
+        let short = ShortPath::new(dir, name)?;
+        let _ = std::fs::remove_file(dir.join(name));
         let listener = UnixListener::bind(&short.path)?;
-        Ok(ConsoleSocket { listener, short })
+        Ok(ConsoleSocket {
+            listener,
+            short,
+            file: dir.join(name),
+        })
     }
 
     /// The path to give libcontainer (valid while `self` lives).
@@ -118,6 +130,90 @@ pub fn set_window_size(master: impl AsFd, rows: u16, cols: u16) -> io::Result<()
 
 pub fn is_terminal(fd: impl AsFd) -> bool {
     termios::isatty(fd)
+}
+
+static WINDOW_CHANGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn window_changed(_: libc::c_int) {
+    WINDOW_CHANGED.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Notes SIGWINCH from now on; no SA_RESTART, so a waiting poll returns
+/// EINTR and the new size can be passed on at once.
+pub fn watch_window_changes() {
+    // SAFETY: the handler only stores into an atomic.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = window_changed as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGWINCH, &action, std::ptr::null_mut());
+    }
+}
+
+/// Whether the terminal's size changed since the last call.
+pub fn window_changed_since() -> bool {
+    WINDOW_CHANGED.swap(false, std::sync::atomic::Ordering::SeqCst)
+}
+
+/// Our terminal's size: stdout's, else stdin's.
+pub fn our_window_size() -> Option<(u16, u16)> {
+    window_size(rustix::stdio::stdout()).or_else(|| window_size(rustix::stdio::stdin()))
+}
+
+/// Relays between our terminal and a pty `master` until every process on
+/// the pty has closed it: output to stdout, and with `keys` our stdin
+/// (raw) to the pty; window changes follow.
+pub fn relay(master: &OwnedFd, keys: bool) -> io::Result<()> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    use std::io::Write;
+    let keyboard = rustix::stdio::stdin();
+    let _raw = if keys {
+        Some(RawMode::enter(keyboard)?)
+    } else {
+        None
+    };
+    watch_window_changes();
+    if let Some((rows, cols)) = our_window_size() {
+        set_window_size(master, rows, cols)?;
+    }
+    let mut reading_keys = keys;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut screen = io::stdout().lock();
+    loop {
+        if window_changed_since()
+            && let Some((rows, cols)) = our_window_size()
+        {
+            set_window_size(master, rows, cols)?;
+        }
+        let mut fds = vec![PollFd::new(master, PollFlags::IN)];
+        if reading_keys {
+            fds.push(PollFd::new(&keyboard, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+        let ready: Vec<bool> = fds.iter().map(|p| !p.revents().is_empty()).collect();
+        drop(fds);
+        if ready[0] {
+            match rustix::io::read(master, &mut buf) {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(n) => {
+                    screen.write_all(&buf[..n])?;
+                    screen.flush()?;
+                }
+            }
+        }
+        if ready.get(1) == Some(&true) {
+            match rustix::io::read(keyboard, &mut buf)? {
+                0 => reading_keys = false,
+                n => {
+                    rustix::io::write(master, &buf[..n])?;
+                }
+            }
+        }
+    }
 }
 
 /// Docker's default detach keys, Ctrl-P then Ctrl-Q.

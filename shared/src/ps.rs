@@ -1,0 +1,255 @@
+//! What `ctr-ps` and `ctr-inspect` show of container records: Docker's
+//! ps filters, rows and template fields, and its container-inspect shape.
+
+use crate::container::Record;
+use crate::format::human;
+use crate::image::ImageView;
+use crate::store::Store;
+use serde_json::{Map, Value, json};
+use std::path::Path;
+use std::time::SystemTime;
+
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "invalid filter {0:?}: use status=, name=, id=, ancestor=, label=KEY[=VALUE] or exited=CODE"
+)]
+pub struct BadFilter(pub String);
+
+/// One `--filter KEY=VALUE` of `docker ps`.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    Status(String),
+    Name(String),
+    Id(String),
+    Ancestor(String),
+    Label(String, Option<String>),
+    Exited(i32),
+}
+
+impl Filter {
+    pub fn parse(text: &str) -> Result<Filter, BadFilter> {
+        let bad = || BadFilter(text.to_string());
+        let (key, value) = text.split_once('=').ok_or_else(bad)?;
+        Ok(match key {
+            "status" => {
+                const KNOWN: &[&str] = &[
+                    "created",
+                    "restarting",
+                    "running",
+                    "removing",
+                    "paused",
+                    "exited",
+                    "dead",
+                ];
+                if !KNOWN.contains(&value) {
+                    return Err(bad());
+                }
+                Filter::Status(value.to_string())
+            }
+            "name" => Filter::Name(value.to_string()),
+            "id" => Filter::Id(value.to_string()),
+            "ancestor" => Filter::Ancestor(value.to_string()),
+            "label" => match value.split_once('=') {
+                Some((k, v)) => Filter::Label(k.to_string(), Some(v.to_string())),
+                None => Filter::Label(value.to_string(), None),
+            },
+            "exited" => Filter::Exited(value.parse().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        })
+    }
+
+    /// Whether `record` passes. `ancestor` matches the reference the
+    /// container was run from, or the image it resolves to in the store.
+    pub fn matches(&self, store: &Store, record: &Record) -> bool {
+        match self {
+            Filter::Status(status) => record.state.status == *status,
+            Filter::Name(part) => record.name.trim_start_matches('/').contains(part.as_str()),
+            Filter::Id(prefix) => record.id.starts_with(prefix.as_str()),
+            Filter::Ancestor(image) => {
+                record.config.image == *image
+                    || store
+                        .resolve_image(image)
+                        .is_ok_and(|found| found.id().to_string() == record.image)
+            }
+            Filter::Label(key, value) => match (record.config.labels.get(key), value) {
+                (Some(_), None) => true,
+                (Some(have), Some(want)) => have == want,
+                (None, _) => false,
+            },
+            Filter::Exited(code) => {
+                record.state.status == "exited" && record.state.exit_code == *code
+            }
+        }
+    }
+}
+
+/// The command as `docker ps` shows it, before quoting and truncation.
+pub fn command_line(record: &Record) -> String {
+    std::iter::once(record.path.as_str())
+        .chain(record.args.iter().map(String::as_str))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Docker's ellipsis: at most `width` characters, the last one "…".
+pub fn truncate(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out: String = text.chars().take(width.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+/// Bytes of the files a container wrote (its upper dir): Docker's SizeRw.
+pub fn size_rw(store: &Store, record: &Record) -> u64 {
+    fn walk(path: &Path) -> u64 {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return 0;
+        };
+        if meta.is_dir() {
+            std::fs::read_dir(path)
+                .map(|entries| entries.flatten().map(|e| walk(&e.path())).sum())
+                .unwrap_or(0)
+        } else if meta.is_file() {
+            meta.len()
+        } else {
+            0
+        }
+    }
+    walk(&store.container_dir(&record.id).join("upper"))
+}
+
+/// The unpacked size of the container's image, 0 if it is gone.
+fn image_size(store: &Store, record: &Record) -> u64 {
+    store
+        .resolve_image(&record.image)
+        .ok()
+        .and_then(|image| ImageView::load(store, image).ok())
+        .map(|view| view.size)
+        .unwrap_or(0)
+}
+
+/// One `docker ps` row as the fields its templates and `--format json`
+/// use. Sizes are computed only when asked (they walk the upper dir).
+pub fn row(store: &Store, record: &Record, now: SystemTime, no_trunc: bool, sizes: bool) -> Value {
+    let id = if no_trunc {
+        record.id.clone()
+    } else {
+        record.id[..12.min(record.id.len())].to_string()
+    };
+    let command = if no_trunc {
+        command_line(record)
+    } else {
+        truncate(&command_line(record), 20)
+    };
+    let created = human::parse_rfc3339(&record.created);
+    let time = |text: &str| human::parse_rfc3339(text).filter(|t| *t > SystemTime::UNIX_EPOCH);
+    let status = human::container_status(
+        &record.state.status,
+        record.state.exit_code as i64,
+        time(&record.state.started_at),
+        time(&record.state.finished_at),
+        now,
+    );
+    let labels = record
+        .config
+        .labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mounts = record
+        .mounts
+        .iter()
+        .map(|m| m.destination.clone())
+        .collect::<Vec<_>>()
+        .join(",");
+    let size = if sizes {
+        let rw = size_rw(store, record);
+        format!(
+            "{} (virtual {})",
+            human::size(rw),
+            human::size(rw + image_size(store, record))
+        )
+    } else {
+        String::new()
+    };
+    json!({
+        "Command": format!("\"{command}\""),
+        "CreatedAt": created.map(human::format_docker_date).unwrap_or_default(),
+        "ID": id,
+        "Image": record.config.image,
+        "Labels": labels,
+        "LocalVolumes": record.config.volumes.len().to_string(),
+        "Mounts": mounts,
+        "Names": record.name.trim_start_matches('/'),
+        "Networks": record.host_config.network_mode,
+        "Ports": "",
+        "RunningFor": created.map(|c| human::ago(c, now)).unwrap_or_default(),
+        "Size": size,
+        "State": record.state.status,
+        "Status": status,
+    })
+}
+
+/// Docker's container-inspect object: the record plus the fields berth
+/// does not track yet with Docker's empty values (no bridge yet, so
+/// `NetworkSettings.IPAddress` is empty). With `sizes`, SizeRw/SizeRootFs.
+pub fn inspect(store: &Store, record: &Record, sizes: bool) -> Value {
+    let mut object: Map<String, Value> = match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    };
+    object.insert("RestartCount".into(), json!(0));
+    object.insert("ExecIDs".into(), Value::Null);
+    object.insert(
+        "NetworkSettings".into(),
+        json!({
+            "Bridge": "",
+            "SandboxID": "",
+            "Ports": {},
+            "Gateway": "",
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "MacAddress": "",
+            "Networks": {},
+        }),
+    );
+    if sizes {
+        let rw = size_rw(store, record);
+        object.insert("SizeRw".into(), json!(rw));
+        object.insert("SizeRootFs".into(), json!(rw + image_size(store, record)));
+    }
+    Value::Object(object)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_parse_and_refuse_unknown_keys() {
+        assert_eq!(
+            Filter::parse("status=exited").unwrap(),
+            Filter::Status("exited".into())
+        );
+        assert_eq!(
+            Filter::parse("label=a=b").unwrap(),
+            Filter::Label("a".into(), Some("b".into()))
+        );
+        assert_eq!(Filter::parse("exited=137").unwrap(), Filter::Exited(137));
+        assert!(Filter::parse("status=sleepy").is_err());
+        assert!(Filter::parse("colour=red").is_err());
+        assert!(Filter::parse("exited=x").is_err());
+    }
+
+    #[test]
+    fn commands_are_truncated_with_an_ellipsis() {
+        assert_eq!(truncate("sleep 1000", 20), "sleep 1000");
+        assert_eq!(
+            truncate("sh -c 'while true; do date; done'", 20),
+            "sh -c 'while true; …"
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! `ctr-exec`: a new process in a running container's namespaces and
+//! cgroup, through libcontainer's tenant builder, with the container's own
+//! process settings (capabilities, env, user) as the baseline.
+
+use super::tty::{self, ConsoleSocket};
+use super::{Exec, RunError, io_error, user, wait};
+use crate::container::Record;
+use crate::store::Store;
+use libcontainer::container::builder::ContainerBuilder;
+use libcontainer::syscall::syscall::SyscallType;
+use oci_spec::runtime::{Process, Spec, UserBuilder};
+use std::fs::File;
+use std::path::Path;
+
+/// What `ctr-exec` was asked.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub command: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub interactive: bool,
+    pub tty: bool,
+    pub detach: bool,
+}
+
+/// Runs the command in the container; returns its exit code (0 at once
+/// with `detach`).
+pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, RunError> {
+    if !record.state.running || !crate::lifecycle::init_alive(&record.id, record.state.pid) {
+        return Err(RunError::NotRunning(record.id.clone()));
+    }
+    if opts.command.is_empty() {
+        return Err(RunError::NoCommand);
+    }
+    if opts.tty && opts.interactive && !tty::is_terminal(rustix::stdio::stdin()) {
+        return Err(super::attach::AttachError::NotATerminal.into());
+    }
+    let dir = store.container_dir(&record.id);
+    let process_path = dir.join(format!("exec-{}.json", std::process::id()));
+    let process = process_for(&dir, opts)?;
+    let file = File::create(&process_path).map_err(io_error(&process_path))?;
+    serde_json::to_writer(file, &process).map_err(|e| RunError::Spec(e.to_string()))?;
+    let result = run(store, &dir, &record.id, &process_path, opts);
+    let _ = std::fs::remove_file(&process_path);
+    result
+}
+
+/// The init's process from the saved spec, with the command, env, working
+/// dir, user and terminal changed as asked.
+fn process_for(dir: &Path, opts: &ExecOptions) -> Result<Process, RunError> {
+    let spec_path = dir.join("config.json");
+    let spec = Spec::load(&spec_path).map_err(|e| RunError::Spec(e.to_string()))?;
+    let mut process = spec.process().clone().unwrap_or_default();
+    let mut env = process.env().clone().unwrap_or_default();
+    for entry in &opts.env {
+        let key = entry.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(entry.clone());
+    }
+    process.set_env(Some(env));
+    process.set_args(Some(opts.command.clone()));
+    process.set_terminal(Some(opts.tty));
+    if let Some(workdir) = &opts.workdir {
+        if !workdir.starts_with('/') {
+            return Err(RunError::BadFlag {
+                flag: "--workdir",
+                value: workdir.clone(),
+                why: "the working directory must be absolute".to_string(),
+            });
+        }
+        process.set_cwd(workdir.into());
+    }
+    if let Some(spec) = &opts.user {
+        let resolved = user::resolve(&dir.join("rootfs"), spec)?;
+        let user = UserBuilder::default()
+            .uid(resolved.uid)
+            .gid(resolved.gid)
+            .additional_gids(resolved.additional_gids)
+            .build()
+            .map_err(|e| RunError::Spec(e.to_string()))?;
+        process.set_user(user);
+    }
+    Ok(process)
+}
+
+fn run(
+    store: &Store,
+    dir: &Path,
+    id: &str,
+    process_path: &Path,
+    opts: &ExecOptions,
+) -> Result<i32, RunError> {
+    let runtime = |e: libcontainer::error::LibcontainerError| RunError::Runtime(e.to_string());
+    let console = if opts.tty {
+        let name = format!("exec-{}.sock", std::process::id());
+        Some(ConsoleSocket::bind(dir, &name).map_err(io_error(&dir.join(name)))?)
+    } else {
+        None
+    };
+    let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
+        .with_executor(Exec)
+        .with_root_path(store.root().join("runtime"))
+        .map_err(runtime)?
+        .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
+    if console.is_none() && !opts.interactive {
+        let null = File::open("/dev/null").map_err(io_error(Path::new("/dev/null")))?;
+        builder = builder.with_stdin(null);
+    }
+    let pid = builder
+        .as_tenant()
+        .with_process(Some(process_path))
+        // libcontainer takes a console socket only for a "detached" tenant;
+        // the process is our child either way.
+        .with_detach(console.is_some())
+        .build()
+        .map_err(runtime)?
+        .as_raw();
+    if opts.detach {
+        return Ok(0);
+    }
+    if let Some(console) = console {
+        let master = console
+            .receive_master()
+            .map_err(|e| RunError::Runtime(format!("receiving the terminal: {e}")))?;
+        drop(console);
+        tty::relay(&master, opts.interactive).map_err(io_error(Path::new("/dev/tty")))?;
+    }
+    Ok(wait(pid, &|| None))
+}

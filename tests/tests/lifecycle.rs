@@ -1,0 +1,380 @@
+//! The container lifecycle end to end on real containers: ctr-run -d, then
+//! ps, exec, logs, stop, start, kill, rm, with ctr-inspect agreeing at
+//! every step.
+
+use berth_harness::pty::PtySession;
+use berth_harness::{Fixture, Run, tool};
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+const IMG: &str = "test/busybox:latest";
+
+/// A shell that exits 143 on SIGTERM (PID 1 gets no default handlers).
+const TRAPS_TERM: &str =
+    "trap 'exit 143' TERM; echo started; echo oops >&2; while true; do sleep 0.05; done";
+
+fn fixture() -> Fixture {
+    let fixture = Fixture::new();
+    fixture.busybox(IMG, "lifecycle");
+    fixture
+}
+
+fn run(fixture: &Fixture, name: &str, args: &[&str]) -> Run {
+    Run::of(tool(name, fixture.root()).args(args), None)
+}
+
+fn status(fixture: &Fixture, target: &str) -> String {
+    run(
+        fixture,
+        "ctr-inspect",
+        &["--format", "{{.State.Status}}", target],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string()
+}
+
+/// Polls `condition` every 20 ms until it holds or `seconds` pass.
+fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+#[test]
+fn a_full_lifecycle_with_inspect_agreeing_at_every_step() {
+    let fixture = fixture();
+    let id = run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "web", IMG, "sh", "-c", TRAPS_TERM],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    assert_eq!(status(&fixture, "web"), "running");
+
+    let ps = run(&fixture, "ctr-ps", &[]).success().stdout;
+    let row = ps.lines().nth(1).expect("a row for the container");
+    assert!(row.starts_with(&id[..12]), "{ps}");
+    assert!(row.contains(" Up "), "{ps}");
+    assert!(row.trim_end().ends_with("web"), "{ps}");
+
+    let cmdline = run(&fixture, "ctr-exec", &["web", "cat", "/proc/1/cmdline"])
+        .success()
+        .stdout;
+    assert_eq!(cmdline.split('\0').next(), Some("sh"));
+    run(&fixture, "ctr-exec", &["web", "sh", "-c", "exit 5"]).failure(5);
+    run(&fixture, "ctr-exec", &["web", "no-such-command"]).failure(127);
+    run(
+        &fixture,
+        "ctr-exec",
+        &["web", "sh", "-c", "echo kept > /kept"],
+    )
+    .success();
+
+    assert!(wait_for(10, || {
+        run(&fixture, "ctr-logs", &["web"]).success().stdout == "started\n"
+    }));
+    let logs = run(&fixture, "ctr-logs", &["web"]).success();
+    assert_eq!(logs.stderr, "oops\n");
+
+    // SIGTERM is handled: the stop is quick, and the code is the trap's.
+    let started = Instant::now();
+    let stop = run(&fixture, "ctr-stop", &["web"]).success();
+    assert_eq!(stop.stdout, "web\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status(&fixture, "web"), "exited");
+    assert!(
+        run(&fixture, "ctr-ps", &[])
+            .success()
+            .stdout
+            .lines()
+            .count()
+            == 1
+    );
+    let all = run(&fixture, "ctr-ps", &["-a"]).success().stdout;
+    assert!(all.contains("Exited (143)"), "{all}");
+
+    run(&fixture, "ctr-start", &["web"]).success();
+    assert_eq!(status(&fixture, &id[..6]), "running");
+    let kept = run(&fixture, "ctr-exec", &["web", "cat", "/kept"]).success();
+    assert_eq!(
+        kept.stdout, "kept\n",
+        "the upper dir did not survive the restart"
+    );
+
+    run(&fixture, "ctr-kill", &["web"]).success();
+    assert!(wait_for(10, || status(&fixture, "web") == "exited"));
+    let code = run(
+        &fixture,
+        "ctr-inspect",
+        &["--format", "{{.State.ExitCode}}", "web"],
+    )
+    .success();
+    assert_eq!(code.stdout, "137\n");
+
+    run(&fixture, "ctr-rm", &["web"]).success();
+    run(&fixture, "ctr-inspect", &["web"])
+        .failure(1)
+        .one_error_line(&["No such container: web"]);
+    assert!(!fixture.root().join("containers").join(&id).exists());
+}
+
+#[test]
+fn stop_kills_after_the_timeout_when_the_signal_is_ignored() {
+    let fixture = fixture();
+    // PID 1 without a handler ignores SIGTERM, as in Docker.
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "stubborn", IMG, "sleep", "1000"],
+    )
+    .success();
+    let started = Instant::now();
+    run(&fixture, "ctr-stop", &["-t", "1", "stubborn"]).success();
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    let exit = run(
+        &fixture,
+        "ctr-inspect",
+        &["-f", "{{.State.Status}} {{.State.ExitCode}}", "stubborn"],
+    );
+    assert_eq!(exit.success().stdout, "exited 137\n");
+}
+
+#[test]
+fn a_container_killed_from_outside_is_reported_exited() {
+    let fixture = fixture();
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "victim", IMG, "sleep", "1000"],
+    )
+    .success();
+    let inspect: Value =
+        serde_json::from_str(&run(&fixture, "ctr-inspect", &["victim"]).success().stdout).unwrap();
+    let pid = inspect[0]["State"]["Pid"].as_i64().unwrap() as i32;
+    assert!(pid > 0);
+    // SAFETY: killing the container's init, as `kill -9 <pid>` would.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    assert!(wait_for(10, || status(&fixture, "victim") == "exited"));
+    let ps = run(
+        &fixture,
+        "ctr-ps",
+        &["-a", "--format", "{{.Names}} {{.State}} {{.Status}}"],
+    )
+    .success()
+    .stdout;
+    assert!(ps.starts_with("victim exited Exited (137)"), "{ps}");
+    assert!(run(&fixture, "ctr-ps", &["-q"]).success().stdout.is_empty());
+}
+
+#[test]
+fn ps_filters_formats_and_the_pipe_to_rm() {
+    let fixture = fixture();
+    run(&fixture, "ctr-run", &["--name", "done0", IMG, "true"]).success();
+    run(
+        &fixture,
+        "ctr-run",
+        &["--name", "done3", IMG, "sh", "-c", "exit 3"],
+    )
+    .failure(3);
+    let up = run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "up", IMG, "sleep", "1000"],
+    )
+    .success()
+    .stdout;
+
+    let names = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--format", "{{.Names}}"]);
+        let out = run(&fixture, "ctr-ps", &args).success().stdout;
+        let mut names: Vec<String> = out.lines().map(String::from).collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&[]), ["up"]);
+    assert_eq!(names(&["-a"]), ["done0", "done3", "up"]);
+    assert_eq!(names(&["-f", "status=exited"]), ["done0", "done3"]);
+    assert_eq!(names(&["-a", "-f", "exited=3"]), ["done3"]);
+    assert_eq!(names(&["-a", "-f", "name=done"]), ["done0", "done3"]);
+    assert_eq!(names(&["-a", "-f", &format!("id={}", &up[..8])]), ["up"]);
+    assert_eq!(names(&["-a", "-f", &format!("ancestor={IMG}")]).len(), 3);
+    assert_eq!(names(&["-l"]), ["up"]);
+
+    let json = run(&fixture, "ctr-ps", &["--format", "json"])
+        .success()
+        .stdout;
+    let row: Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(row["Names"], "up");
+    assert_eq!(row["State"], "running");
+    assert_eq!(row["Command"], "\"sleep 1000\"");
+    assert_eq!(row["Image"], IMG);
+
+    run(&fixture, "ctr-ps", &["-f", "colour=red"])
+        .failure(1)
+        .one_error_line(&["colour=red"]);
+
+    // Every container, from ps to rm by pipe; -f takes the running one too.
+    let ids = run(&fixture, "ctr-ps", &["-aq"]).success().stdout;
+    assert_eq!(ids.lines().count(), 3);
+    let removed = Run::of(tool("ctr-rm", fixture.root()).arg("-f"), Some(&ids)).success();
+    assert_eq!(removed.stdout.lines().count(), 3);
+    assert!(
+        run(&fixture, "ctr-ps", &["-aq"])
+            .success()
+            .stdout
+            .is_empty()
+    );
+}
+
+#[test]
+fn inspect_has_dockers_shape_and_templates() {
+    let fixture = fixture();
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "shape", "-e", "A=1", IMG, "sleep", "1000"],
+    )
+    .success();
+    let inspect: Value = serde_json::from_str(
+        &run(&fixture, "ctr-inspect", &["--size", "shape"])
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    let c = &inspect[0];
+    assert_eq!(c["Name"], "/shape");
+    assert_eq!(c["Path"], "sleep");
+    assert_eq!(c["Args"], serde_json::json!(["1000"]));
+    assert_eq!(c["State"]["Running"], true);
+    assert_eq!(c["RestartCount"], 0);
+    assert_eq!(c["NetworkSettings"]["IPAddress"], "");
+    assert!(
+        c["Config"]["Env"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("A=1"))
+    );
+    assert!(c["SizeRootFs"].as_u64().unwrap() >= c["SizeRw"].as_u64().unwrap());
+    for field in [
+        "LogPath",
+        "ResolvConfPath",
+        "HostnamePath",
+        "HostsPath",
+        "HostConfig",
+        "Mounts",
+    ] {
+        assert!(c.get(field).is_some(), "{field}");
+    }
+    let templated = run(
+        &fixture,
+        "ctr-inspect",
+        &["-f", "{{.Name}} {{json .Config.Cmd}} {{index .Config.Cmd 0}} [{{.NetworkSettings.IPAddress}}]", "shape"],
+    )
+    .success();
+    assert_eq!(templated.stdout, "/shape [\"sleep\",\"1000\"] sleep []\n");
+    run(&fixture, "ctr-rm", &["shape"])
+        .failure(1)
+        .one_error_line(&["container is running"]);
+    run(&fixture, "ctr-rm", &["-f", "shape"]).success();
+}
+
+#[test]
+fn bad_targets_get_one_line_and_the_others_are_still_done() {
+    let fixture = fixture();
+    for name in ["aa", "bb"] {
+        run(&fixture, "ctr-run", &["--name", name, IMG, "true"]).success();
+    }
+    let mixed = run(&fixture, "ctr-rm", &["aa", "ghost", "bb"]).failure(1);
+    assert_eq!(mixed.stdout, "aa\nbb\n");
+    assert_eq!(mixed.stderr, "ctr-rm: No such container: ghost\n");
+    // Among a dozen containers two IDs share a first hex digit: ambiguous.
+    for _ in 0..12 {
+        run(&fixture, "ctr-run", &[IMG, "true"]).success();
+    }
+    let all = run(&fixture, "ctr-ps", &["-aq", "--no-trunc"])
+        .success()
+        .stdout;
+    let ids: Vec<&str> = all.lines().collect();
+    let shared = ids
+        .iter()
+        .flat_map(|a| ids.iter().map(move |b| (a, b)))
+        .find(|(a, b)| a != b && a[..1] == b[..1])
+        .map(|(a, _)| a[..1].to_string())
+        .expect("twelve IDs share a first hex digit");
+    run(&fixture, "ctr-inspect", &[&shared])
+        .failure(1)
+        .one_error_line(&["ambiguous"]);
+}
+
+#[test]
+fn exec_with_a_tty_runs_on_a_pty_inside() {
+    let fixture = fixture();
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "term", IMG, "sleep", "1000"],
+    )
+    .success();
+    let mut session =
+        PtySession::spawn(tool("ctr-exec", fixture.root()).args(["-it", "term", "sh"]));
+    session.expect("# ", 30);
+    session.send(b"tty; stty size\r");
+    session.expect("/dev/pts/", 10);
+    session.expect("24 80", 10);
+    session.send(b"exit 4\r");
+    assert_eq!(session.wait(20).code(), Some(4));
+    run(&fixture, "ctr-rm", &["-f", "term"]).success();
+}
+
+#[test]
+fn logs_tail_timestamps_and_follow() {
+    let fixture = fixture();
+    run(
+        &fixture,
+        "ctr-run",
+        &[
+            "-d",
+            "--name",
+            "talker",
+            IMG,
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo line$i; done; sleep 1; echo last",
+        ],
+    )
+    .success();
+    // -f returns only once the container has exited, with every line.
+    let followed = run(&fixture, "ctr-logs", &["-f", "talker"]).success();
+    assert_eq!(followed.stdout, "line1\nline2\nline3\nlast\n");
+    assert_eq!(status(&fixture, "talker"), "exited");
+    let tail = run(&fixture, "ctr-logs", &["--tail", "2", "talker"]).success();
+    assert_eq!(tail.stdout, "line3\nlast\n");
+    let stamped = run(&fixture, "ctr-logs", &["-t", "-n", "1", "talker"]).success();
+    let (time, line) = stamped.stdout.split_once(' ').unwrap();
+    assert!(time.ends_with('Z') && time.contains('T'), "{time}");
+    assert_eq!(line, "last\n");
+    let none = run(
+        &fixture,
+        "ctr-logs",
+        &["--since", "2999-01-01T00:00:00Z", "talker"],
+    )
+    .success();
+    assert!(none.stdout.is_empty());
+}

@@ -1,0 +1,61 @@
+//! ctr-inspect: Docker's `docker inspect` for containers. A JSON array, or
+//! one rendered `--format` template per container.
+
+use berth::cli::StoreArgs;
+use berth::format::Template;
+use berth::{Exit, Failure, exit, lifecycle, output, pipe, ps};
+use clap::Parser;
+
+/// Display detailed information on one or more containers.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
+    containers: Vec<String>,
+    /// Format the output using a Go template, or "json"
+    #[arg(short, long)]
+    format: Option<String>,
+    /// Display total file sizes (SizeRw, SizeRootFs)
+    #[arg(short, long)]
+    size: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let template = match cli.format.as_deref() {
+            None | Some("json") => None,
+            Some(text) => Some(Template::parse(text)?),
+        };
+        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let store = cli.store.open()?;
+        let mut objects = Vec::new();
+        let mut failed = 0;
+        for target in &targets {
+            match lifecycle::find(&store, target) {
+                Ok(record) => objects.push(ps::inspect(&store, &record, cli.size)),
+                Err(error) => {
+                    failed += 1;
+                    eprintln!("ctr-inspect: {}", Failure::from(error).message);
+                }
+            }
+        }
+        // Like Docker: print what was found, then fail for what was not.
+        match &template {
+            Some(template) => {
+                for object in &objects {
+                    output::result(template.render(object)?);
+                }
+            }
+            None => output::result(
+                serde_json::to_string_pretty(&objects).expect("JSON values serialise"),
+            ),
+        }
+        match failed {
+            0 => Ok(()),
+            _ => Err(Failure::reported(Exit::Failed)),
+        }
+    })
+}

@@ -1,0 +1,36 @@
+//! ctr-rm: Docker's `docker rm`. Removes stopped containers (`-f` kills a
+//! running one first) with their mounts, cgroups and upper dirs.
+
+use berth::cli::StoreArgs;
+use berth::lifecycle::{self, LifecycleError};
+use berth::{exit, pipe};
+use clap::Parser;
+
+/// Remove one or more containers.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
+    containers: Vec<String>,
+    /// Force the removal of a running container (uses SIGKILL)
+    #[arg(short, long)]
+    force: bool,
+    /// Remove anonymous volumes (they live in the container's directory and always go with it)
+    #[arg(short, long)]
+    volumes: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let _ = cli.volumes;
+        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let store = cli.store.open()?;
+        exit::each(&targets, |target| -> Result<(), LifecycleError> {
+            let record = lifecycle::find(&store, target)?;
+            lifecycle::remove(&store, &record, cli.force)
+        })
+    })
+}

@@ -1,0 +1,82 @@
+//! ctr-start: Docker's `docker start`. Starts stopped containers again with
+//! the same config and upper dir; `-a` follows one to its end and exits
+//! with its code.
+
+use berth::cli::StoreArgs;
+use berth::lifecycle::{self, LifecycleError};
+use berth::logs;
+use berth::runtime::attach::{self, Attached};
+use berth::{Exit, Failure, exit, pipe};
+use clap::Parser;
+use std::io::Write;
+
+/// Start one or more stopped containers.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
+    containers: Vec<String>,
+    /// Attach stdout/stderr and exit with the container's code
+    #[arg(short, long)]
+    attach: bool,
+    /// Attach stdin too (containers made with -t)
+    #[arg(short, long)]
+    interactive: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let store = cli.store.open()?;
+        if !(cli.attach || cli.interactive) {
+            return exit::each(&targets, |target| -> Result<(), LifecycleError> {
+                let record = lifecycle::find(&store, target)?;
+                lifecycle::start(&store, &record, false)
+            });
+        }
+        let [target] = targets.as_slice() else {
+            return Err(Failure::new(
+                Exit::Usage,
+                "you cannot attach to more than one container",
+            ));
+        };
+        let record = lifecycle::find(&store, target)?;
+        if record.config.tty {
+            lifecycle::start(&store, &record, true)?;
+            let dir = store.container_dir(&record.id);
+            return match attach::attach(&dir, &record.id, cli.interactive)? {
+                Attached::Exited(0) | Attached::Detached => Ok(()),
+                Attached::Exited(code) => std::process::exit(code),
+            };
+        }
+        if cli.interactive {
+            return Err(Failure::new(
+                Exit::Failed,
+                "-i needs a container made with -t: the monitor keeps no stdin for others",
+            ));
+        }
+        // Without a terminal the output is in the log: follow it from here.
+        let from = lifecycle::log_length(&record);
+        lifecycle::start(&store, &record, false)?;
+        logs::follow(
+            &store,
+            &record.id,
+            std::path::Path::new(&record.log_path),
+            from,
+            &mut |entry| {
+                let _ = if entry.stream == "stderr" {
+                    std::io::stderr().write_all(entry.log.as_bytes())
+                } else {
+                    std::io::stdout().write_all(entry.log.as_bytes())
+                };
+            },
+        )?;
+        match store.load_container(&record.id) {
+            Ok(done) if done.state.exit_code != 0 => std::process::exit(done.state.exit_code),
+            _ => Ok(()),
+        }
+    })
+}
