@@ -1,0 +1,4 @@
+//! `img-build`: a Dockerfile and its context turned into an image in the
+//! store, one cached step at a time.
+
+pub mod context;
