@@ -2,3 +2,5 @@
 //! store, one cached step at a time.
 
 pub mod context;
+pub mod copy;
+pub mod layer;

@@ -3,6 +3,7 @@
 
 mod monitor;
 pub mod spec;
+pub mod step;
 pub mod user;
 
 use crate::container::{self, Config, ContainerError, HostConfig, MountPoint, Record, State};
