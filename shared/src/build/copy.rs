@@ -215,6 +215,11 @@ pub fn copy_into(
     Ok(())
 }
 
+/// `mkdir -p` of an absolute path inside the root (WORKDIR).
+pub fn mkdir_in(rootfs: &Path, path: &str) -> Result<(), CopyError> {
+    Root::open(rootfs)?.mkdir_all(path, None).map(|_| ())
+}
+
 /// Writes a heredoc's text as a file (COPY <<EOF).
 pub fn write_text(
     rootfs: &Path,
