@@ -18,11 +18,14 @@ pub const PREREQUISITES: &[(&str, &str)] = &[
     // the C libseccomp, found through pkg-config.
     ("pkg-config", "pkg-config"),
     ("/usr/include/seccomp.h", "libseccomp-dev"),
+    // img-build's interop test runs a built image under podman.
+    ("podman", "podman"),
 ];
 
 /// What only `cargo xtask bench` needs: the tools we are compared with.
 pub const BENCH_PREREQUISITES: &[(&str, &str)] = &[
     ("podman", "podman"),
+    ("buildah", "buildah"),
     ("curl", "curl"),
     // GNU time, for peak memory (the shell's `time` keyword has no %M).
     ("/usr/bin/time", "time"),

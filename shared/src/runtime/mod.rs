@@ -7,6 +7,7 @@ mod monitor;
 pub mod seccomp;
 pub mod spec;
 pub mod tty;
+pub mod step;
 pub mod user;
 
 use crate::container::{self, Config, ContainerError, HostConfig, MountPoint, Record, State};

@@ -1,0 +1,243 @@
+//! Root filesystems for build steps: a writable overlay of the parent's
+//! unpacked layers over a fresh upper dir (whose contents become the step's
+//! layer), and read-only views of a stage or image for COPY --from.
+
+use crate::store::Store;
+use rustix::mount::{MountFlags, UnmountFlags};
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("mounting the step's root filesystem at {path}: {source}")]
+    Mount {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootfsError + use<> {
+    let path = path.to_path_buf();
+    move |source| RootfsError::Io { path, source }
+}
+
+/// A scratch directory under the store's `tmp/`, on the same filesystem
+/// as `layers/` so a finished upper dir can be renamed into place.
+fn scratch(store: &Store) -> Result<tempfile::TempDir, RootfsError> {
+    tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(store.tmp_dir())
+        .map_err(io_err(&store.tmp_dir()))
+}
+
+fn mount_overlay(
+    lowers: &[PathBuf],
+    extra: &str,
+    target: &Path,
+    flags: MountFlags,
+) -> Result<(), RootfsError> {
+    let lower: Vec<String> = lowers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    // redirect_dir and metacopy would leave renames and metadata-only
+    // changes as xattrs a tar cannot carry; off, the upper dir is the diff.
+    let attempts = [
+        format!(
+            "lowerdir={}{extra},redirect_dir=off,metacopy=off",
+            lower.join(":")
+        ),
+        format!("lowerdir={}{extra}", lower.join(":")),
+    ];
+    let mut last = None;
+    for options in attempts {
+        let data = std::ffi::CString::new(options).map_err(|e| RootfsError::Mount {
+            path: target.to_path_buf(),
+            source: io::Error::other(e),
+        })?;
+        match rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(RootfsError::Mount {
+        path: target.to_path_buf(),
+        source: last.expect("at least one attempt").into(),
+    })
+}
+
+/// A writable root for one step: `merged` is what the step sees, `upper`
+/// what it changed.
+pub struct StepRoot {
+    dir: tempfile::TempDir,
+    mounted: bool,
+}
+
+impl StepRoot {
+    /// Mounts `lowers` (bottom first) under a fresh upper dir.
+    pub fn mount(store: &Store, lowers: &[PathBuf]) -> Result<StepRoot, RootfsError> {
+        let dir = scratch(store)?;
+        for sub in ["upper", "work", "merged", "empty"] {
+            let path = dir.path().join(sub);
+            fs::create_dir(&path).map_err(io_err(&path))?;
+        }
+        let upper = dir.path().join("upper");
+        fs::set_permissions(&upper, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .map_err(io_err(&upper))?;
+        let mut lowers = lowers.to_vec();
+        if lowers.is_empty() {
+            // FROM scratch: overlay still wants a lower dir.
+            lowers.push(dir.path().join("empty"));
+        }
+        let extra = format!(
+            ",upperdir={},workdir={}",
+            upper.display(),
+            dir.path().join("work").display()
+        );
+        let merged = dir.path().join("merged");
+        mount_overlay(&lowers, &extra, &merged, MountFlags::empty())?;
+        Ok(StepRoot { dir, mounted: true })
+    }
+
+    pub fn merged(&self) -> PathBuf {
+        self.dir.path().join("merged")
+    }
+
+    pub fn upper(&self) -> PathBuf {
+        self.dir.path().join("upper")
+    }
+
+    /// Detaches the overlay (a RUN's container cleanup may have done so
+    /// already; that is fine).
+    pub fn unmount(&mut self) {
+        if self.mounted {
+            let _ = rustix::mount::unmount(self.merged(), UnmountFlags::DETACH);
+            self.mounted = false;
+        }
+    }
+}
+
+impl Drop for StepRoot {
+    fn drop(&mut self) {
+        self.unmount();
+    }
+}
+
+/// A read-only view of a finished stage or an image (COPY --from).
+pub struct ReadRoot {
+    path: PathBuf,
+    dir: Option<tempfile::TempDir>,
+    mounted: bool,
+}
+
+impl ReadRoot {
+    pub fn mount(store: &Store, lowers: &[PathBuf]) -> Result<ReadRoot, RootfsError> {
+        match lowers {
+            // One layer is its own root; overlay wants two lowers to
+            // mount without an upper anyway.
+            [only] => Ok(ReadRoot {
+                path: only.clone(),
+                dir: None,
+                mounted: false,
+            }),
+            [] => {
+                let dir = scratch(store)?;
+                Ok(ReadRoot {
+                    path: dir.path().to_path_buf(),
+                    dir: Some(dir),
+                    mounted: false,
+                })
+            }
+            _ => {
+                let dir = scratch(store)?;
+                mount_overlay(lowers, "", dir.path(), MountFlags::RDONLY)?;
+                Ok(ReadRoot {
+                    path: dir.path().to_path_buf(),
+                    dir: Some(dir),
+                    mounted: true,
+                })
+            }
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ReadRoot {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = rustix::mount::unmount(&self.path, UnmountFlags::DETACH);
+        }
+        // The TempDir removes the (now empty) mount point.
+        let _ = self.dir.take();
+    }
+}
+
+/// The mount points a container's runtime creates in its root when they
+/// are missing; Docker keeps them out of the step's layer.
+const MOUNT_STUBS: &[&str] = &[
+    "dev",
+    "dev/pts",
+    "dev/shm",
+    "dev/mqueue",
+    "proc",
+    "sys",
+    "sys/fs",
+    "sys/fs/cgroup",
+    "etc",
+    "etc/hosts",
+    "etc/hostname",
+    "etc/resolv.conf",
+];
+
+/// Which mount stubs are absent from `merged` before a RUN.
+pub fn missing_stubs(merged: &Path) -> Vec<&'static str> {
+    MOUNT_STUBS
+        .iter()
+        .copied()
+        .filter(|p| fs::symlink_metadata(merged.join(p)).is_err())
+        .collect()
+}
+
+/// After a RUN: removes from `upper` the stubs the runtime created (still
+/// empty), and the copied-up parents they alone dragged in.
+pub fn remove_stubs(upper: &Path, created: &[&str]) {
+    for stub in created.iter().rev() {
+        let path = upper.join(stub);
+        match fs::symlink_metadata(&path) {
+            Ok(m) if m.is_file() && m.len() == 0 => {
+                let _ = fs::remove_file(&path);
+            }
+            Ok(m) if m.is_dir() => {
+                let _ = fs::remove_dir(&path);
+            }
+            _ => {}
+        }
+    }
+    // A parent that existed below and now holds nothing in the upper dir
+    // was only copied up for a stub.
+    for parent in ["etc", "dev", "sys/fs", "sys"] {
+        let path = upper.join(parent);
+        let opaque = {
+            let mut v = [0u8; 2];
+            rustix::fs::lgetxattr(&path, "trusted.overlay.opaque", &mut v).is_ok()
+        };
+        if !opaque && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
+            let touched_by_stub = created.iter().any(|s| s.starts_with(&format!("{parent}/")));
+            if touched_by_stub {
+                let _ = fs::remove_dir(&path);
+            }
+        }
+    }
+}

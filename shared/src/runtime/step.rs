@@ -1,0 +1,128 @@
+//! A build step's container: a RUN command run to completion on a root
+//! filesystem the builder has already mounted, so its changes land in the
+//! builder's overlay upper dir. Same spec and defaults as `ctr-run`.
+
+use super::{Limits, NetworkMode, Prepared, RunError, Stdio, io_error, spec, user};
+use crate::container::{self, Config, HostConfig, Record, State};
+use crate::store::Store;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+
+/// What one RUN step runs, and how.
+pub struct StepOptions<'a> {
+    /// The mounted root filesystem (the builder unmounts nothing itself:
+    /// it is detached when the step's container is cleaned up).
+    pub rootfs: &'a Path,
+    pub args: &'a [String],
+    pub env: &'a [String],
+    pub workdir: &'a str,
+    /// Docker's user syntax, resolved through the rootfs's /etc/passwd.
+    pub user: &'a str,
+    pub network: NetworkMode,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// Runs the step's command in a throwaway container and returns its exit
+/// code (Docker's 126/127 when the command cannot run). The container's
+/// record exists only while it runs, as Docker's intermediate containers.
+pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
+    let id = container::new_id().map_err(io_error(Path::new("/dev/urandom")))?;
+    let hostname = id[..12].to_string();
+    let dir = store.container_dir(&id);
+    let network_mode = match options.network {
+        NetworkMode::None => "none",
+        NetworkMode::Host => "host",
+    };
+    let record = Record {
+        id: id.clone(),
+        name: format!("/{}", container::random_name()),
+        created: container::now(),
+        path: options.args.first().cloned().unwrap_or_default(),
+        args: options.args.iter().skip(1).cloned().collect(),
+        state: State {
+            status: "created".to_string(),
+            started_at: container::ZERO_TIME.to_string(),
+            finished_at: container::ZERO_TIME.to_string(),
+            ..State::default()
+        },
+        config: Config {
+            hostname: hostname.clone(),
+            user: options.user.to_string(),
+            env: options.env.to_vec(),
+            cmd: options.args.to_vec(),
+            working_dir: options.workdir.to_string(),
+            ..Config::default()
+        },
+        host_config: HostConfig {
+            network_mode: network_mode.to_string(),
+            auto_remove: true,
+            cgroup_parent: "/berth".to_string(),
+            ..HostConfig::default()
+        },
+        driver: "overlay2".to_string(),
+        platform: "linux".to_string(),
+        ..Record::default()
+    };
+    store.create_container(&record)?;
+    let prepared = Prepared {
+        store: store.clone(),
+        id: id.clone(),
+        dir: dir.clone(),
+        rootfs: options.rootfs.to_path_buf(),
+        remove: true,
+        interactive: false,
+        tty: false,
+        owner: Some(super::take_ownership(&dir)?),
+        new: true,
+        armed: true,
+    };
+    let resolved = user::resolve(options.rootfs, options.user)?;
+    let mut env = options.env.to_vec();
+    if let Some(home) = &resolved.home
+        && !env.iter().any(|e| e.starts_with("HOME="))
+    {
+        env.push(format!("HOME={home}"));
+    }
+    super::mkdir_in_root(options.rootfs, options.workdir).map_err(io_error(
+        &options.rootfs.join(options.workdir.trim_start_matches('/')),
+    ))?;
+    super::write_etc_files(&dir, &hostname, options.network)?;
+    let caps = spec::capabilities(false, &[], &[]);
+    // Docker's build steps run under the default seccomp filter too.
+    let seccomp = super::seccomp::filter(&super::seccomp::Seccomp::Default, &caps, false)?;
+    let spec = spec::build(&spec::SpecInput {
+        id: &id,
+        rootfs: options.rootfs,
+        container_dir: &dir,
+        args: options.args,
+        env: &env,
+        cwd: options.workdir,
+        user: &resolved,
+        hostname: &hostname,
+        tty: false,
+        read_only: false,
+        privileged: false,
+        no_new_privileges: false,
+        caps: &caps,
+        network: options.network,
+        volumes: &[],
+        tmpfs: &[],
+        limits: &Limits::default(),
+        seccomp,
+    })?;
+    spec.save(dir.join("config.json"))
+        .map_err(|e| RunError::Spec(e.to_string()))?;
+    let (container, pid) = super::start(
+        &prepared,
+        Stdio {
+            stdin: None,
+            stdout: options.stdout,
+            stderr: options.stderr,
+            console_socket: None,
+        },
+    )?;
+    let code = super::wait(pid, &|| None);
+    super::finish(prepared, container, code)?;
+    Ok(code)
+}

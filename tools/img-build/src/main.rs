@@ -1,0 +1,235 @@
+//! img-build [-t REF]... [-f FILE] CONTEXT|-: Docker's `docker build`.
+//! Prints the image ID on stdout; Docker's step lines go to stderr.
+
+use berth::build::layer::LayerCompression;
+use berth::build::{self, BuildObserver, BuildOptions};
+use berth::cli::StoreArgs;
+use berth::output::{self, Progress};
+use berth::platform::Platform;
+use berth::progress::{PullProgress, familiar};
+use berth::registry::PullObserver;
+use berth::runtime::NetworkMode;
+use berth::{Digest, Exit, Failure, Reference, exit};
+use clap::Parser;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+/// Build an image from a Dockerfile and a context directory.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Name of the Dockerfile [default: CONTEXT/Dockerfile] ("-": stdin)
+    #[arg(short, long, value_name = "FILE")]
+    file: Option<String>,
+    /// Name and optionally a tag (name:tag); repeatable
+    #[arg(short, long, value_name = "REF")]
+    tag: Vec<String>,
+    /// Set a build-time variable (KEY=VALUE, or KEY to pass ours)
+    #[arg(long, value_name = "KEY=VALUE")]
+    build_arg: Vec<String>,
+    /// Build up to this stage of a multi-stage Dockerfile
+    #[arg(long, value_name = "STAGE")]
+    target: Option<String>,
+    /// Ignore the build cache: run every step
+    #[arg(long)]
+    no_cache: bool,
+    /// Pull every FROM image again, even if the store has it
+    #[arg(long)]
+    pull: bool,
+    /// Target platform for FROM images and scratch, e.g. linux/amd64
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<Platform>,
+    /// Set a label on the image (KEY=VALUE); repeatable
+    #[arg(long, value_name = "KEY=VALUE")]
+    label: Vec<String>,
+    /// Network for RUN steps: host (default) or none
+    #[arg(long, value_name = "MODE")]
+    network: Option<String>,
+    /// Print nothing but the image ID
+    #[arg(short, long)]
+    quiet: bool,
+    /// Write the image ID to this file
+    #[arg(long, value_name = "FILE")]
+    iidfile: Option<PathBuf>,
+    /// Layer compression: gzip or zstd
+    #[arg(long, value_name = "ALGORITHM", default_value = "gzip")]
+    compress: LayerCompression,
+    /// Print a JSON object (id, tags, digest) instead of the bare ID
+    #[arg(long)]
+    json: bool,
+    /// Timestamps for history and layer files, for reproducible images
+    #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
+    source_date_epoch: Option<u64>,
+    /// The build context directory ("-": read a Dockerfile from stdin, no context)
+    context: String,
+}
+
+/// Docker's classic builder output, on stderr.
+struct Lines {
+    progress: Progress,
+    pull: PullProgress,
+}
+
+impl BuildObserver for Lines {
+    fn step(&mut self, number: usize, total: usize, text: &str) {
+        self.progress
+            .line(format_args!("Step {number}/{total} : {text}"));
+    }
+    fn cached(&mut self) {
+        self.progress.line(" ---> Using cache");
+    }
+    fn step_done(&mut self, id: &Digest) {
+        self.progress.line(format_args!(" ---> {}", id.short()));
+    }
+    fn triggers(&mut self, count: usize) {
+        let s = if count == 1 { "" } else { "s" };
+        self.progress
+            .line(format_args!("# Executing {count} build trigger{s}"));
+    }
+    fn warning(&mut self, text: &str) {
+        self.progress.line(text);
+    }
+    fn run_output(&mut self) -> Option<OwnedFd> {
+        if self.progress.is_quiet() {
+            return None;
+        }
+        // The container writes straight to our stderr.
+        std::os::fd::AsFd::as_fd(&std::io::stderr())
+            .try_clone_to_owned()
+            .ok()
+    }
+    fn puller(&mut self) -> &mut dyn PullObserver {
+        &mut self.pull
+    }
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure::new(Exit::Usage, message)
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let stdin_text = || -> Result<String, Failure> {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| Failure::new(Exit::Failed, format!("reading stdin: {e}")))?;
+            Ok(text)
+        };
+        let (context, dockerfile_name, dockerfile) = match (cli.context.as_str(), &cli.file) {
+            ("-", Some(_)) => {
+                return Err(usage("a Dockerfile on stdin (\"-\") takes no --file"));
+            }
+            ("-", None) => (None, "Dockerfile".to_string(), stdin_text()?),
+            (dir, Some(file)) if file == "-" => (
+                Some(PathBuf::from(dir)),
+                "Dockerfile".to_string(),
+                stdin_text()?,
+            ),
+            (dir, file) => {
+                let path = match file {
+                    Some(f) => PathBuf::from(f),
+                    None => PathBuf::from(dir).join("Dockerfile"),
+                };
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    Failure::new(
+                        Exit::Failed,
+                        format!("failed to read Dockerfile {}: {e}", path.display()),
+                    )
+                })?;
+                let name = file.clone().unwrap_or_else(|| "Dockerfile".to_string());
+                (Some(PathBuf::from(dir)), name, text)
+            }
+        };
+        let tags = cli
+            .tag
+            .iter()
+            .map(|t| {
+                let reference =
+                    Reference::parse(t).map_err(|e| usage(format!("invalid tag {t:?}: {e}")))?;
+                if reference.digest().is_some() {
+                    return Err(usage(format!(
+                        "invalid tag {t:?}: a tag cannot carry a digest"
+                    )));
+                }
+                Ok(reference)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut epoch = cli.source_date_epoch;
+        let build_args = cli
+            .build_arg
+            .iter()
+            .map(|a| match a.split_once('=') {
+                Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                None => (a.clone(), std::env::var(a).ok()),
+            })
+            .collect::<Vec<_>>();
+        if let Some((_, Some(v))) = build_args.iter().find(|(k, _)| k == "SOURCE_DATE_EPOCH") {
+            epoch = Some(v.parse().map_err(|_| {
+                usage(format!("invalid SOURCE_DATE_EPOCH {v:?}: expected seconds"))
+            })?);
+        }
+        let labels = cli
+            .label
+            .iter()
+            .map(|l| match l.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (l.clone(), String::new()),
+            })
+            .collect();
+        let network = match cli.network.as_deref() {
+            None | Some("default") => None,
+            Some("host") => Some(NetworkMode::Host),
+            Some("none") => Some(NetworkMode::None),
+            Some(other) => {
+                return Err(usage(format!(
+                    "invalid --network {other:?}: expected host or none"
+                )));
+            }
+        };
+        let options = BuildOptions {
+            dockerfile_name,
+            dockerfile,
+            context,
+            tags,
+            build_args,
+            target: cli.target,
+            no_cache: cli.no_cache,
+            pull: cli.pull,
+            platform: cli.platform,
+            labels,
+            network,
+            compression: cli.compress,
+            source_date_epoch: epoch,
+        };
+        let store = cli.store.open()?;
+        let progress = Progress::new(cli.quiet);
+        let mut lines = Lines {
+            progress,
+            pull: PullProgress::new(progress),
+        };
+        let built = build::build(&store, &options, &mut lines)?;
+        progress.line(format_args!("Successfully built {}", built.id.short()));
+        for tag in &built.tags {
+            progress.line(format_args!("Successfully tagged {}", familiar(tag)));
+        }
+        if let Some(path) = &cli.iidfile {
+            std::fs::write(path, built.id.to_string())
+                .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", path.display())))?;
+        }
+        if cli.json {
+            output::result(serde_json::json!({
+                "id": built.id.to_string(),
+                "tags": built.tags.iter().map(|t| t.to_string()).collect::<Vec<_>>(),
+                "digest": built.manifest_digest.to_string(),
+            }));
+        } else {
+            output::result(built.id);
+        }
+        Ok(())
+    })
+}
