@@ -321,6 +321,16 @@ fn bad_targets_get_one_line_and_the_others_are_still_done() {
     run(&fixture, "ctr-inspect", &[&shared])
         .failure(1)
         .one_error_line(&["ambiguous"]);
+    // Exec into a stopped container: refused, and it stays as it was.
+    run(&fixture, "ctr-run", &["--name", "stopped", IMG, "true"]).success();
+    let record = run(&fixture, "ctr-inspect", &["stopped"]).success().stdout;
+    run(&fixture, "ctr-exec", &["stopped", "true"])
+        .failure(1)
+        .one_error_line(&["is not running"]);
+    assert_eq!(
+        run(&fixture, "ctr-inspect", &["stopped"]).success().stdout,
+        record
+    );
 }
 
 #[test]

@@ -103,3 +103,30 @@ fn the_readme_pull_and_run_pipelines_do_what_they_say() {
         assert!(lines.contains(&tagged.as_str()), "{tagged} in {out}");
     }
 }
+
+#[test]
+fn the_readme_lifecycle_pipelines_do_what_they_say() {
+    let fixture = Fixture::new();
+    fixture.busybox("app:latest", "app");
+    let pipelines = pipelines_after("And across the container lifecycle:");
+    assert_eq!(pipelines.len(), 4, "{pipelines:?}");
+
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok && out.is_empty(), "{err}");
+    let (ok, out, err) = sh(&fixture, &pipelines[1]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3, "{out}");
+
+    // `sleep` as PID 1 ignores SIGTERM: each was killed after the timeout.
+    let (ok, out, err) = sh(&fixture, &pipelines[2]);
+    assert!(ok, "{err}");
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["worker1 (137)", "worker2 (137)", "worker3 (137)"]);
+
+    let (ok, out, err) = sh(&fixture, &pipelines[3]);
+    assert!(ok, "{err}");
+    assert_eq!(out.lines().count(), 3);
+    let (_, left, _) = sh(&fixture, "ctr-ps -aq");
+    assert!(left.is_empty(), "{left}");
+}

@@ -6,8 +6,8 @@ pub mod exec;
 mod monitor;
 pub mod seccomp;
 pub mod spec;
-pub mod tty;
 pub mod step;
+pub mod tty;
 pub mod user;
 
 use crate::container::{self, Config, ContainerError, HostConfig, MountPoint, Record, State};
