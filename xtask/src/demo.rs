@@ -21,6 +21,13 @@ pub fn run() -> Result<(), String> {
     let root = store.path();
     println!("# store: {}", root.display());
     let pushed = pushed.to_string();
+    let context = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM demo:v1\nRUN echo built by img-build > /built\nCMD [\"cat\", \"/built\"]\n",
+    )
+    .map_err(|e| e.to_string())?;
+    let context = context.path().display().to_string();
     let steps: &[(&str, &[&str], Option<&str>)] = &[
         ("img-pull", &[&pushed], None),
         ("img-ls", &[], None),
@@ -44,12 +51,38 @@ pub fn run() -> Result<(), String> {
             &["--rm", "-i", "demo:v1", "sh", "-c", "tr a-z A-Z; exit 0"],
             Some("piped through a container\n"),
         ),
+        ("img-build", &["-t", "demo/app:built", &context], None),
+        ("ctr-run", &["--rm", "demo/app:built"], None),
+        (
+            "ctr-run",
+            &[
+                "-d",
+                "--name",
+                "demo-web",
+                "demo:v1",
+                "sh",
+                "-c",
+                "echo serving; sleep 600",
+            ],
+            None,
+        ),
+        ("ctr-ps", &[], None),
+        ("ctr-exec", &["demo-web", "hostname"], None),
+        ("ctr-logs", &["demo-web"], None),
+        (
+            "ctr-inspect",
+            &["--format", "{{.Name}} {{.State.Status}}", "demo-web"],
+            None,
+        ),
+        ("ctr-stop", &["-t", "1", "demo-web"], None),
+        ("ctr-ps", &["-a"], None),
+        ("ctr-rm", &["demo-web"], None),
         (
             "img-ls",
             &["--format", "{{.Repository}}:{{.Tag}} {{.ID}} {{.Size}}"],
             None,
         ),
-        ("img-rm", &["demo:v1"], None),
+        ("img-rm", &["demo:v1", "demo/app:built"], None),
         ("img-prune", &["-a", "-f"], None),
         ("img-ls", &[], None),
     ];
@@ -68,7 +101,7 @@ fn show(
     let shown: Vec<String> = args
         .iter()
         .map(|a| {
-            if a.contains([' ', '{']) {
+            if a.contains([' ', '{', ';']) {
                 format!("'{a}'")
             } else {
                 a.to_string()
