@@ -16,3 +16,42 @@ impl StoreArgs {
         Store::open(crate::root::select(self.root.clone()))
     }
 }
+
+/// The containers a lifecycle tool acts on, from its arguments or stdin.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ContainerTargets {
+    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
+    pub containers: Vec<String>,
+}
+
+impl ContainerTargets {
+    /// The targets per the pipe contract.
+    pub fn read(&self) -> Result<Vec<String>, crate::pipe::PipeError> {
+        crate::pipe::targets_from_process(&self.containers, crate::pipe::CONTAINER_FIELDS)
+    }
+}
+
+/// How ctr-stop and ctr-restart stop a container.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StopArgs {
+    /// Seconds to wait before killing the container
+    #[arg(short = 't', long = "timeout", default_value_t = 10)]
+    pub timeout: u64,
+    /// Signal to send instead of the image's stop signal
+    #[arg(short, long)]
+    pub signal: Option<String>,
+}
+
+impl StopArgs {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout)
+    }
+
+    /// The chosen signal, if one was given.
+    pub fn signal(&self) -> Result<Option<i32>, crate::lifecycle::LifecycleError> {
+        self.signal
+            .as_deref()
+            .map(crate::lifecycle::parse_signal)
+            .transpose()
+    }
+}

@@ -75,21 +75,9 @@ pub fn read(path: &Path, selection: &Selection) -> Result<(Vec<Entry>, u64), Log
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), 0)),
         Err(e) => return Err(io_error(path)(e)),
     };
-    let mut reader = BufReader::new(file);
     let mut entries = Vec::new();
-    let mut offset = 0u64;
-    let mut line = String::new();
-    let mut number = 0;
-    loop {
-        line.clear();
-        let n = reader.read_line(&mut line).map_err(io_error(path))?;
-        // A last line without its newline is still being written.
-        if n == 0 || !line.ends_with('\n') {
-            break;
-        }
-        offset += n as u64;
-        number += 1;
-        let entry: Entry = serde_json::from_str(&line).map_err(|source| LogError::Malformed {
+    let offset = complete_lines(path, file, 0, &mut |number, line| {
+        let entry: Entry = serde_json::from_str(line).map_err(|source| LogError::Malformed {
             path: path.to_path_buf(),
             line: number,
             source,
@@ -100,12 +88,38 @@ pub fn read(path: &Path, selection: &Selection) -> Result<(Vec<Entry>, u64), Log
         {
             entries.push(entry);
         }
-    }
+        Ok(())
+    })?;
     if let Some(tail) = selection.tail {
         let skip = entries.len().saturating_sub(tail);
         entries.drain(..skip);
     }
     Ok((entries, offset))
+}
+
+/// Calls `each` with the number and text of every complete line from
+/// `offset` on; returns the offset after the last one. A last line without
+/// its newline is still being written and is left for the next read.
+fn complete_lines(
+    path: &Path,
+    mut file: File,
+    mut offset: u64,
+    each: &mut dyn FnMut(usize, &str) -> Result<(), LogError>,
+) -> Result<u64, LogError> {
+    file.seek(SeekFrom::Start(offset)).map_err(io_error(path))?;
+    let mut reader = BufReader::new(file);
+    let mut line = String::new();
+    let mut number = 0;
+    loop {
+        line.clear();
+        let n = reader.read_line(&mut line).map_err(io_error(path))?;
+        if n == 0 || !line.ends_with('\n') {
+            return Ok(offset);
+        }
+        offset += n as u64;
+        number += 1;
+        each(number, &line)?;
+    }
 }
 
 /// Calls `emit` for each entry appended to the log after `offset`, until
@@ -120,21 +134,13 @@ pub fn follow(
     loop {
         // Checked before reading, so the last lines are read after the stop.
         let stopped = crate::lifecycle::wait_stopped(store, id, Duration::ZERO);
-        if let Ok(mut file) = File::open(path) {
-            file.seek(SeekFrom::Start(offset)).map_err(io_error(path))?;
-            let mut reader = BufReader::new(file);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                let n = reader.read_line(&mut line).map_err(io_error(path))?;
-                if n == 0 || !line.ends_with('\n') {
-                    break;
-                }
-                offset += n as u64;
-                if let Ok(entry) = serde_json::from_str::<Entry>(&line) {
+        if let Ok(file) = File::open(path) {
+            offset = complete_lines(path, file, offset, &mut |_, line| {
+                if let Ok(entry) = serde_json::from_str::<Entry>(line) {
                     emit(&entry);
                 }
-            }
+                Ok(())
+            })?;
         }
         if stopped {
             return Ok(());

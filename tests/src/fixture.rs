@@ -63,6 +63,26 @@ impl Fixture {
 
     /// Adds a busybox image tagged `reference`. `label` goes into the config
     /// (so images differ by ID) and into `/etc/fixture` (so layers differ).
+    /// The IDs of the containers in the store (none before the first run).
+    pub fn container_ids(&self) -> Vec<String> {
+        std::fs::read_dir(self.root().join("containers"))
+            .map(|dir| {
+                dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A container's record as ctr-run wrote it.
+    pub fn container_record(&self, id: &str) -> serde_json::Value {
+        let path = self
+            .root()
+            .join("containers")
+            .join(id)
+            .join("container.json");
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    }
+
     pub fn busybox(&self, reference: &str, label: &str) -> FixtureImage {
         write_busybox(&self.store, &Reference::parse(reference).unwrap(), label)
     }

@@ -3,7 +3,7 @@
 //! every step.
 
 use berth_harness::pty::PtySession;
-use berth_harness::{Fixture, Run, tool};
+use berth_harness::{Fixture, Run, tool, wait_for};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -33,18 +33,6 @@ fn status(fixture: &Fixture, target: &str) -> String {
     .stdout
     .trim()
     .to_string()
-}
-
-/// Polls `condition` every 20 ms until it holds or `seconds` pass.
-fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]

@@ -2,10 +2,9 @@
 //! through libcontainer, checked from inside and through their records.
 
 use berth_harness::fixture::write_layers;
-use berth_harness::{Fixture, Run, tool};
+use berth_harness::{Fixture, Run, tool, wait_for};
 use serde_json::{Value, json};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 const IMG: &str = "test/busybox:latest";
 
@@ -19,43 +18,15 @@ fn ctr_run(fixture: &Fixture, args: &[&str]) -> Run {
     Run::of(tool("ctr-run", fixture.root()).args(args), None)
 }
 
-fn containers(fixture: &Fixture) -> Vec<String> {
-    std::fs::read_dir(fixture.root().join("containers"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-fn record(fixture: &Fixture, id: &str) -> Value {
-    let path = fixture
-        .root()
-        .join("containers")
-        .join(id)
-        .join("container.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Polls `condition` every 20 ms until it holds or `seconds` pass.
-fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
-}
-
 #[test]
 fn echo_hi_prints_hi_and_rm_leaves_nothing() {
     let fixture = fixture();
     let run = ctr_run(&fixture, &["--rm", IMG, "echo", "hi"]).success();
     assert_eq!(run.stdout, "hi\n");
     assert!(
-        containers(&fixture).is_empty(),
+        fixture.container_ids().is_empty(),
         "{:?}",
-        containers(&fixture)
+        fixture.container_ids()
     );
     assert!(
         std::fs::read_dir(fixture.root().join("runtime"))
@@ -83,16 +54,16 @@ fn a_missing_command_exits_127_and_a_non_executable_126() {
     let run = ctr_run(&fixture, &["--rm", IMG, "no-such-command"]).failure(127);
     assert!(run.stderr.contains("executable file not found"), "{run:#?}");
     ctr_run(&fixture, &["--rm", IMG, "/etc/passwd"]).failure(126);
-    assert!(containers(&fixture).is_empty());
+    assert!(fixture.container_ids().is_empty());
 }
 
 #[test]
 fn the_record_keeps_the_exit_without_rm() {
     let fixture = fixture();
     ctr_run(&fixture, &["--name", "kept", IMG, "sh", "-c", "exit 3"]).failure(3);
-    let ids = containers(&fixture);
+    let ids = fixture.container_ids();
     assert_eq!(ids.len(), 1);
-    let kept = record(&fixture, &ids[0]);
+    let kept = fixture.container_record(&ids[0]);
     assert_eq!(kept["Name"], "/kept");
     assert_eq!(kept["State"]["Status"], "exited");
     assert_eq!(kept["State"]["ExitCode"], 3);
@@ -117,7 +88,7 @@ fn detached_returns_the_id_at_once_and_the_process_is_pid_1() {
         id.len() == 64 && id.bytes().all(|b| b.is_ascii_hexdigit()),
         "{run:#?}"
     );
-    let running = record(&fixture, &id);
+    let running = fixture.container_record(&id);
     assert_eq!(running["State"]["Status"], "running");
     let pid = running["State"]["Pid"].as_i64().unwrap();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -125,8 +96,11 @@ fn detached_returns_the_id_at_once_and_the_process_is_pid_1() {
     assert_eq!(nspid.split_whitespace().last(), Some("1"), "{nspid}");
     // SAFETY: killing the container's init, which we started.
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
-    assert!(wait_for(10, || record(&fixture, &id)["State"]["Status"] == "exited"));
-    assert_eq!(record(&fixture, &id)["State"]["ExitCode"], 137);
+    assert!(wait_for(
+        10,
+        || fixture.container_record(&id)["State"]["Status"] == "exited"
+    ));
+    assert_eq!(fixture.container_record(&id)["State"]["ExitCode"], 137);
 }
 
 #[test]
@@ -139,7 +113,10 @@ fn detached_output_goes_to_a_json_file_log_and_rm_is_honoured() {
         .join("containers")
         .join(&id)
         .join(format!("{id}-json.log"));
-    assert!(wait_for(10, || record(&fixture, &id)["State"]["Status"] == "exited"));
+    assert!(wait_for(
+        10,
+        || fixture.container_record(&id)["State"]["Status"] == "exited"
+    ));
     let lines: Vec<Value> = std::fs::read_to_string(&log)
         .unwrap()
         .lines()
@@ -325,7 +302,7 @@ fn seccomp_filters_by_default_and_follows_security_opt() {
     ctr_run(&fixture, &["--security-opt", &profile_opt, IMG, "true"])
         .failure(125)
         .one_error_line(&["--security-opt", "no-mkdir.json"]);
-    assert!(containers(&fixture).is_empty());
+    assert!(fixture.container_ids().is_empty());
 }
 
 #[test]
@@ -337,10 +314,10 @@ fn a_memory_limit_oom_kills_a_hog_with_137() {
         &["--name", "hog", "--memory", "16m", IMG, "sh", "-c", hog],
     )
     .failure(137);
-    let id = containers(&fixture).remove(0);
-    assert_eq!(record(&fixture, &id)["State"]["OOMKilled"], true);
+    let id = fixture.container_ids().remove(0);
+    assert_eq!(fixture.container_record(&id)["State"]["OOMKilled"], true);
     assert_eq!(
-        record(&fixture, &id)["HostConfig"]["Memory"],
+        fixture.container_record(&id)["HostConfig"]["Memory"],
         16 * 1024 * 1024
     );
 }
@@ -468,7 +445,7 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
                 .is_none(),
             "{tag}"
         );
-        assert!(containers(&fixture).is_empty());
+        assert!(fixture.container_ids().is_empty());
         assert!(!fixture.root().parent().unwrap().join("escaped").exists());
     }
     assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
@@ -499,13 +476,13 @@ fn bad_input_exits_125_with_one_line_and_leaves_nothing() {
     ctr_run(&fixture, &["--rm", "-u", "ghost", IMG, "true"])
         .failure(125)
         .one_error_line(&["ghost"]);
-    assert!(containers(&fixture).is_empty());
+    assert!(fixture.container_ids().is_empty());
     ctr_run(&fixture, &["--name", "taken", IMG, "true"]).success();
-    let before = containers(&fixture);
+    let before = fixture.container_ids();
     ctr_run(&fixture, &["--name", "taken", IMG, "true"])
         .failure(125)
         .one_error_line(&["\"/taken\" is already in use"]);
-    assert_eq!(containers(&fixture), before);
+    assert_eq!(fixture.container_ids(), before);
 }
 
 #[test]

@@ -2,10 +2,8 @@
 //! outside, as a user at a terminal would; Ctrl-P Ctrl-Q detaches.
 
 use berth_harness::pty::PtySession;
-use berth_harness::{Fixture, Run, tool};
+use berth_harness::{Fixture, Run, tool, wait_for};
 use serde_json::Value;
-use std::path::Path;
-use std::time::{Duration, Instant};
 
 const IMG: &str = "test/busybox:latest";
 
@@ -13,32 +11,6 @@ fn fixture() -> Fixture {
     let fixture = Fixture::new();
     fixture.busybox(IMG, "tty");
     fixture
-}
-
-fn containers(root: &Path) -> Vec<String> {
-    std::fs::read_dir(root.join("containers"))
-        .map(|dir| {
-            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn record(root: &Path, id: &str) -> Value {
-    let path = root.join("containers").join(id).join("container.json");
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-/// Polls `condition` every 20 ms until it holds or `seconds` pass.
-fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if condition() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    false
 }
 
 #[test]
@@ -56,10 +28,7 @@ fn an_interactive_shell_has_a_pty_of_the_terminals_size_and_its_exit_code_comes_
     session.send(b"exit 3\r");
     let status = session.wait(20);
     assert_eq!(status.code(), Some(3), "terminal showed {:?}", session.seen);
-    assert!(
-        containers(fixture.root()).is_empty(),
-        "--rm left a container"
-    );
+    assert!(fixture.container_ids().is_empty(), "--rm left a container");
 }
 
 #[test]
@@ -79,10 +48,10 @@ fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
     let status = session.wait(10);
     assert_eq!(status.code(), Some(0));
 
-    let ids = containers(fixture.root());
+    let ids = fixture.container_ids();
     assert_eq!(ids.len(), 1);
     let id = &ids[0];
-    let state = &record(fixture.root(), id)["State"];
+    let state = &fixture.container_record(id)["State"];
     assert_eq!(state["Status"], "running", "{state}");
     let pid = state["Pid"].as_i64().unwrap() as i32;
     // SAFETY: signal 0 only checks that the process exists.
@@ -103,11 +72,11 @@ fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
     // SAFETY: killing the container's init we just checked.
     unsafe { libc::kill(pid, libc::SIGKILL) };
     assert!(
-        wait_for(20, || record(fixture.root(), id)["State"]["Status"]
+        wait_for(20, || fixture.container_record(id)["State"]["Status"]
             == "exited"),
         "the monitor did not record the exit"
     );
-    assert_eq!(record(fixture.root(), id)["State"]["ExitCode"], 137);
+    assert_eq!(fixture.container_record(id)["State"]["ExitCode"], 137);
 }
 
 #[test]
@@ -120,7 +89,7 @@ fn a_detached_terminal_container_logs_its_output() {
     .success();
     let id = run.stdout.trim().to_string();
     assert!(
-        wait_for(20, || record(fixture.root(), &id)["State"]["Status"]
+        wait_for(20, || fixture.container_record(&id)["State"]["Status"]
             == "exited"),
         "the container never exited"
     );
@@ -151,5 +120,5 @@ fn interactive_tty_without_a_terminal_is_refused_before_anything_is_made() {
     )
     .failure(1)
     .one_error_line(&["the input device is not a TTY"]);
-    assert!(containers(fixture.root()).is_empty());
+    assert!(fixture.container_ids().is_empty());
 }

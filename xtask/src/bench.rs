@@ -4,7 +4,7 @@
 
 use berth_harness::fixture::Format;
 use berth_harness::{Fixture, Registry};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// One comparison: the same job done by berth and by an established tool.
@@ -16,7 +16,18 @@ struct Comparison {
     prepare: Option<String>,
 }
 
+/// The sections `cargo xtask bench [SECTION...]` can run (all by default).
+const SECTIONS: &[&str] = &["runs", "pulls", "builds", "images", "containers"];
+
 pub fn run() -> Result<(), String> {
+    let wanted: Vec<String> = std::env::args().skip(2).collect();
+    if let Some(unknown) = wanted.iter().find(|w| !SECTIONS.contains(&w.as_str())) {
+        return Err(format!(
+            "no bench section {unknown:?}; sections: {}",
+            SECTIONS.join(", ")
+        ));
+    }
+    let want = |section: &str| wanted.is_empty() || wanted.iter().any(|w| w == section);
     crate::ci::install_prerequisites(crate::ci::PREREQUISITES)?;
     crate::ci::install_prerequisites(crate::ci::BENCH_PREREQUISITES)?;
     crate::build_tools(true)?;
@@ -24,11 +35,31 @@ pub fn run() -> Result<(), String> {
     let fixture = Fixture::new();
     let image = fixture.busybox("bench/busybox:latest", "bench");
     fixture.push(&image, &registry.host, "busybox:bench", Format::Oci);
+    if want("runs") {
+        runs(&fixture)?;
+    }
+    if want("pulls") {
+        pulls(&registry, &fixture)?;
+    }
+    if want("builds") {
+        builds()?;
+    }
+    if want("images") {
+        listing_scales()?;
+    }
+    if want("containers") {
+        containers_scale()?;
+    }
+    Ok(())
+}
+
+/// Tagging and running against umoci, runc and podman.
+fn runs(fixture: &Fixture) -> Result<(), String> {
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
     let tool = |name: &str| binary(name).display().to_string();
-    let bundle = runc_bundle(&fixture)?;
-    large_image(&fixture, "bench/large:latest");
+    let bundle = runc_bundle(fixture)?;
+    large_image(fixture, "bench/large:latest");
     let podman_image = podman_import(&images)?;
     let comparisons = vec![
         Comparison {
@@ -77,10 +108,6 @@ pub fn run() -> Result<(), String> {
 
     compare(["comparison", "berth", "other"], &comparisons)?;
     println!("ratio = berth's time / the other tool's time (below 1: berth is faster)\n");
-
-    pulls(&registry, &fixture)?;
-    builds()?;
-    listing_scales()?;
     Ok(())
 }
 
@@ -275,15 +302,96 @@ fn listing_scales() -> Result<(), String> {
             f.root().display()
         )
     };
-    println!(
-        "{:<64} {:>10} {:>10} {:>7}",
-        "scaling (200 → 2,000 images)", "200", "2,000", "growth"
+    scaling(
+        ["scaling (200 → 2,000 images)", "200", "2,000"],
+        vec![
+            ("img-ls", ls(&small), ls(&large)),
+            ("img-inspect of one image", inspect(&small), inspect(&large)),
+        ],
+    )?;
+    println!("growth = time at 2,000 / time at 200 (10 would be linear)\n");
+    Ok(())
+}
+
+/// ctr-ps -a and ctr-inspect over 50 and 500 real containers (a few
+/// running, the rest exited, as a long-lived machine has them).
+fn containers_scale() -> Result<(), String> {
+    let small = Fixture::new();
+    let large = Fixture::new();
+    for (fixture, count) in [(&small, 50), (&large, 500)] {
+        fixture.busybox("bench/busybox:latest", "bench");
+        let root = fixture.root();
+        let run = |args: &[&str]| {
+            Command::new(binary("ctr-run"))
+                .arg("--root")
+                .arg(root)
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .status()
+                .map_err(|e| e.to_string())
+        };
+        for i in 0..count {
+            let name = format!("c{i}");
+            if i % 10 == 0 {
+                run(&["-d", "--name", &name, "bench/busybox", "sleep", "600"])?;
+            } else {
+                run(&["--name", &name, "bench/busybox", "true"])?;
+            }
+        }
+    }
+    let ps = |root: &Path| {
+        format!(
+            "{} --root {} -a",
+            binary("ctr-ps").display(),
+            root.display()
+        )
+    };
+    let inspect = |root: &Path| {
+        format!(
+            "{} --root {} c7",
+            binary("ctr-inspect").display(),
+            root.display()
+        )
+    };
+    let result = scaling(
+        [
+            "scaling (50 → 500 containers, 1 in 10 running)",
+            "50",
+            "500",
+        ],
+        vec![
+            ("ctr-ps -a", ps(small.root()), ps(large.root())),
+            (
+                "ctr-inspect of one container",
+                inspect(small.root()),
+                inspect(large.root()),
+            ),
+        ],
     );
-    for (name, small_cmd, large_cmd) in [
-        ("img-ls", ls(&small), ls(&large)),
-        ("img-inspect of one image", inspect(&small), inspect(&large)),
-    ] {
-        // Warm the layer-size cache so we time the steady state.
+    for root in [small.root(), large.root()] {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "{} --root {} -aq | {} --root {} -f >/dev/null",
+                binary("ctr-ps").display(),
+                root.display(),
+                binary("ctr-rm").display(),
+                root.display()
+            ))
+            .status();
+    }
+    result?;
+    println!("growth = time at 500 / time at 50 (10 would be linear)\n");
+    Ok(())
+}
+
+/// Times each row's small and large command in one hyperfine run and
+/// prints the growth between them.
+fn scaling(headings: [&str; 3], rows: Vec<(&str, String, String)>) -> Result<(), String> {
+    let [title, small, large] = headings;
+    println!("{title:<64} {small:>10} {large:>10} {:>7}", "growth");
+    for (name, small_cmd, large_cmd) in rows {
+        // Warm caches (layer sizes, page cache) so we time the steady state.
         for command in [&small_cmd, &large_cmd] {
             Command::new("sh")
                 .args(["-c", &format!("{command} >/dev/null")])
@@ -304,7 +412,6 @@ fn listing_scales() -> Result<(), String> {
             b / a
         );
     }
-    println!("growth = time at 2,000 / time at 200 (10 would be linear)");
     Ok(())
 }
 

@@ -39,4 +39,41 @@ impl Format {
             },
         }
     }
+
+    /// The rows as asked, or `None` for the tool's own default table.
+    /// `headers` label each field for a `table` template's header row.
+    pub fn render(
+        &self,
+        rows: &[serde_json::Value],
+        headers: &[(&str, &str)],
+    ) -> Result<Option<String>, TemplateError> {
+        let mut out = String::new();
+        match self {
+            Format::Default => return Ok(None),
+            Format::Json => {
+                for row in rows {
+                    out.push_str(&format!("{row}\n"));
+                }
+            }
+            Format::Template(template) => {
+                for row in rows {
+                    out.push_str(&template.render(row)?);
+                    out.push('\n');
+                }
+            }
+            Format::Table(template) => {
+                let mut table = Table::new();
+                let labels: serde_json::Map<String, serde_json::Value> = headers
+                    .iter()
+                    .map(|(field, label)| (field.to_string(), serde_json::Value::from(*label)))
+                    .collect();
+                table.raw_row(&template.render(&serde_json::Value::Object(labels))?);
+                for row in rows {
+                    table.raw_row(&template.render(row)?);
+                }
+                out = table.render();
+            }
+        }
+        Ok(Some(out))
+    }
 }

@@ -1,9 +1,9 @@
 //! ctr-inspect: Docker's `docker inspect` for containers. A JSON array, or
 //! one rendered `--format` template per container.
 
-use berth::cli::StoreArgs;
+use berth::cli::{ContainerTargets, StoreArgs};
 use berth::format::Template;
-use berth::{Exit, Failure, exit, lifecycle, output, pipe, ps};
+use berth::{Exit, Failure, exit, lifecycle, output, ps};
 use clap::Parser;
 
 /// Display detailed information on one or more containers.
@@ -12,8 +12,8 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
-    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
-    containers: Vec<String>,
+    #[command(flatten)]
+    targets: ContainerTargets,
     /// Format the output using a Go template, or "json"
     #[arg(short, long)]
     format: Option<String>,
@@ -29,7 +29,7 @@ fn main() -> std::process::ExitCode {
             None | Some("json") => None,
             Some(text) => Some(Template::parse(text)?),
         };
-        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let targets = cli.targets.read()?;
         let store = cli.store.open()?;
         let mut objects = Vec::new();
         let mut failed = 0;

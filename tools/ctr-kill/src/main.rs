@@ -1,9 +1,9 @@
 //! ctr-kill: Docker's `docker kill`. Sends a signal (KILL by default) to
 //! each running container's init; prints each container signalled.
 
-use berth::cli::StoreArgs;
+use berth::cli::{ContainerTargets, StoreArgs};
+use berth::exit;
 use berth::lifecycle::{self, LifecycleError};
-use berth::{exit, pipe};
 use clap::Parser;
 
 /// Kill one or more running containers.
@@ -12,8 +12,8 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
-    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
-    containers: Vec<String>,
+    #[command(flatten)]
+    targets: ContainerTargets,
     /// Signal to send: a name (KILL, SIGTERM) or a number
     #[arg(short, long, default_value = "KILL")]
     signal: String,
@@ -23,7 +23,7 @@ fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
         let signal = lifecycle::parse_signal(&cli.signal)?;
-        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let targets = cli.targets.read()?;
         let store = cli.store.open()?;
         exit::each(&targets, |target| -> Result<(), LifecycleError> {
             let record = lifecycle::find(&store, target)?;

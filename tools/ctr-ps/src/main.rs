@@ -95,62 +95,44 @@ fn main() -> std::process::ExitCode {
             .iter()
             .map(|r| ps::row(&store, r, now, cli.no_trunc, cli.size))
             .collect();
-        match format {
-            Format::Json => rows.iter().for_each(output::result),
-            Format::Template(template) => {
-                for row in &rows {
-                    output::result(template.render(row)?);
-                }
-            }
-            Format::Table(template) => {
-                let mut table = Table::new();
-                let headers: serde_json::Map<String, serde_json::Value> = HEADERS
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-                    .collect();
-                table.raw_row(&template.render(&serde_json::Value::Object(headers))?);
-                for row in &rows {
-                    table.raw_row(&template.render(row)?);
-                }
-                print!("{}", table.render());
-            }
-            Format::Default => {
-                let mut table = Table::new();
-                let mut header = vec![
-                    "CONTAINER ID",
-                    "IMAGE",
-                    "COMMAND",
-                    "CREATED",
-                    "STATUS",
-                    "PORTS",
-                    "NAMES",
-                ];
-                if cli.size {
-                    header.push("SIZE");
-                }
-                table.row(&header);
-                for row in &rows {
-                    let cell = |k: &str| row[k].as_str().unwrap_or_default().to_string();
-                    let mut cells: Vec<String> = [
-                        "ID",
-                        "Image",
-                        "Command",
-                        "RunningFor",
-                        "Status",
-                        "Ports",
-                        "Names",
-                    ]
-                    .iter()
-                    .map(|k| cell(k))
-                    .collect();
-                    if cli.size {
-                        cells.push(cell("Size"));
-                    }
-                    table.row(&cells);
-                }
-                print!("{}", table.render());
-            }
+        if let Some(text) = format.render(&rows, HEADERS)? {
+            print!("{text}");
+            return Ok(());
         }
+        let mut table = Table::new();
+        let mut header = vec![
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "PORTS",
+            "NAMES",
+        ];
+        if cli.size {
+            header.push("SIZE");
+        }
+        table.row(&header);
+        for row in &rows {
+            let cell = |k: &str| row[k].as_str().unwrap_or_default().to_string();
+            let mut cells: Vec<String> = [
+                "ID",
+                "Image",
+                "Command",
+                "RunningFor",
+                "Status",
+                "Ports",
+                "Names",
+            ]
+            .iter()
+            .map(|k| cell(k))
+            .collect();
+            if cli.size {
+                cells.push(cell("Size"));
+            }
+            table.row(&cells);
+        }
+        print!("{}", table.render());
         Ok(())
     })
 }

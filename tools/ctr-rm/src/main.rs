@@ -1,9 +1,9 @@
 //! ctr-rm: Docker's `docker rm`. Removes stopped containers (`-f` kills a
 //! running one first) with their mounts, cgroups and upper dirs.
 
-use berth::cli::StoreArgs;
+use berth::cli::{ContainerTargets, StoreArgs};
+use berth::exit;
 use berth::lifecycle::{self, LifecycleError};
-use berth::{exit, pipe};
 use clap::Parser;
 
 /// Remove one or more containers.
@@ -12,8 +12,8 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
-    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
-    containers: Vec<String>,
+    #[command(flatten)]
+    targets: ContainerTargets,
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     force: bool,
@@ -26,7 +26,7 @@ fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
         let _ = cli.volumes;
-        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let targets = cli.targets.read()?;
         let store = cli.store.open()?;
         exit::each(&targets, |target| -> Result<(), LifecycleError> {
             let record = lifecycle::find(&store, target)?;

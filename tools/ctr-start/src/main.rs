@@ -2,11 +2,11 @@
 //! the same config and upper dir; `-a` follows one to its end and exits
 //! with its code.
 
-use berth::cli::StoreArgs;
+use berth::cli::{ContainerTargets, StoreArgs};
 use berth::lifecycle::{self, LifecycleError};
 use berth::logs;
 use berth::runtime::attach::{self, Attached};
-use berth::{Exit, Failure, exit, pipe};
+use berth::{Exit, Failure, exit};
 use clap::Parser;
 use std::io::Write;
 
@@ -16,8 +16,8 @@ use std::io::Write;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
-    /// Containers: names, IDs or unique ID prefixes ("-" or none: stdin)
-    containers: Vec<String>,
+    #[command(flatten)]
+    targets: ContainerTargets,
     /// Attach stdout/stderr and exit with the container's code
     #[arg(short, long)]
     attach: bool,
@@ -29,7 +29,7 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
-        let targets = pipe::targets_from_process(&cli.containers, pipe::CONTAINER_FIELDS)?;
+        let targets = cli.targets.read()?;
         let store = cli.store.open()?;
         if !(cli.attach || cli.interactive) {
             return exit::each(&targets, |target| -> Result<(), LifecycleError> {

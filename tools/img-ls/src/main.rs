@@ -77,30 +77,13 @@ fn main() -> std::process::ExitCode {
             }
             return Ok(());
         }
-        match format {
-            Format::Json => {
-                for row in &rows {
-                    output::result(row.to_json(now, cli.no_trunc));
-                }
-            }
-            Format::Template(template) => {
-                for row in &rows {
-                    output::result(template.render(&row.to_json(now, cli.no_trunc))?);
-                }
-            }
-            Format::Table(template) => {
-                let mut table = Table::new();
-                let headers: serde_json::Map<String, serde_json::Value> = HEADERS
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), serde_json::Value::from(*v)))
-                    .collect();
-                table.raw_row(&template.render(&serde_json::Value::Object(headers))?);
-                for row in &rows {
-                    table.raw_row(&template.render(&row.to_json(now, cli.no_trunc))?);
-                }
-                print!("{}", table.render());
-            }
-            Format::Default => print!("{}", default_table(&rows, now, &cli)),
+        let objects: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|row| row.to_json(now, cli.no_trunc))
+            .collect();
+        match format.render(&objects, HEADERS)? {
+            Some(text) => print!("{text}"),
+            None => print!("{}", default_table(&rows, now, &cli)),
         }
         Ok(())
     })
