@@ -398,6 +398,30 @@ fn whiteouts_across_three_layers_give_the_right_tree() {
         4
     );
     ctr_run(&fixture, &["--rm", "test/layers:3", "true"]).success();
+
+    // Without overlayfs the layers are copied, whiteouts applied the same
+    // way; the copy is the container's own and survives a restart.
+    let copied = Run::of(
+        tool("ctr-run", fixture.root())
+            .env("BERTH_ROOTFS", "copy")
+            .args(["--name", "copied", "test/layers:3", "sh", "-c"])
+            .arg("ls /data; ls /opq; echo kept > /kept; grep -c ' / overlay' /proc/mounts || true"),
+        None,
+    )
+    .success();
+    assert_eq!(
+        copied.stdout.split_whitespace().collect::<Vec<_>>(),
+        ["b", "c", "new", "0"]
+    );
+    let id = fixture.container_ids().pop().unwrap();
+    assert!(
+        fixture
+            .root()
+            .join("containers")
+            .join(&id)
+            .join("rootfs/kept")
+            .is_file()
+    );
 }
 
 #[test]

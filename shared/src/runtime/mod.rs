@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod exec;
 mod monitor;
+mod rootfs;
 pub mod seccomp;
 pub mod spec;
 pub mod step;
@@ -615,7 +616,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .map_err(io_error(&dir))?;
-    mount_overlay(&layers, &dir)?;
+    rootfs::prepare(&layers, &dir)?;
 
     let user = user::resolve(&prepared.rootfs, &user_spec)?;
     if let Some(home) = &user.home
@@ -738,7 +739,7 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
     // A crash may have left the old overlay mounted.
     let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
     release_runtime(store, id);
-    mount_overlay(&layers, &dir)?;
+    rootfs::prepare(&layers, &dir)?;
     Ok(Prepared {
         store: store.clone(),
         id: id.to_string(),
@@ -750,37 +751,6 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
         owner: Some(owner),
         new: false,
         armed: true,
-    })
-}
-
-/// Mounts the layers (top first) under a per-container upper/work dir.
-fn mount_overlay(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
-    let lower: Vec<String> = layers
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .collect();
-    let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
-        dir.join("upper").display(),
-        dir.join("work").display()
-    );
-    let target = dir.join("rootfs");
-    let data = std::ffi::CString::new(options).map_err(|e| RunError::Mount {
-        path: target.clone(),
-        source: io::Error::other(e),
-    })?;
-    rustix::mount::mount(
-        "overlay",
-        &target,
-        "overlay",
-        rustix::mount::MountFlags::empty(),
-        Some(data.as_c_str()),
-    )
-    .map_err(|e| RunError::Mount {
-        path: target,
-        source: e.into(),
     })
 }
 

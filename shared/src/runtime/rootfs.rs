@@ -1,0 +1,166 @@
+//! A container's root filesystem: an overlay of its image's unpacked layers
+//! under its own upper dir, or, where overlayfs is missing or refused, a
+//! private copy of the layers (Docker's `vfs` driver does the same).
+
+use super::RunError;
+use std::ffi::CString;
+use std::fs;
+use std::io;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// Written beside `rootfs/` once a copy is complete: a restart reuses it.
+const COPIED: &str = "rootfs.copied";
+
+/// `BERTH_ROOTFS=copy` forces the copy (to check it, or where an overlay
+/// would mount but misbehave).
+fn copy_forced() -> bool {
+    std::env::var_os("BERTH_ROOTFS").is_some_and(|v| v == "copy")
+}
+
+/// Makes `dir/rootfs` the container's root: the overlay, else the copy.
+pub fn prepare(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
+    let rootfs = dir.join("rootfs");
+    if dir.join(COPIED).exists() {
+        return Ok(());
+    }
+    if !copy_forced() {
+        match mount_overlay(layers, dir) {
+            Ok(()) => return Ok(()),
+            // No overlayfs, or not on this filesystem or in this namespace.
+            Err(e)
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ENODEV | libc::EINVAL | libc::EPERM)
+                ) => {}
+            Err(source) => {
+                return Err(RunError::Mount {
+                    path: rootfs,
+                    source,
+                });
+            }
+        }
+    }
+    for layer in layers {
+        copy_layer(layer, &rootfs).map_err(|source| RunError::Mount {
+            path: rootfs.clone(),
+            source,
+        })?;
+    }
+    let marker = dir.join(COPIED);
+    fs::write(&marker, b"").map_err(|source| RunError::Io {
+        path: marker,
+        source,
+    })
+}
+
+/// Mounts the layers (top first) under a per-container upper/work dir.
+fn mount_overlay(layers: &[PathBuf], dir: &Path) -> io::Result<()> {
+    let lower: Vec<String> = layers
+        .iter()
+        .rev()
+        .map(|p| p.display().to_string())
+        .collect();
+    let options = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        lower.join(":"),
+        dir.join("upper").display(),
+        dir.join("work").display()
+    );
+    let data = CString::new(options).map_err(io::Error::other)?;
+    rustix::mount::mount(
+        "overlay",
+        dir.join("rootfs"),
+        "overlay",
+        rustix::mount::MountFlags::empty(),
+        Some(data.as_c_str()),
+    )?;
+    Ok(())
+}
+
+/// Copies one unpacked layer onto `dst`, applying its overlay-style
+/// whiteouts (a 0/0 character device deletes, an opaque directory hides
+/// what lay below). Parents are handled before children and every one is
+/// made a real directory first, so nothing is ever written through a
+/// symlink an earlier layer left.
+fn copy_layer(src: &Path, dst: &Path) -> io::Result<()> {
+    if is_opaque(src) {
+        for entry in fs::read_dir(dst)? {
+            remove_any(&entry?.path())?;
+        }
+    }
+    for entry in fs::read_dir(src)? {
+        let entry = entry?;
+        let from = entry.path();
+        let to = dst.join(entry.file_name());
+        let meta = fs::symlink_metadata(&from)?;
+        let kind = meta.file_type();
+        if kind.is_char_device() && meta.rdev() == 0 {
+            remove_any(&to)?;
+            continue;
+        }
+        if kind.is_dir() {
+            match fs::symlink_metadata(&to) {
+                Ok(existing) if existing.is_dir() => {}
+                Ok(_) => {
+                    remove_any(&to)?;
+                    fs::create_dir(&to)?;
+                }
+                Err(_) => fs::create_dir(&to)?,
+            }
+            copy_layer(&from, &to)?;
+        } else {
+            remove_any(&to)?;
+            if kind.is_symlink() {
+                std::os::unix::fs::symlink(fs::read_link(&from)?, &to)?;
+            } else if kind.is_file() {
+                fs::copy(&from, &to)?;
+            } else {
+                // Devices, FIFOs and sockets: made anew with the same numbers.
+                let path = CString::new(to.as_os_str().as_encoded_bytes())?;
+                // SAFETY: mknod reads a valid C string and plain integers.
+                if unsafe { libc::mknod(path.as_ptr(), meta.mode(), meta.rdev()) } != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+        }
+        std::os::unix::fs::lchown(&to, Some(meta.uid()), Some(meta.gid()))?;
+        if !kind.is_symlink() {
+            fs::set_permissions(&to, fs::Permissions::from_mode(meta.mode() & 0o7777))?;
+        }
+        let times = rustix::fs::Timestamps {
+            last_access: rustix::fs::Timespec {
+                tv_sec: meta.atime(),
+                tv_nsec: meta.atime_nsec() as _,
+            },
+            last_modification: rustix::fs::Timespec {
+                tv_sec: meta.mtime(),
+                tv_nsec: meta.mtime_nsec() as _,
+            },
+        };
+        rustix::fs::utimensat(
+            rustix::fs::CWD,
+            &to,
+            &times,
+            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
+    Ok(())
+}
+
+fn is_opaque(dir: &Path) -> bool {
+    let mut value = [0u8; 4];
+    matches!(
+        rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut value),
+        Ok(1) if value[0] == b'y'
+    )
+}
+
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
