@@ -425,6 +425,51 @@ fn whiteouts_across_three_layers_give_the_right_tree() {
 }
 
 #[test]
+fn an_anonymous_volume_starts_with_what_the_image_has_there() {
+    use tar::EntryType::{Directory as D, Regular as F};
+    let fixture = Fixture::new();
+    let base = berth_harness::fixture::busybox_layer("volume");
+    let data = layer(&[("data/", D, ""), ("data/seed", F, "from the image")]);
+    let reference = berth::Reference::parse("test/volume:1").unwrap();
+    write_layers(
+        &fixture.store,
+        &reference,
+        &[base, data],
+        json!({"Cmd": ["sh"], "Volumes": {"/data": {}, "/empty": {}}}),
+    );
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--name",
+            "vol",
+            "test/volume:1",
+            "sh",
+            "-c",
+            "cat /data/seed; echo; echo mine > /data/written; ls /empty | wc -l",
+        ],
+    )
+    .success();
+    assert_eq!(run.stdout, "from the image\n0\n");
+    let id = fixture.container_ids().pop().unwrap();
+    let record = fixture.container_record(&id);
+    let mount = record["Mounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["Destination"] == "/data")
+        .expect("the /data volume is listed in Mounts")
+        .clone();
+    let source = std::path::PathBuf::from(mount["Source"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(source.join("written")).unwrap(),
+        "mine\n"
+    );
+    // The image's layer is untouched: the volume is the container's own.
+    let again = ctr_run(&fixture, &["--rm", "test/volume:1", "ls", "/data"]).success();
+    assert_eq!(again.stdout, "seed\n");
+}
+
+#[test]
 fn hostile_layers_are_refused_and_write_nothing_outside() {
     use tar::EntryType::{Link as H, Regular as F, Symlink as S};
     let outside = tempfile::tempdir().unwrap();

@@ -639,6 +639,8 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         }
         let source = dir.join("volumes").join(i.to_string());
         fs::create_dir_all(&source).map_err(io_error(&source))?;
+        // Docker starts a new anonymous volume with what the image has there.
+        rootfs::copy_image_dir(&prepared.rootfs, target, &source).map_err(io_error(&source))?;
         volumes.push(Volume {
             source,
             target: target.clone(),

@@ -148,6 +148,36 @@ fn copy_layer(src: &Path, dst: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Copies the image's directory `path` (resolved inside `rootfs`, so an
+/// image's symlink cannot point it at the host) into `dst`, keeping owners,
+/// modes and times. Nothing there, or not a directory: nothing to copy.
+pub fn copy_image_dir(rootfs: &Path, path: &str, dst: &Path) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let relative = path.trim_start_matches('/');
+    let found = rustix::fs::openat2(
+        &root,
+        if relative.is_empty() { "." } else { relative },
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT,
+    );
+    let dir = match found {
+        Ok(dir) => dir,
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => return Ok(()),
+        Err(e) => return Err(e.into()),
+    };
+    let src = PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(&dir)
+    ));
+    copy_layer(&src, dst)
+}
+
 fn is_opaque(dir: &Path) -> bool {
     let mut value = [0u8; 4];
     matches!(
