@@ -425,6 +425,49 @@ fn whiteouts_across_three_layers_give_the_right_tree() {
 }
 
 #[test]
+fn foreground_output_is_passed_on_and_kept_for_ctr_logs() {
+    let fixture = fixture();
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--name",
+            "fg",
+            IMG,
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    )
+    .failure(3);
+    assert_eq!(
+        (run.stdout.as_str(), run.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+    let logs = Run::of(tool("ctr-logs", fixture.root()).arg("fg"), None).success();
+    assert_eq!(
+        (logs.stdout.as_str(), logs.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+
+    // Our stdout closing ends a writer in the container as a pipe would.
+    let ctr_run = berth_harness::tools::binary("ctr-run");
+    let piped = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} --root {} --rm {IMG} busybox yes | head -1",
+            ctr_run.display(),
+            fixture.root().display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&piped.stdout), "y\n");
+    assert!(
+        wait_for(10, || fixture.container_ids().len() == 1),
+        "--rm left the yes container"
+    );
+}
+
+#[test]
 fn an_anonymous_volume_starts_with_what_the_image_has_there() {
     use tar::EntryType::{Directory as D, Regular as F};
     let fixture = Fixture::new();

@@ -1007,15 +1007,39 @@ fn catch_forwarded_signals() {
 /// exit code (128+N for signal N) is returned.
 pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
     let prepared = prepare(store, opts)?;
-    let (container, pid) = start(&prepared, Stdio::default())?;
+    // Like an attached `docker run`: the container writes to pipes, and we
+    // pass its output on and keep it in its json-file log for ctr-logs.
+    let pipe = || rustix::pipe::pipe().map_err(|e| RunError::Runtime(e.to_string()));
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let stdio = Stdio {
+        stdout: Some(out_w),
+        stderr: Some(err_w),
+        ..Stdio::default()
+    };
+    let (container, pid) = start(&prepared, stdio)?;
     catch_forwarded_signals();
-    let code = wait(
-        pid,
-        &|| match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
-            0 => None,
-            sig => Some(sig),
-        },
-    );
+    // A closed stdout of ours must be an EPIPE we handle, not our death
+    // (which would orphan the container).
+    // SAFETY: changing a signal disposition has no memory effects.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let pending = || match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    };
+    let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
+    let mut log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path)
+        .ok();
+    monitor::copy_to_log(out_r, err_r, log.as_mut(), true, &|| {
+        if let Some(sig) = pending() {
+            // SAFETY: sending a signal has no memory effects.
+            unsafe { libc::kill(pid, sig) };
+        }
+    });
+    let code = wait(pid, &pending);
     finish(prepared, container, code)?;
     Ok(code)
 }

@@ -113,9 +113,12 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
     };
     let _ = status.write_all(b"ok");
     drop(status);
-    if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(&log_path) {
-        copy_to_log(out_r, err_r, &mut log);
-    }
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .ok();
+    copy_to_log(out_r, err_r, log.as_mut(), false, &|| {});
     let code = wait(pid, &|| None);
     let _ = finish(prepared, container, code);
     // SAFETY: as above.
@@ -195,16 +198,26 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
 
 /// Copies both streams into Docker's json-file format, one JSON object per
 /// line, until both are closed (the container and all its children exited).
-fn copy_to_log(out: OwnedFd, err: OwnedFd, log: &mut File) {
+/// With `tee` each also goes to our own stdout or stderr, as an attached
+/// `docker run` shows it; when ours is closed (`ctr-run … | head -1`) the
+/// container's end is closed too, so it gets EPIPE as it would writing to
+/// ours directly. `interrupted` runs whenever a signal woke us.
+pub(super) fn copy_to_log(
+    out: OwnedFd,
+    err: OwnedFd,
+    mut log: Option<&mut File>,
+    tee: bool,
+    interrupted: &dyn Fn(),
+) {
     let mut streams = [
-        (Some(out), LogStream::new("stdout")),
-        (Some(err), LogStream::new("stderr")),
+        (Some(out), LogStream::new("stdout"), 1),
+        (Some(err), LogStream::new("stderr"), 2),
     ];
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut fds: Vec<rustix::event::PollFd> = Vec::new();
         let mut which = Vec::new();
-        for (i, (fd, _)) in streams.iter().enumerate() {
+        for (i, (fd, _, _)) in streams.iter().enumerate() {
             if let Some(fd) = fd {
                 fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
                 which.push(i);
@@ -214,6 +227,7 @@ fn copy_to_log(out: OwnedFd, err: OwnedFd, log: &mut File) {
             return;
         }
         if rustix::event::poll(&mut fds, None).is_err() {
+            interrupted();
             continue;
         }
         let ready: Vec<usize> = fds
@@ -224,16 +238,40 @@ fn copy_to_log(out: OwnedFd, err: OwnedFd, log: &mut File) {
             .collect();
         drop(fds);
         for i in ready {
-            let (fd, stream) = &mut streams[i];
+            let (fd, stream, ours) = &mut streams[i];
             match fd.as_ref().map(|f| rustix::io::read(f, &mut buf)) {
-                Some(Ok(n)) if n > 0 => stream.push(log, &buf[..n]),
+                Some(Ok(n)) if n > 0 => {
+                    if let Some(log) = log.as_deref_mut() {
+                        stream.push(log, &buf[..n]);
+                    }
+                    if tee && write_all_to(*ours, &buf[..n]).is_err() {
+                        *fd = None;
+                    }
+                }
+                Some(Err(rustix::io::Errno::INTR)) => interrupted(),
                 _ => {
-                    stream.flush(log);
+                    if let Some(log) = log.as_deref_mut() {
+                        stream.flush(log);
+                    }
                     *fd = None;
                 }
             }
         }
     }
+}
+
+/// Writes all of `bytes` to our descriptor `fd` (1 or 2).
+fn write_all_to(fd: i32, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    // SAFETY: 1 and 2 stay open for the whole process.
+    let target = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    while !bytes.is_empty() {
+        match rustix::io::write(target, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// One stream's bytes on their way into json-file entries: whole lines,
