@@ -58,7 +58,8 @@ fn runs(fixture: &Fixture) -> Result<(), String> {
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
     let tool = |name: &str| binary(name).display().to_string();
-    let bundle = runc_bundle(fixture)?;
+    let filtered = runc_bundle(fixture, true)?;
+    let unfiltered = runc_bundle(fixture, false)?;
     large_image(fixture, "bench/large:latest");
     let podman_image = podman_import(&images)?;
     let comparisons = vec![
@@ -72,13 +73,22 @@ fn runs(fixture: &Fixture) -> Result<(), String> {
             prepare: None,
         },
         Comparison {
-            name: "run `true` in a container (ctr-run --rm vs runc run)".into(),
+            name: "run `true`, seccomp filter on (ctr-run --rm vs runc run)".into(),
             ours: format!(
                 "{} --root {root} --rm docker.io/bench/busybox:latest true",
                 tool("ctr-run")
             ),
             // $$ is a fresh shell per run, so every runc container ID is new.
-            theirs: format!("runc run --bundle {} bench-$$", bundle.path().display()),
+            theirs: format!("runc run --bundle {} bench-$$", filtered.path().display()),
+            prepare: None,
+        },
+        Comparison {
+            name: "run `true`, no seccomp (ctr-run --rm vs runc run)".into(),
+            ours: format!(
+                "{} --root {root} --rm --security-opt seccomp=unconfined docker.io/bench/busybox:latest true",
+                tool("ctr-run")
+            ),
+            theirs: format!("runc run --bundle {} bench-$$", unfiltered.path().display()),
             prepare: None,
         },
         Comparison {
@@ -470,18 +480,46 @@ fn large_image(fixture: &Fixture, reference: &str) {
     );
 }
 
-/// A runc bundle whose rootfs is the busybox image's unpacked layer (made
-/// by one ctr-run, so both sides start from the same files), running `true`.
-fn runc_bundle(fixture: &Fixture) -> Result<tempfile::TempDir, String> {
-    let status = Command::new(binary("ctr-run"))
-        .args(["--root"])
-        .arg(fixture.root())
-        .args(["--rm", "docker.io/bench/busybox:latest", "true"])
-        .status()
-        .map_err(|e| format!("ctr-run: {e}"))?;
-    if !status.success() {
-        return Err(format!("ctr-run failed: {status}"));
-    }
+/// A runc bundle of the busybox fixture's rootfs running `true`; with
+/// `filtered`, under the same seccomp filter ctr-run gives a container (taken
+/// from the spec ctr-run saved), so both sides do the same work.
+fn runc_bundle(fixture: &Fixture, filtered: bool) -> Result<tempfile::TempDir, String> {
+    let run = |args: &[&str]| -> Result<(), String> {
+        let status = Command::new(binary(args[0]))
+            .arg("--root")
+            .arg(fixture.root())
+            .args(&args[1..])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("{}: {e}", args[0]))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("{} failed: {status}", args[0]))
+        }
+    };
+    let name = format!("bench-spec-{}", std::process::id());
+    run(&[
+        "ctr-run",
+        "--name",
+        &name,
+        "docker.io/bench/busybox:latest",
+        "true",
+    ])?;
+    let records = std::fs::read_dir(fixture.root().join("containers"))
+        .map_err(|e| e.to_string())?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|dir| {
+            std::fs::read_to_string(dir.join("container.json"))
+                .is_ok_and(|record| record.contains(&format!("\"/{name}\"")))
+        })
+        .ok_or("ctr-run left no record")?;
+    let ours: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(records.join("config.json")).map_err(|e| e.to_string())?,
+    )
+    .map_err(|e| e.to_string())?;
+    run(&["ctr-rm", &name])?;
     let layer = std::fs::read_dir(fixture.root().join("layers"))
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)
@@ -512,6 +550,9 @@ fn runc_bundle(fixture: &Fixture) -> Result<tempfile::TempDir, String> {
             .map_err(|e| e.to_string())?;
     config["process"]["terminal"] = false.into();
     config["process"]["args"] = serde_json::json!(["true"]);
+    if filtered {
+        config["linux"]["seccomp"] = ours["linux"]["seccomp"].clone();
+    }
     std::fs::write(&path, config.to_string()).map_err(|e| e.to_string())?;
     Ok(bundle)
 }
