@@ -795,3 +795,74 @@ fn the_built_image_runs_the_same_under_podman() {
     );
     assert_eq!(String::from_utf8_lossy(&podman.stdout), ours);
 }
+
+/// Serves `body` over HTTP/1.0 on a loopback port to every request, with a
+/// Last-Modified date; returns the port.
+fn serve(body: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_fetches_urls_checks_their_checksum_and_keeps_them_whole() {
+    let fixture = fixture();
+    let body: &[u8] = b"remote content\n";
+    let port = serve(body);
+    let sum = berth::Digest::of(body);
+    let dockerfile = format!(
+        "FROM test/busybox\n\
+         ADD --checksum={sum} http://127.0.0.1:{port}/files/data.txt /remote/\n\
+         ADD http://127.0.0.1:{port}/files/data.txt?v=1 /renamed.txt\n"
+    );
+    img_build(&fixture, &["-q", "-t", "remote", "-"], Some(&dockerfile)).success();
+    let out = ctr_run(
+        &fixture,
+        &[
+            "remote",
+            "sh",
+            "-c",
+            "cat /remote/data.txt /renamed.txt; ls -l --full-time /remote/data.txt 2>/dev/null || ls -le /remote/data.txt",
+        ],
+    )
+    .success();
+    assert!(
+        out.stdout
+            .starts_with("remote content\nremote content\n-rw-------"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains("1994"),
+        "Last-Modified dates the file: {out:#?}"
+    );
+    let wrong = format!(
+        "FROM test/busybox\nADD --checksum=sha256:{} http://127.0.0.1:{port}/files/data.txt /x\n",
+        "0".repeat(64)
+    );
+    img_build(&fixture, &["-q", "-"], Some(&wrong))
+        .failure(1)
+        .one_error_line(&["Dockerfile:2:1", "checksum mismatch"]);
+    img_build(
+        &fixture,
+        &["-q", "-"],
+        Some(&format!(
+            "FROM test/busybox\nCOPY http://127.0.0.1:{port}/x /x\n"
+        )),
+    )
+    .failure(1)
+    .one_error_line(&["Dockerfile:2:1", "source can't be a URL for COPY"]);
+}

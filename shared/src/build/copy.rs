@@ -111,7 +111,9 @@ fn join(a: &str, b: &str) -> String {
 
 /// The cache's view of what a COPY copies: names, types, modes, link
 /// targets and content, but not timestamps (as BuildKit's checksums).
-pub fn hash_sources(sources: &[(Source, Vec<Item>)]) -> Result<Digest, CopyError> {
+pub fn hash_sources<'a>(
+    sources: impl IntoIterator<Item = &'a (Source, Vec<Item>)>,
+) -> Result<Digest, CopyError> {
     let mut hasher = Hasher(HashingWriter::new(io::sink()));
     for (source, items) in sources {
         hasher.update(format!("source {}\0", source.rel).as_bytes());

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
+pub mod fetch;
 pub mod layer;
 pub mod rootfs;
 
@@ -1219,11 +1220,8 @@ impl Builder<'_> {
             .as_ref()
             .map(|f| self.expand(node, f, &vars))
             .transpose()?;
-        if let Some(url) = sources.iter().find(|s| is_url(s)) {
-            return Err(self.at(
-                node,
-                format!("{keyword} from a URL is not supported: {url}"),
-            ));
+        if !add && let Some(url) = sources.iter().find(|s| is_url(s)) {
+            return Err(self.at(node, format!("source can't be a URL for COPY: {url}")));
         }
         // Where sources come from: the context, a stage, or an image.
         let mut _read_root = None;
@@ -1243,6 +1241,9 @@ impl Builder<'_> {
         // Heredocs become files named after their delimiter.
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut walked: Vec<(Source, Vec<Item>)> = Vec::new();
+        // ADD's URLs: fetched now, copied as they are (never unpacked).
+        let mut downloads = Vec::new();
+        let mut remote: Vec<(Source, Vec<Item>)> = Vec::new();
         for source in &sources {
             if source.starts_with("<<") {
                 let doc = args
@@ -1258,6 +1259,19 @@ impl Builder<'_> {
                 texts.push((doc.name.clone(), content));
                 continue;
             }
+            if is_url(source) {
+                let got = fetch::download(source, args.checksum.as_deref(), &self.store.tmp_dir())
+                    .map_err(|e| self.at(node, format!("{keyword} failed: {e}")))?;
+                let s = Source {
+                    rel: got.name.clone(),
+                    path: got.path.clone(),
+                };
+                let items =
+                    copy::walk(&s, &Context::none()).map_err(|e| self.at(node, e.to_string()))?;
+                remote.push((s, items));
+                downloads.push(got);
+                continue;
+            }
             let resolved = source_ctx
                 .resolve(source)
                 .map_err(|e| self.at(node, copy_failed(keyword, &e)))?;
@@ -1267,7 +1281,7 @@ impl Builder<'_> {
                 walked.push((s, items));
             }
         }
-        let count = walked.len() + texts.len();
+        let count = walked.len() + remote.len() + texts.len();
         let dest_is_dir = dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
         if count > 1 && !dest_is_dir {
             return Err(self.at(
@@ -1284,7 +1298,8 @@ impl Builder<'_> {
         if dest_is_dir && !dest_clean.ends_with('/') {
             dest_clean.push('/');
         }
-        let content = copy::hash_sources(&walked).map_err(|e| self.at(node, e.to_string()))?;
+        let content = copy::hash_sources(walked.iter().chain(remote.iter()))
+            .map_err(|e| self.at(node, e.to_string()))?;
         let mut flags = String::new();
         if let Some(f) = &from {
             flags.push_str(&format!("--from={f} "));
@@ -1323,6 +1338,8 @@ impl Builder<'_> {
                 };
                 let attrs = Attributes { owner, chmod };
                 copy::copy_into(merged, &walked, &dest_clean, dest_is_dir, attrs, add)
+                    .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
+                copy::copy_into(merged, &remote, &dest_clean, dest_is_dir, attrs, false)
                     .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
                 let mtime = rustix::fs::Timespec {
                     tv_sec: epoch.map(|e| e as i64).unwrap_or_else(|| {
