@@ -866,3 +866,53 @@ fn add_fetches_urls_checks_their_checksum_and_keeps_them_whole() {
     .failure(1)
     .one_error_line(&["Dockerfile:2:1", "source can't be a URL for COPY"]);
 }
+
+#[test]
+fn proxy_args_reach_run_unrecorded_and_network_none_isolates_a_step() {
+    let fixture = fixture();
+    let dockerfile = "FROM test/busybox
+RUN echo \"$http_proxy\" > /proxy
+RUN --network=none ls /sys/class/net > /isolated
+RUN ls /sys/class/net > /shared
+";
+    let run = img_build(
+        &fixture,
+        &[
+            "--build-arg",
+            "http_proxy=http://proxy.example:3128",
+            "-t",
+            "net",
+            "-",
+        ],
+        Some(dockerfile),
+    )
+    .success();
+    assert!(!run.stderr.contains("Warning"), "{}", run.stderr);
+    let c = config(&fixture, "net");
+    assert!(!c.to_string().contains("proxy.example"), "{c}");
+    let out = ctr_run(&fixture, &["net", "cat", "/proxy", "/isolated"]).success();
+    assert_eq!(out.stdout, "http://proxy.example:3128\nlo\n");
+    // The default for RUN is the host's network, as a build needs one.
+    let shared = ctr_run(&fixture, &["net", "cat", "/shared"])
+        .success()
+        .stdout;
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(shared.lines().count(), host.len(), "{shared}");
+    // --network none applies to every RUN.
+    let out = img_build(
+        &fixture,
+        &["-q", "--network", "none", "--no-cache", "-t", "net2", "-"],
+        Some("FROM test/busybox\nRUN ls /sys/class/net > /nets\n"),
+    )
+    .success();
+    assert!(out.stdout.starts_with("sha256:"));
+    assert_eq!(
+        ctr_run(&fixture, &["net2", "cat", "/nets"])
+            .success()
+            .stdout,
+        "lo\n"
+    );
+}
