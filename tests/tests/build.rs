@@ -916,3 +916,36 @@ RUN ls /sys/class/net > /shared
         "lo\n"
     );
 }
+
+#[test]
+fn cache_mounts_outlive_a_step_and_stay_out_of_its_layer() {
+    let fixture = fixture();
+    let first = "FROM test/busybox
+RUN --mount=type=cache,target=/var/cache/app echo warm > /var/cache/app/state && echo done > /done
+";
+    img_build(&fixture, &["-q", "-t", "warm", "-"], Some(first)).success();
+    assert_eq!(layer_entries(&fixture, "warm", 1), ["done"]);
+    let second = "FROM test/busybox
+RUN --mount=type=cache,target=/var/cache/app cat /var/cache/app/state > /seen
+RUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/x && ls /scratch > /listed
+";
+    img_build(&fixture, &["-q", "-t", "reads", "-"], Some(second)).success();
+    let out = ctr_run(
+        &fixture,
+        &[
+            "reads",
+            "sh",
+            "-c",
+            "cat /seen /listed; test -e /var/cache/app/state || echo absent",
+        ],
+    )
+    .success();
+    assert_eq!(out.stdout, "warm\nx\nabsent\n");
+    img_build(
+        &fixture,
+        &["-q", "-"],
+        Some("FROM test/busybox\nRUN --mount=type=secret,id=x true\n"),
+    )
+    .failure(1)
+    .one_error_line(&["Dockerfile:2:1", "type=secret is not supported"]);
+}

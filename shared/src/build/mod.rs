@@ -17,7 +17,7 @@ use crate::layer::LayerError;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{self, PullError, PullNeed, PullObserver, PullOptions, PullPolicy};
-use crate::runtime::{NetworkMode, RunError, step};
+use crate::runtime::{self, NetworkMode, RunError, step};
 use crate::store::{Image, Store, StoreError, descriptor_digest};
 use cache::CacheKey;
 use context::{Context, ContextError, Source};
@@ -1054,8 +1054,8 @@ impl Builder<'_> {
                 command,
                 heredocs,
                 network,
-                ..
-            } => self.run_step(run, node, command, heredocs, network.as_deref()),
+                mounts,
+            } => self.run_step(run, node, command, heredocs, mounts, network.as_deref()),
             Instruction::Copy(args) => self.copy_step(run, node, args, false),
             Instruction::Add(args) => self.copy_step(run, node, args, true),
         }
@@ -1067,9 +1067,11 @@ impl Builder<'_> {
         node: &Node,
         command: &Command,
         heredocs: &[dockerfile::Heredoc],
+        mounts: &[dockerfile::Mount],
         network: Option<&str>,
     ) -> Result<(), BuildError> {
         let shell = run.state.shell();
+        let (volumes, tmpfs, mount_flags) = self.run_mounts(node, mounts, &run.state.workdir())?;
         let argv = match (command, heredocs) {
             (Command::Shell(text), [doc]) if is_heredoc_marker(text.trim(), &doc.name) => {
                 // `RUN <<EOF`: the heredoc is the script.
@@ -1123,7 +1125,7 @@ impl Builder<'_> {
         } else {
             format!("|{} {} ", arg_env.len(), arg_env.join(" "))
         };
-        let created_by = format!("RUN {prefix}{} # buildkit", argv.join(" "));
+        let created_by = format!("RUN {mount_flags}{prefix}{} # buildkit", argv.join(" "));
         let network = match network.or(self.options.network.map(|n| match n {
             NetworkMode::Host => "host",
             NetworkMode::None => "none",
@@ -1136,7 +1138,12 @@ impl Builder<'_> {
         let shown = argv.join(" ");
         let node = node.clone();
         self.fs_step(run, &created_by, &created_by, None, |builder, merged| {
-            let stubs = rootfs::missing_stubs(merged);
+            let targets: Vec<String> = volumes
+                .iter()
+                .map(|v| v.target.clone())
+                .chain(tmpfs.iter().map(|t| t.target.clone()))
+                .collect();
+            let stubs = rootfs::missing_stubs(merged, &targets);
             let (stdout, stderr) = match builder.observer.run_output() {
                 Some(fd) => {
                     let err = fd.try_clone().map_err(|source| {
@@ -1164,6 +1171,8 @@ impl Builder<'_> {
                     workdir: &workdir,
                     user: &user,
                     network,
+                    volumes: &volumes,
+                    tmpfs: &tmpfs,
                     stdout,
                     stderr,
                 },
@@ -1180,6 +1189,62 @@ impl Builder<'_> {
             rootfs::remove_stubs(&upper, &stubs);
             Ok(())
         })
+    }
+
+    /// `RUN --mount`: cache mounts are directories under the store that
+    /// outlive the step (and never reach its layer); tmpfs mounts are
+    /// fresh each time. Returns them and their text for the history.
+    #[allow(clippy::type_complexity)]
+    fn run_mounts(
+        &self,
+        node: &Node,
+        mounts: &[dockerfile::Mount],
+        workdir: &str,
+    ) -> Result<(Vec<runtime::Volume>, Vec<runtime::Tmpfs>, String), BuildError> {
+        let mut volumes = Vec::new();
+        let mut tmpfs = Vec::new();
+        let mut text = String::new();
+        for mount in mounts {
+            let target = if mount.target.starts_with('/') {
+                context::clean(&mount.target)
+            } else {
+                context::clean(&format!("{workdir}/{}", mount.target))
+            };
+            match mount.kind.as_str() {
+                "cache" => {
+                    let id = mount.id.clone().unwrap_or_else(|| target.clone());
+                    let dir = self
+                        .store
+                        .root()
+                        .join("cache")
+                        .join("mounts")
+                        .join(Digest::of(id.as_bytes()).hex());
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        self.at(node, format!("cache mount {}: {e}", dir.display()))
+                    })?;
+                    volumes.push(runtime::Volume {
+                        source: dir,
+                        target: target.clone(),
+                        read_only: false,
+                    });
+                    text.push_str(&format!("--mount=type=cache,target={target} "));
+                }
+                "tmpfs" => {
+                    tmpfs.push(runtime::Tmpfs {
+                        target: target.clone(),
+                        options: Vec::new(),
+                    });
+                    text.push_str(&format!("--mount=type=tmpfs,target={target} "));
+                }
+                other => {
+                    return Err(self.at(
+                        node,
+                        format!("RUN --mount=type={other} is not supported (cache and tmpfs are)"),
+                    ));
+                }
+            }
+        }
+        Ok((volumes, tmpfs, text))
     }
 
     fn copy_step(
