@@ -949,3 +949,39 @@ RUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/x && ls /scratch > /
     .failure(1)
     .one_error_line(&["Dockerfile:2:1", "type=secret is not supported"]);
 }
+
+#[test]
+fn directives_continuations_shell_and_expansion_forms() {
+    let fixture = fixture();
+    let ctx = context(&[("data/x.txt", "x")]);
+    let dockerfile = "# syntax=docker/dockerfile:1
+# escape=`
+FROM test/busybox
+ENV DIR=data EMPTY=
+# a comment inside is skipped
+RUN echo one `
+    two `
+# comment between continuation lines
+    three > /joined
+COPY ${DIR}/x.txt /copied/${MISSING:-fallback}${DIR:+-set}${EMPTY:+-never}.txt
+WORKDIR /w/${DIR}
+SHELL [\"/bin/sh\", \"-c\", \"echo via-shell > /shell; eval \\\"$1\\\"\", \"sh\"]
+RUN echo from-run > /run
+";
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    build(&fixture, ctx.path(), "syntax");
+    let out = ctr_run(
+        &fixture,
+        &[
+            "syntax",
+            "sh",
+            "-c",
+            "cat /joined /copied/fallback-set.txt; echo; pwd; cat /shell /run",
+        ],
+    )
+    .success();
+    assert_eq!(
+        out.stdout,
+        "one two three\nx\n/w/data\nvia-shell\nfrom-run\n"
+    );
+}
