@@ -795,3 +795,193 @@ fn the_built_image_runs_the_same_under_podman() {
     );
     assert_eq!(String::from_utf8_lossy(&podman.stdout), ours);
 }
+
+/// Serves `body` over HTTP/1.0 on a loopback port to every request, with a
+/// Last-Modified date; returns the port.
+fn serve(body: &'static [u8]) -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let head = format!(
+                "HTTP/1.0 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes());
+            let _ = stream.write_all(body);
+        }
+    });
+    port
+}
+
+#[test]
+fn add_fetches_urls_checks_their_checksum_and_keeps_them_whole() {
+    let fixture = fixture();
+    let body: &[u8] = b"remote content\n";
+    let port = serve(body);
+    let sum = berth::Digest::of(body);
+    let dockerfile = format!(
+        "FROM test/busybox\n\
+         ADD --checksum={sum} http://127.0.0.1:{port}/files/data.txt /remote/\n\
+         ADD http://127.0.0.1:{port}/files/data.txt?v=1 /renamed.txt\n"
+    );
+    img_build(&fixture, &["-q", "-t", "remote", "-"], Some(&dockerfile)).success();
+    let out = ctr_run(
+        &fixture,
+        &[
+            "remote",
+            "sh",
+            "-c",
+            "cat /remote/data.txt /renamed.txt; ls -l --full-time /remote/data.txt 2>/dev/null || ls -le /remote/data.txt",
+        ],
+    )
+    .success();
+    assert!(
+        out.stdout
+            .starts_with("remote content\nremote content\n-rw-------"),
+        "{out:#?}"
+    );
+    assert!(
+        out.stdout.contains("1994"),
+        "Last-Modified dates the file: {out:#?}"
+    );
+    let wrong = format!(
+        "FROM test/busybox\nADD --checksum=sha256:{} http://127.0.0.1:{port}/files/data.txt /x\n",
+        "0".repeat(64)
+    );
+    img_build(&fixture, &["-q", "-"], Some(&wrong))
+        .failure(1)
+        .one_error_line(&["Dockerfile:2:1", "checksum mismatch"]);
+    img_build(
+        &fixture,
+        &["-q", "-"],
+        Some(&format!(
+            "FROM test/busybox\nCOPY http://127.0.0.1:{port}/x /x\n"
+        )),
+    )
+    .failure(1)
+    .one_error_line(&["Dockerfile:2:1", "source can't be a URL for COPY"]);
+}
+
+#[test]
+fn proxy_args_reach_run_unrecorded_and_network_none_isolates_a_step() {
+    let fixture = fixture();
+    let dockerfile = "FROM test/busybox
+RUN echo \"$http_proxy\" > /proxy
+RUN --network=none ls /sys/class/net > /isolated
+RUN ls /sys/class/net > /shared
+";
+    let run = img_build(
+        &fixture,
+        &[
+            "--build-arg",
+            "http_proxy=http://proxy.example:3128",
+            "-t",
+            "net",
+            "-",
+        ],
+        Some(dockerfile),
+    )
+    .success();
+    assert!(!run.stderr.contains("Warning"), "{}", run.stderr);
+    let c = config(&fixture, "net");
+    assert!(!c.to_string().contains("proxy.example"), "{c}");
+    let out = ctr_run(&fixture, &["net", "cat", "/proxy", "/isolated"]).success();
+    assert_eq!(out.stdout, "http://proxy.example:3128\nlo\n");
+    // The default for RUN is the host's network, as a build needs one.
+    let shared = ctr_run(&fixture, &["net", "cat", "/shared"])
+        .success()
+        .stdout;
+    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(shared.lines().count(), host.len(), "{shared}");
+    // --network none applies to every RUN.
+    let out = img_build(
+        &fixture,
+        &["-q", "--network", "none", "--no-cache", "-t", "net2", "-"],
+        Some("FROM test/busybox\nRUN ls /sys/class/net > /nets\n"),
+    )
+    .success();
+    assert!(out.stdout.starts_with("sha256:"));
+    assert_eq!(
+        ctr_run(&fixture, &["net2", "cat", "/nets"])
+            .success()
+            .stdout,
+        "lo\n"
+    );
+}
+
+#[test]
+fn cache_mounts_outlive_a_step_and_stay_out_of_its_layer() {
+    let fixture = fixture();
+    let first = "FROM test/busybox
+RUN --mount=type=cache,target=/var/cache/app echo warm > /var/cache/app/state && echo done > /done
+";
+    img_build(&fixture, &["-q", "-t", "warm", "-"], Some(first)).success();
+    assert_eq!(layer_entries(&fixture, "warm", 1), ["done"]);
+    let second = "FROM test/busybox
+RUN --mount=type=cache,target=/var/cache/app cat /var/cache/app/state > /seen
+RUN --mount=type=tmpfs,target=/scratch echo gone > /scratch/x && ls /scratch > /listed
+";
+    img_build(&fixture, &["-q", "-t", "reads", "-"], Some(second)).success();
+    let out = ctr_run(
+        &fixture,
+        &[
+            "reads",
+            "sh",
+            "-c",
+            "cat /seen /listed; test -e /var/cache/app/state || echo absent",
+        ],
+    )
+    .success();
+    assert_eq!(out.stdout, "warm\nx\nabsent\n");
+    img_build(
+        &fixture,
+        &["-q", "-"],
+        Some("FROM test/busybox\nRUN --mount=type=secret,id=x true\n"),
+    )
+    .failure(1)
+    .one_error_line(&["Dockerfile:2:1", "type=secret is not supported"]);
+}
+
+#[test]
+fn directives_continuations_shell_and_expansion_forms() {
+    let fixture = fixture();
+    let ctx = context(&[("data/x.txt", "x")]);
+    let dockerfile = "# syntax=docker/dockerfile:1
+# escape=`
+FROM test/busybox
+ENV DIR=data EMPTY=
+# a comment inside is skipped
+RUN echo one `
+    two `
+# comment between continuation lines
+    three > /joined
+COPY ${DIR}/x.txt /copied/${MISSING:-fallback}${DIR:+-set}${EMPTY:+-never}.txt
+WORKDIR /w/${DIR}
+SHELL [\"/bin/sh\", \"-c\", \"echo via-shell > /shell; eval \\\"$1\\\"\", \"sh\"]
+RUN echo from-run > /run
+";
+    std::fs::write(ctx.path().join("Dockerfile"), dockerfile).unwrap();
+    build(&fixture, ctx.path(), "syntax");
+    let out = ctr_run(
+        &fixture,
+        &[
+            "syntax",
+            "sh",
+            "-c",
+            "cat /joined /copied/fallback-set.txt; echo; pwd; cat /shell /run",
+        ],
+    )
+    .success();
+    assert_eq!(
+        out.stdout,
+        "one two three\nx\n/w/data\nvia-shell\nfrom-run\n"
+    );
+}

@@ -111,7 +111,9 @@ fn join(a: &str, b: &str) -> String {
 
 /// The cache's view of what a COPY copies: names, types, modes, link
 /// targets and content, but not timestamps (as BuildKit's checksums).
-pub fn hash_sources(sources: &[(Source, Vec<Item>)]) -> Result<Digest, CopyError> {
+pub fn hash_sources<'a>(
+    sources: impl IntoIterator<Item = &'a (Source, Vec<Item>)>,
+) -> Result<Digest, CopyError> {
     let mut hasher = Hasher(HashingWriter::new(io::sink()));
     for (source, items) in sources {
         hasher.update(format!("source {}\0", source.rel).as_bytes());
@@ -191,9 +193,12 @@ pub fn copy_into(
             }
             continue;
         }
-        if extract && top.meta.is_file() && is_archive(&top.path)? {
+        if extract
+            && top.meta.is_file()
+            && let Some(plain) = archive(&top.path)?
+        {
             let dir = root.mkdir_all(dest, attrs.owner)?;
-            extract_archive(&top.path, &dir)?;
+            extract_archive(&top.path, plain, &dir)?;
             continue;
         }
         let base = source.rel.rsplit('/').next().unwrap_or(&source.rel);
@@ -489,12 +494,25 @@ impl Root {
 }
 
 /// ADD unpacks a local file when it is a tar, plain or compressed (gzip,
-/// zstd); anything else is copied as it is.
-fn is_archive(path: &Path) -> Result<bool, CopyError> {
-    let file = fs::File::open(path).map_err(io_err(path))?;
-    let reader = io::BufReader::new(file);
-    let Ok(mut plain) = crate::compression::decompressed(reader) else {
-        return Ok(false);
+/// zstd, xz): the tar stream if it is one, `None` to copy the file as is.
+fn archive(path: &Path) -> Result<Option<Box<dyn Read>>, CopyError> {
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let mut magic = [0u8; 6];
+    let n = file.read(&mut magic).map_err(io_err(path))?;
+    io::Seek::rewind(&mut file).map_err(io_err(path))?;
+    let mut plain: Box<dyn Read> = if magic[..n] == *b"\xfd7zXZ\0" {
+        // lzma-rs decodes whole streams: into an unnamed temp file first.
+        let mut out = tempfile::tempfile().map_err(io_err(path))?;
+        if lzma_rs::xz_decompress(&mut io::BufReader::new(file), &mut out).is_err() {
+            return Ok(None);
+        }
+        io::Seek::rewind(&mut out).map_err(io_err(path))?;
+        Box::new(out)
+    } else {
+        match crate::compression::decompressed(io::BufReader::new(file)) {
+            Ok(reader) => reader,
+            Err(_) => return Ok(None),
+        }
     };
     let mut block = vec![0u8; 512];
     let mut filled = 0;
@@ -502,15 +520,19 @@ fn is_archive(path: &Path) -> Result<bool, CopyError> {
         match plain.read(&mut block[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
-            Err(_) => return Ok(false),
+            Err(_) => return Ok(None),
         }
     }
-    // A tar header: "ustar" magic, or a v7 header whose checksum adds up.
-    if filled < 512 {
-        return Ok(false);
+    if filled < 512 || !is_tar_header(&block) {
+        return Ok(None);
     }
+    Ok(Some(Box::new(io::Cursor::new(block).chain(plain))))
+}
+
+/// A tar header: "ustar" magic, or a v7 header whose checksum adds up.
+fn is_tar_header(block: &[u8]) -> bool {
     if &block[257..262] == b"ustar" {
-        return Ok(true);
+        return true;
     }
     let stored = std::str::from_utf8(&block[148..156])
         .ok()
@@ -526,18 +548,16 @@ fn is_archive(path: &Path) -> Result<bool, CopyError> {
             }
         })
         .sum();
-    Ok(stored == Some(sum) && block[0] != 0)
+    stored == Some(sum) && block[0] != 0
 }
 
-fn extract_archive(path: &Path, dest: &OwnedFd) -> Result<(), CopyError> {
+fn extract_archive(path: &Path, plain: Box<dyn Read>, dest: &OwnedFd) -> Result<(), CopyError> {
     let extract_err = |source| CopyError::Extract {
         path: path.to_path_buf(),
         source,
     };
-    let file = fs::File::open(path).map_err(io_err(path))?;
-    let plain = crate::compression::decompressed(io::BufReader::new(file)).map_err(extract_err)?;
     // The destination by its /proc name: the tar crate wants a path, and
-    // this one cannot be swapped under us.
+    // this one names the directory already resolved inside the root.
     let dest_path = PathBuf::from(format!(
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(dest)
@@ -729,6 +749,37 @@ mod tests {
         let m = fs::metadata(rootfs.join("opt/in/tar.txt")).unwrap();
         assert_eq!((m.uid(), m.mode() & 0o777), (7, 0o600));
         assert!(rootfs.join("opt/f").is_file());
-        assert!(!is_archive(&ctx_dir.join("f")).unwrap());
+        assert!(archive(&ctx_dir.join("f")).unwrap().is_none());
+    }
+
+    #[test]
+    fn add_extracts_xz_and_zstd_tars_too() {
+        let (_d, ctx_dir, rootfs) = setup();
+        let mut tar = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        tar.append_data(&mut h, "z", &b"z"[..]).unwrap();
+        let plain = tar.into_inner().unwrap();
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+        fs::write(ctx_dir.join("a.tar.xz"), xz).unwrap();
+        fs::write(
+            ctx_dir.join("b.tar.zst"),
+            zstd::encode_all(&plain[..], 3).unwrap(),
+        )
+        .unwrap();
+        let ctx = Context::open(&ctx_dir).unwrap();
+        for (name, dest) in [("a.tar.xz", "/xz"), ("b.tar.zst", "/zst")] {
+            let sources = walked(&ctx, &ctx_dir, &[name]);
+            copy_into(&rootfs, &sources, dest, false, Attributes::default(), true).unwrap();
+            assert_eq!(
+                fs::read_to_string(rootfs.join(&dest[1..]).join("z")).unwrap(),
+                "z"
+            );
+        }
     }
 }

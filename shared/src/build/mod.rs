@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod context;
 pub mod copy;
+pub mod fetch;
 pub mod layer;
 pub mod rootfs;
 
@@ -16,7 +17,7 @@ use crate::layer::LayerError;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{self, PullError, PullNeed, PullObserver, PullOptions, PullPolicy};
-use crate::runtime::{NetworkMode, RunError, step};
+use crate::runtime::{self, NetworkMode, RunError, step};
 use crate::store::{Image, Store, StoreError, descriptor_digest};
 use cache::CacheKey;
 use context::{Context, ContextError, Source};
@@ -1053,8 +1054,8 @@ impl Builder<'_> {
                 command,
                 heredocs,
                 network,
-                ..
-            } => self.run_step(run, node, command, heredocs, network.as_deref()),
+                mounts,
+            } => self.run_step(run, node, command, heredocs, mounts, network.as_deref()),
             Instruction::Copy(args) => self.copy_step(run, node, args, false),
             Instruction::Add(args) => self.copy_step(run, node, args, true),
         }
@@ -1066,9 +1067,11 @@ impl Builder<'_> {
         node: &Node,
         command: &Command,
         heredocs: &[dockerfile::Heredoc],
+        mounts: &[dockerfile::Mount],
         network: Option<&str>,
     ) -> Result<(), BuildError> {
         let shell = run.state.shell();
+        let (volumes, tmpfs, mount_flags) = self.run_mounts(node, mounts, &run.state.workdir())?;
         let argv = match (command, heredocs) {
             (Command::Shell(text), [doc]) if is_heredoc_marker(text.trim(), &doc.name) => {
                 // `RUN <<EOF`: the heredoc is the script.
@@ -1122,7 +1125,7 @@ impl Builder<'_> {
         } else {
             format!("|{} {} ", arg_env.len(), arg_env.join(" "))
         };
-        let created_by = format!("RUN {prefix}{} # buildkit", argv.join(" "));
+        let created_by = format!("RUN {mount_flags}{prefix}{} # buildkit", argv.join(" "));
         let network = match network.or(self.options.network.map(|n| match n {
             NetworkMode::Host => "host",
             NetworkMode::None => "none",
@@ -1135,7 +1138,12 @@ impl Builder<'_> {
         let shown = argv.join(" ");
         let node = node.clone();
         self.fs_step(run, &created_by, &created_by, None, |builder, merged| {
-            let stubs = rootfs::missing_stubs(merged);
+            let targets: Vec<String> = volumes
+                .iter()
+                .map(|v| v.target.clone())
+                .chain(tmpfs.iter().map(|t| t.target.clone()))
+                .collect();
+            let stubs = rootfs::missing_stubs(merged, &targets);
             let (stdout, stderr) = match builder.observer.run_output() {
                 Some(fd) => {
                     let err = fd.try_clone().map_err(|source| {
@@ -1163,6 +1171,8 @@ impl Builder<'_> {
                     workdir: &workdir,
                     user: &user,
                     network,
+                    volumes: &volumes,
+                    tmpfs: &tmpfs,
                     stdout,
                     stderr,
                 },
@@ -1179,6 +1189,62 @@ impl Builder<'_> {
             rootfs::remove_stubs(&upper, &stubs);
             Ok(())
         })
+    }
+
+    /// `RUN --mount`: cache mounts are directories under the store that
+    /// outlive the step (and never reach its layer); tmpfs mounts are
+    /// fresh each time. Returns them and their text for the history.
+    #[allow(clippy::type_complexity)]
+    fn run_mounts(
+        &self,
+        node: &Node,
+        mounts: &[dockerfile::Mount],
+        workdir: &str,
+    ) -> Result<(Vec<runtime::Volume>, Vec<runtime::Tmpfs>, String), BuildError> {
+        let mut volumes = Vec::new();
+        let mut tmpfs = Vec::new();
+        let mut text = String::new();
+        for mount in mounts {
+            let target = if mount.target.starts_with('/') {
+                context::clean(&mount.target)
+            } else {
+                context::clean(&format!("{workdir}/{}", mount.target))
+            };
+            match mount.kind.as_str() {
+                "cache" => {
+                    let id = mount.id.clone().unwrap_or_else(|| target.clone());
+                    let dir = self
+                        .store
+                        .root()
+                        .join("cache")
+                        .join("mounts")
+                        .join(Digest::of(id.as_bytes()).hex());
+                    std::fs::create_dir_all(&dir).map_err(|e| {
+                        self.at(node, format!("cache mount {}: {e}", dir.display()))
+                    })?;
+                    volumes.push(runtime::Volume {
+                        source: dir,
+                        target: target.clone(),
+                        read_only: false,
+                    });
+                    text.push_str(&format!("--mount=type=cache,target={target} "));
+                }
+                "tmpfs" => {
+                    tmpfs.push(runtime::Tmpfs {
+                        target: target.clone(),
+                        options: Vec::new(),
+                    });
+                    text.push_str(&format!("--mount=type=tmpfs,target={target} "));
+                }
+                other => {
+                    return Err(self.at(
+                        node,
+                        format!("RUN --mount=type={other} is not supported (cache and tmpfs are)"),
+                    ));
+                }
+            }
+        }
+        Ok((volumes, tmpfs, text))
     }
 
     fn copy_step(
@@ -1219,11 +1285,8 @@ impl Builder<'_> {
             .as_ref()
             .map(|f| self.expand(node, f, &vars))
             .transpose()?;
-        if let Some(url) = sources.iter().find(|s| is_url(s)) {
-            return Err(self.at(
-                node,
-                format!("{keyword} from a URL is not supported: {url}"),
-            ));
+        if !add && let Some(url) = sources.iter().find(|s| is_url(s)) {
+            return Err(self.at(node, format!("source can't be a URL for COPY: {url}")));
         }
         // Where sources come from: the context, a stage, or an image.
         let mut _read_root = None;
@@ -1243,6 +1306,9 @@ impl Builder<'_> {
         // Heredocs become files named after their delimiter.
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut walked: Vec<(Source, Vec<Item>)> = Vec::new();
+        // ADD's URLs: fetched now, copied as they are (never unpacked).
+        let mut downloads = Vec::new();
+        let mut remote: Vec<(Source, Vec<Item>)> = Vec::new();
         for source in &sources {
             if source.starts_with("<<") {
                 let doc = args
@@ -1258,6 +1324,19 @@ impl Builder<'_> {
                 texts.push((doc.name.clone(), content));
                 continue;
             }
+            if is_url(source) {
+                let got = fetch::download(source, args.checksum.as_deref(), &self.store.tmp_dir())
+                    .map_err(|e| self.at(node, format!("{keyword} failed: {e}")))?;
+                let s = Source {
+                    rel: got.name.clone(),
+                    path: got.path.clone(),
+                };
+                let items =
+                    copy::walk(&s, &Context::none()).map_err(|e| self.at(node, e.to_string()))?;
+                remote.push((s, items));
+                downloads.push(got);
+                continue;
+            }
             let resolved = source_ctx
                 .resolve(source)
                 .map_err(|e| self.at(node, copy_failed(keyword, &e)))?;
@@ -1267,7 +1346,7 @@ impl Builder<'_> {
                 walked.push((s, items));
             }
         }
-        let count = walked.len() + texts.len();
+        let count = walked.len() + remote.len() + texts.len();
         let dest_is_dir = dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
         if count > 1 && !dest_is_dir {
             return Err(self.at(
@@ -1284,7 +1363,8 @@ impl Builder<'_> {
         if dest_is_dir && !dest_clean.ends_with('/') {
             dest_clean.push('/');
         }
-        let content = copy::hash_sources(&walked).map_err(|e| self.at(node, e.to_string()))?;
+        let content = copy::hash_sources(walked.iter().chain(remote.iter()))
+            .map_err(|e| self.at(node, e.to_string()))?;
         let mut flags = String::new();
         if let Some(f) = &from {
             flags.push_str(&format!("--from={f} "));
@@ -1323,6 +1403,8 @@ impl Builder<'_> {
                 };
                 let attrs = Attributes { owner, chmod };
                 copy::copy_into(merged, &walked, &dest_clean, dest_is_dir, attrs, add)
+                    .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
+                copy::copy_into(merged, &remote, &dest_clean, dest_is_dir, attrs, false)
                     .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
                 let mtime = rustix::fs::Timespec {
                     tv_sec: epoch.map(|e| e as i64).unwrap_or_else(|| {

@@ -201,18 +201,33 @@ const MOUNT_STUBS: &[&str] = &[
     "etc/resolv.conf",
 ];
 
-/// Which mount stubs are absent from `merged` before a RUN.
-pub fn missing_stubs(merged: &Path) -> Vec<&'static str> {
-    MOUNT_STUBS
-        .iter()
-        .copied()
+/// Which mount points are absent from `merged` before a RUN: the
+/// runtime's own, and `targets` (the step's --mount targets, absolute),
+/// with their missing parents, deepest last.
+pub fn missing_stubs(merged: &Path, targets: &[String]) -> Vec<String> {
+    let mut wanted: Vec<String> = MOUNT_STUBS.iter().map(|s| s.to_string()).collect();
+    for target in targets {
+        let mut prefix = String::new();
+        for part in target.split('/').filter(|p| !p.is_empty()) {
+            prefix = if prefix.is_empty() {
+                part.to_string()
+            } else {
+                format!("{prefix}/{part}")
+            };
+            if !wanted.contains(&prefix) {
+                wanted.push(prefix.clone());
+            }
+        }
+    }
+    wanted
+        .into_iter()
         .filter(|p| fs::symlink_metadata(merged.join(p)).is_err())
         .collect()
 }
 
 /// After a RUN: removes from `upper` the stubs the runtime created (still
 /// empty), and the copied-up parents they alone dragged in.
-pub fn remove_stubs(upper: &Path, created: &[&str]) {
+pub fn remove_stubs(upper: &Path, created: &[String]) {
     for stub in created.iter().rev() {
         let path = upper.join(stub);
         match fs::symlink_metadata(&path) {
@@ -226,18 +241,27 @@ pub fn remove_stubs(upper: &Path, created: &[&str]) {
         }
     }
     // A parent that existed below and now holds nothing in the upper dir
-    // was only copied up for a stub.
-    for parent in ["etc", "dev", "sys/fs", "sys"] {
-        let path = upper.join(parent);
-        let opaque = {
-            let mut v = [0u8; 2];
-            rustix::fs::lgetxattr(&path, "trusted.overlay.opaque", &mut v).is_ok()
-        };
-        if !opaque && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
-            let touched_by_stub = created.iter().any(|s| s.starts_with(&format!("{parent}/")));
-            if touched_by_stub {
-                let _ = fs::remove_dir(&path);
+    // was only copied up for a stub: deepest first.
+    let mut parents: Vec<String> = Vec::new();
+    for stub in created {
+        let mut path = stub.as_str();
+        while let Some((parent, _)) = path.rsplit_once('/') {
+            if !created.iter().any(|c| c == parent) && !parents.iter().any(|p| p == parent) {
+                parents.push(parent.to_string());
             }
+            path = parent;
+        }
+        if !created.iter().any(|c| c == path) && !parents.iter().any(|p| p == path) {
+            parents.push(path.to_string());
+        }
+    }
+    parents.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for parent in parents {
+        let path = upper.join(&parent);
+        let mut value = [0u8; 2];
+        let opaque = rustix::fs::lgetxattr(&path, "trusted.overlay.opaque", &mut value).is_ok();
+        if !opaque && fs::read_dir(&path).is_ok_and(|mut d| d.next().is_none()) {
+            let _ = fs::remove_dir(&path);
         }
     }
 }

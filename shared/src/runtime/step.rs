@@ -2,7 +2,7 @@
 //! filesystem the builder has already mounted, so its changes land in the
 //! builder's overlay upper dir. Same spec and defaults as `ctr-run`.
 
-use super::{Limits, NetworkMode, Prepared, RunError, Stdio, io_error, spec, user};
+use super::{Limits, NetworkMode, Prepared, RunError, Stdio, Tmpfs, Volume, io_error, spec, user};
 use crate::container::{self, Config, HostConfig, Record, State};
 use crate::store::Store;
 use std::os::fd::OwnedFd;
@@ -19,6 +19,9 @@ pub struct StepOptions<'a> {
     /// Docker's user syntax, resolved through the rootfs's /etc/passwd.
     pub user: &'a str,
     pub network: NetworkMode,
+    /// `RUN --mount=type=cache` directories and tmpfs mounts.
+    pub volumes: &'a [Volume],
+    pub tmpfs: &'a [Tmpfs],
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
 }
@@ -106,8 +109,8 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
         no_new_privileges: false,
         caps: &caps,
         network: options.network,
-        volumes: &[],
-        tmpfs: &[],
+        volumes: options.volumes,
+        tmpfs: options.tmpfs,
         limits: &Limits::default(),
         seccomp,
     })?;
