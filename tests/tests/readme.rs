@@ -130,3 +130,15 @@ fn the_readme_lifecycle_pipelines_do_what_they_say() {
     let (_, left, _) = sh(&fixture, "ctr-ps -aq");
     assert!(left.is_empty(), "{left}");
 }
+
+#[test]
+fn the_readme_build_pipeline_does_what_it_says() {
+    let fixture = Fixture::new();
+    fixture.busybox("app:latest", "app");
+    let pipelines = pipelines_after("And from a Dockerfile:");
+    assert_eq!(pipelines.len(), 1, "{pipelines:?}");
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "built\n");
+    assert!(fixture.store.resolve_image("app:built").is_ok());
+}
