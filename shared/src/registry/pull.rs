@@ -23,7 +23,9 @@ use std::str::FromStr;
 
 /// Chunks in flight between the socket and the thread hashing and writing
 /// them: enough to keep both busy, small enough that memory stays flat.
-const CHANNEL_DEPTH: usize = 64;
+/// hyper hands over chunks of up to a few hundred KiB on a fast link, so
+/// this bounds each download to a few MiB whatever the layer's size.
+const CHANNEL_DEPTH: usize = 8;
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
