@@ -276,6 +276,10 @@ pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), Lifec
     if record.state.running {
         return Ok(());
     }
+    // A monitor may still be tearing down the last run: let it finish.
+    if runtime::is_owned(store, &record.id) && !wait_stopped(store, &record.id, KILL_GRACE) {
+        return Err(LifecycleError::DidNotStop(record.id));
+    }
     let prepared = runtime::reopen(store, &record.id)?;
     runtime::spawn_monitor(prepared, attached)?;
     Ok(())

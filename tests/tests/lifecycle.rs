@@ -376,3 +376,50 @@ fn logs_tail_timestamps_and_follow() {
     .success();
     assert!(none.stdout.is_empty());
 }
+
+#[test]
+fn stops_and_starts_racing_on_one_container_never_corrupt_its_record() {
+    let fixture = fixture();
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "raced", IMG, "sh", "-c", TRAPS_TERM],
+    )
+    .success();
+    let root = fixture.root().to_path_buf();
+    let racers: Vec<_> = (0..6)
+        .map(|i| {
+            let root = root.clone();
+            std::thread::spawn(move || {
+                let tool_name = if i % 2 == 0 { "ctr-stop" } else { "ctr-start" };
+                // Either may lose a race (start of a running one is a no-op);
+                // what matters is what is left behind.
+                let _ = Run::of(tool(tool_name, &root).arg("raced"), None);
+            })
+        })
+        .collect();
+    for racer in racers {
+        racer.join().unwrap();
+    }
+    // Whatever the order, the record parses, agrees with the process, and
+    // the container can still be stopped, started and removed.
+    let settled = |fixture: &Fixture| {
+        let inspect: Value =
+            serde_json::from_str(&run(fixture, "ctr-inspect", &["raced"]).success().stdout)
+                .unwrap();
+        let state = &inspect[0]["State"];
+        let pid = state["Pid"].as_i64().unwrap() as i32;
+        match state["Status"].as_str().unwrap() {
+            // SAFETY: signal 0 only checks that the process exists.
+            "running" => pid > 0 && unsafe { libc::kill(pid, 0) } == 0,
+            "exited" => pid == 0,
+            _ => false,
+        }
+    };
+    assert!(wait_for(10, || settled(&fixture)));
+    run(&fixture, "ctr-stop", &["raced"]).success();
+    assert_eq!(status(&fixture, "raced"), "exited");
+    run(&fixture, "ctr-start", &["raced"]).success();
+    assert_eq!(status(&fixture, "raced"), "running");
+    run(&fixture, "ctr-rm", &["-f", "raced"]).success();
+}
