@@ -560,6 +560,56 @@ fn a_failing_run_names_the_step_command_and_code_and_tags_nothing() {
 }
 
 #[test]
+fn ctrl_c_during_a_run_cancels_the_step_and_leaves_nothing_behind() {
+    use std::io::Read;
+    let fixture = fixture();
+    let before = index(&fixture);
+    let mut child = tool("img-build", fixture.root())
+        .args(["-t", "cancelled", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin
+            .write_all(b"FROM test/busybox\nRUN echo step-$((1+1)) runs; sleep 600\n")
+            .unwrap();
+    }
+    // Wait until the step's command runs (its output, not the step's
+    // header, says step-2), then interrupt as Ctrl-C would.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 256];
+    while !String::from_utf8_lossy(&seen).contains("step-2 runs") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(
+            n > 0,
+            "img-build ended early: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+    // SAFETY: signalling the child we spawned.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert_eq!(index(&fixture), before, "nothing is tagged");
+    assert!(
+        fixture.container_ids().is_empty(),
+        "the step's container is gone"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let root = fixture.root().display().to_string();
+    assert!(
+        !mounts.contains(&root),
+        "a mount under the store was left: {mounts}"
+    );
+}
+
+#[test]
 fn bad_input_is_one_line_naming_file_and_line_and_changes_nothing() {
     let fixture = fixture();
     let ctx = context(&[("present.txt", "p")]);

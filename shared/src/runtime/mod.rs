@@ -910,11 +910,17 @@ pub fn start(prepared: &Prepared, stdio: Stdio) -> Result<(Container, i32), RunE
 
 /// Waits for the init (not our normal child: it has no exit signal, hence
 /// __WALL), forwarding each signal `forward` yields. Returns Docker's code.
+///
+/// The exit is seen through a pidfd, and caught signals are looked for at
+/// least every 50 ms: in a process with other threads (img-build's) a
+/// signal may interrupt one of those instead of this wait.
 pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
+    let pidfd = rustix::process::Pid::from_raw(pid)
+        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     loop {
         let mut status = 0;
         // SAFETY: waitpid only writes the status integer we own.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL) };
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
         if r == pid {
             if libc::WIFEXITED(status) {
                 return libc::WEXITSTATUS(status);
@@ -930,6 +936,17 @@ pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
         if let Some(sig) = forward() {
             // SAFETY: sending a signal to a PID has no memory effects.
             unsafe { libc::kill(pid, sig) };
+        }
+        let timeout = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 50_000_000,
+        };
+        match &pidfd {
+            Some(fd) => {
+                let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+                let _ = rustix::event::poll(&mut fds, Some(&timeout));
+            }
+            None => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
 }
@@ -984,6 +1001,14 @@ extern "C" fn remember_signal(sig: libc::c_int) {
 
 /// Catches the signals a foreground run passes on to the container. No
 /// SA_RESTART, so waitpid returns EINTR and the signal is forwarded.
+/// The signal caught since the last call, if any, to pass on.
+fn pending_signal() -> Option<i32> {
+    match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
+        0 => None,
+        sig => Some(sig),
+    }
+}
+
 fn catch_forwarded_signals() {
     for sig in [
         libc::SIGINT,
@@ -1017,16 +1042,15 @@ pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError>
         stderr: Some(err_w),
         ..Stdio::default()
     };
-    let (container, pid) = start(&prepared, stdio)?;
+    // Caught from before the start: an interrupt that comes while the
+    // container starts is passed on once it runs, never lost.
     catch_forwarded_signals();
+    let (container, pid) = start(&prepared, stdio)?;
     // A closed stdout of ours must be an EPIPE we handle, not our death
     // (which would orphan the container).
     // SAFETY: changing a signal disposition has no memory effects.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-    let pending = || match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
-        0 => None,
-        sig => Some(sig),
-    };
+    let pending = pending_signal;
     let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
     let mut log = fs::OpenOptions::new()
         .create(true)

@@ -116,6 +116,11 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     })?;
     spec.save(dir.join("config.json"))
         .map_err(|e| RunError::Spec(e.to_string()))?;
+    // Ctrl-C cancels the step, as it cancels a docker build: its command is
+    // killed (a PID 1 would ignore SIGINT) and the builder then cleans up
+    // as after any failed step, instead of dying with the step mounted.
+    // Caught from before the start, so no interrupt falls in between.
+    super::catch_forwarded_signals();
     let (container, pid) = super::start(
         &prepared,
         Stdio {
@@ -125,7 +130,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
             console_socket: None,
         },
     )?;
-    let code = super::wait(pid, &|| None);
+    let code = super::wait(pid, &|| super::pending_signal().map(|_| libc::SIGKILL));
     super::finish(prepared, container, code)?;
     Ok(code)
 }
