@@ -39,16 +39,21 @@ pub enum LifecycleError {
     Run(#[from] RunError),
 }
 
+/// Every record as stored; a store no container ever ran in has none.
+fn records(store: &Store) -> Result<Vec<Record>, LifecycleError> {
+    match store.containers() {
+        Ok(all) => Ok(all),
+        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// Finds a container as Docker does: full ID, then name (with or without
 /// the leading `/`), then a unique ID prefix.
 pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
-    let all = match store.containers() {
-        Ok(all) => all,
-        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Vec::new()
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let all = records(store)?;
     let name = target.trim_start_matches('/');
     if let Some(found) = all
         .iter()
@@ -78,13 +83,7 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
 
 /// Every container with its live state, newest first (as `docker ps`).
 pub fn list(store: &Store) -> Result<Vec<Record>, LifecycleError> {
-    let mut all = match store.containers() {
-        Ok(all) => all,
-        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Vec::new()
-        }
-        Err(e) => return Err(e.into()),
-    };
+    let mut all = records(store)?;
     all.sort_by(|a, b| b.created.cmp(&a.created));
     Ok(all.into_iter().map(|r| current(store, r)).collect())
 }
