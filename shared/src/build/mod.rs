@@ -178,6 +178,21 @@ impl ImageState {
         self.config["config"].get(key).filter(|v| !v.is_null())
     }
 
+    /// Adds `keys` to a set-valued field (`ExposedPorts`, `Volumes`: an
+    /// object whose values are `{}`), keeping what earlier steps put there.
+    fn add_to_set(&mut self, field: &str, keys: Vec<String>) {
+        let mut set = self
+            .get(field)
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        for key in keys {
+            set.insert(key, json!({}));
+        }
+        self.container_config()
+            .insert(field.into(), Value::Object(set));
+    }
+
     fn env(&self) -> Vec<String> {
         self.get("Env")
             .and_then(Value::as_array)
@@ -939,19 +954,7 @@ impl Builder<'_> {
                     ports.extend(expose_ports(word).map_err(|e| self.at(node, e))?);
                 }
                 let text = format!("EXPOSE {}", words.join(" "));
-                self.config_step(run, &text, |state| {
-                    let mut map = state
-                        .get("ExposedPorts")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    for port in ports {
-                        map.insert(port, json!({}));
-                    }
-                    state
-                        .container_config()
-                        .insert("ExposedPorts".into(), Value::Object(map));
-                })
+                self.config_step(run, &text, |state| state.add_to_set("ExposedPorts", ports))
             }
             Instruction::Volume(command) => {
                 let paths = match command {
@@ -966,19 +969,7 @@ impl Builder<'_> {
                     return Err(self.at(node, "VOLUME specified can not be an empty string"));
                 }
                 let text = format!("VOLUME [{}]", paths.join(" "));
-                self.config_step(run, &text, |state| {
-                    let mut map = state
-                        .get("Volumes")
-                        .and_then(Value::as_object)
-                        .cloned()
-                        .unwrap_or_default();
-                    for path in paths {
-                        map.insert(path, json!({}));
-                    }
-                    state
-                        .container_config()
-                        .insert("Volumes".into(), Value::Object(map));
-                })
+                self.config_step(run, &text, |state| state.add_to_set("Volumes", paths))
             }
             Instruction::Shell(shell) => {
                 let text = format!("SHELL {}", json!(shell));
