@@ -362,14 +362,7 @@ fn a_tls_registry_needs_its_credentials_and_its_ca() {
 
     // Credentials from config.json's auths ("berth:s3cret" in base64).
     let config = tempfile::tempdir().unwrap();
-    std::fs::write(
-        config.path().join("config.json"),
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"YmVydGg6czNjcmV0"}}}}}}"#,
-            registry.host
-        ),
-    )
-    .unwrap();
+    write_auths(config.path(), &registry.host);
     let run = Run::of(
         img_pull(store.path())
             .env("DOCKER_CONFIG", config.path())
@@ -418,14 +411,7 @@ fn a_tls_registry_needs_its_credentials_and_its_ca() {
         .join(&registry.host)
         .join("ca.crt");
     std::fs::remove_file(&ca).unwrap();
-    std::fs::write(
-        config.path().join("config.json"),
-        format!(
-            r#"{{"auths":{{"{}":{{"auth":"YmVydGg6czNjcmV0"}}}}}}"#,
-            registry.host
-        ),
-    )
-    .unwrap();
+    write_auths(config.path(), &registry.host);
     let other = tempfile::tempdir().unwrap();
     Run::of(
         img_pull(other.path())
@@ -574,4 +560,14 @@ fn a_killed_pull_leaves_nothing_half_done_and_a_rerun_completes() {
     Run::of(img_pull(store.path()).args(["-q", &reference]), None).success();
     assert!(blob.is_file());
     assert_store_matches_registry(store.path(), &reference, &[]);
+}
+
+/// A Docker `config.json` in `dir` with `auths` for `host`: "berth:s3cret"
+/// in base64, as `docker login` writes it.
+fn write_auths(dir: &std::path::Path, host: &str) {
+    std::fs::write(
+        dir.join("config.json"),
+        format!(r#"{{"auths":{{"{host}":{{"auth":"YmVydGg6czNjcmV0"}}}}}}"#),
+    )
+    .unwrap();
 }
