@@ -341,6 +341,79 @@ fn exec_with_a_tty_runs_on_a_pty_inside() {
     run(&fixture, "ctr-rm", &["-f", "term"]).success();
 }
 
+/// An exec'd process is confined like the init: the same seccomp filter
+/// and the same capabilities (none left over from loading the filter).
+#[test]
+fn exec_runs_under_the_containers_seccomp_filter_and_capabilities() {
+    let fixture = fixture();
+    let probe = "grep -E '^(Seccomp|CapEff|CapPrm|CapBnd):' /proc/self/status; \
+                 unshare -U true 2>/dev/null && echo userns || echo refused";
+    let init_view = |name: &str| {
+        run(&fixture, "ctr-exec", &[name, "cat", "/proc/1/status"])
+            .success()
+            .stdout
+            .lines()
+            .filter(|l| {
+                ["Seccomp:", "CapEff:", "CapPrm:", "CapBnd:"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+    let exec_view = |name: &str, user: &[&str]| {
+        let mut args = user.to_vec();
+        args.extend([name, "sh", "-c", probe]);
+        run(&fixture, "ctr-exec", &args)
+            .success()
+            .stdout
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+            .collect::<Vec<_>>()
+    };
+
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "filtered", IMG, "sleep", "1000"],
+    )
+    .success();
+    let init = init_view("filtered");
+    assert!(init.contains(&"Seccomp: 2".to_string()), "{init:?}");
+    let exec = exec_view("filtered", &[]);
+    assert_eq!(exec[..4], init[..], "exec'd process differs from the init");
+    assert_eq!(exec[4], "refused");
+    // A non-root user is filtered too and keeps no capability.
+    let as_user = exec_view("filtered", &["-u", "1000"]);
+    assert!(as_user.contains(&"Seccomp: 2".to_string()), "{as_user:?}");
+    assert!(
+        as_user.contains(&"CapPrm: 0000000000000000".to_string()),
+        "{as_user:?}"
+    );
+    assert!(
+        as_user.contains(&"CapEff: 0000000000000000".to_string()),
+        "{as_user:?}"
+    );
+
+    let unconfined = [
+        "-d",
+        "--name",
+        "open",
+        "--security-opt",
+        "seccomp=unconfined",
+    ];
+    run(
+        &fixture,
+        "ctr-run",
+        &[&unconfined[..], &[IMG, "sleep", "1000"]].concat(),
+    )
+    .success();
+    let exec = exec_view("open", &[]);
+    assert_eq!(exec[..4], init_view("open")[..]);
+    assert!(exec.contains(&"Seccomp: 0".to_string()), "{exec:?}");
+    run(&fixture, "ctr-rm", &["-f", "filtered", "open"]).success();
+}
+
 #[test]
 fn logs_tail_timestamps_and_follow() {
     let fixture = fixture();

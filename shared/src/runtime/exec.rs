@@ -3,12 +3,12 @@
 //! process settings (capabilities, env, user) as the baseline.
 
 use super::tty::{self, ConsoleSocket};
-use super::{Exec, RunError, io_error, user, wait};
+use super::{Exec, LateSeccomp, RunError, io_error, user, wait};
 use crate::container::Record;
 use crate::store::Store;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
-use oci_spec::runtime::{Process, Spec, UserBuilder};
+use oci_spec::runtime::{Capability, LinuxCapabilities, Process, Spec, UserBuilder};
 use std::fs::File;
 use std::path::Path;
 
@@ -38,17 +38,19 @@ pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, R
     }
     let dir = store.container_dir(&record.id);
     let process_path = dir.join(format!("exec-{}.json", std::process::id()));
-    let process = process_for(&dir, opts)?;
+    let (process, late_seccomp) = process_for(&dir, opts)?;
     let file = File::create(&process_path).map_err(io_error(&process_path))?;
     serde_json::to_writer(file, &process).map_err(|e| RunError::Spec(e.to_string()))?;
-    let result = run(store, &dir, &record.id, &process_path, opts);
+    let executor = Exec { late_seccomp };
+    let result = run(store, &dir, &record.id, &process_path, executor, opts);
     let _ = std::fs::remove_file(&process_path);
     result
 }
 
 /// The init's process from the saved spec, with the command, env, working
-/// dir, user and terminal changed as asked.
-fn process_for(dir: &Path, opts: &ExecOptions) -> Result<Process, RunError> {
+/// dir, user and terminal changed as asked, and the container's seccomp
+/// filter for the executor to load (libcontainer's tenant path drops it).
+fn process_for(dir: &Path, opts: &ExecOptions) -> Result<(Process, Option<LateSeccomp>), RunError> {
     let spec_path = dir.join("config.json");
     let spec = Spec::load(&spec_path).map_err(|e| RunError::Spec(e.to_string()))?;
     let mut process = spec.process().clone().unwrap_or_default();
@@ -81,7 +83,34 @@ fn process_for(dir: &Path, opts: &ExecOptions) -> Result<Process, RunError> {
             .map_err(|e| RunError::Spec(e.to_string()))?;
         process.set_user(user);
     }
-    Ok(process)
+    let late_seccomp = match spec.linux().as_ref().and_then(|l| l.seccomp().clone()) {
+        Some(filter) => {
+            let capabilities = process.capabilities().clone().unwrap_or_default();
+            process.set_capabilities(Some(with_sys_admin(&capabilities)));
+            Some(LateSeccomp {
+                filter,
+                capabilities,
+            })
+        }
+        None => None,
+    };
+    Ok((process, late_seccomp))
+}
+
+/// The capabilities plus CAP_SYS_ADMIN in the sets that loading a filter
+/// without no-new-privileges needs; the executor drops it again.
+fn with_sys_admin(capabilities: &LinuxCapabilities) -> LinuxCapabilities {
+    let add = |set: &Option<std::collections::HashSet<Capability>>| {
+        let mut set = set.clone().unwrap_or_default();
+        set.insert(Capability::SysAdmin);
+        Some(set)
+    };
+    let mut raised = capabilities.clone();
+    raised
+        .set_bounding(add(capabilities.bounding()))
+        .set_effective(add(capabilities.effective()))
+        .set_permitted(add(capabilities.permitted()));
+    raised
 }
 
 fn run(
@@ -89,6 +118,7 @@ fn run(
     dir: &Path,
     id: &str,
     process_path: &Path,
+    executor: Exec,
     opts: &ExecOptions,
 ) -> Result<i32, RunError> {
     let runtime = |e: libcontainer::error::LibcontainerError| RunError::Runtime(e.to_string());
@@ -99,7 +129,7 @@ fn run(
         None
     };
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
-        .with_executor(Exec)
+        .with_executor(executor)
         .with_root_path(store.root().join("runtime"))
         .map_err(runtime)?
         .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));

@@ -806,11 +806,46 @@ fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<(
 
 /// Runs the payload: execvp, and on failure Docker's 127 (not found) or
 /// 126 (cannot invoke) as the container's own exit code.
+#[derive(Clone, Default)]
+struct Exec {
+    /// For `ctr-exec`: the filter libcontainer's tenant path leaves out.
+    late_seccomp: Option<LateSeccomp>,
+}
+
+/// A seccomp filter to load just before the exec, and the capabilities to
+/// drop to after it. The tenant holds CAP_SYS_ADMIN until then, so the
+/// filter loads without no-new-privileges, as runc does for `runc exec`.
 #[derive(Clone)]
-struct Exec;
+struct LateSeccomp {
+    // Loaded only when berth is built with libcontainer's libseccomp.
+    #[cfg_attr(not(feature = "seccomp"), allow(dead_code))]
+    filter: oci_spec::runtime::LinuxSeccomp,
+    capabilities: oci_spec::runtime::LinuxCapabilities,
+}
+
+impl LateSeccomp {
+    fn apply(&self) -> Result<(), String> {
+        #[cfg(feature = "seccomp")]
+        libcontainer::seccomp::initialize_seccomp(&self.filter)
+            .map_err(|e| format!("loading the seccomp filter: {e}"))?;
+        let syscall = libcontainer::syscall::syscall::create_syscall();
+        libcontainer::capabilities::drop_privileges(&self.capabilities, &*syscall)
+            .map_err(|e| format!("dropping capabilities: {e}"))
+    }
+}
 
 impl Executor for Exec {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if let Some(late) = &self.late_seccomp
+            && let Err(why) = late.apply()
+        {
+            let line = format!("exec: {why}\n");
+            // SAFETY: as below, in the forked process before exec.
+            unsafe {
+                libc::write(2, line.as_ptr().cast(), line.len());
+                libc::_exit(126);
+            }
+        }
         let args = spec
             .process()
             .as_ref()
@@ -865,7 +900,7 @@ pub fn start(prepared: &Prepared, stdio: Stdio) -> Result<(Container, i32), RunE
     fs::create_dir_all(&runtime_root).map_err(io_error(&runtime_root))?;
     let runtime = |e: libcontainer::error::LibcontainerError| RunError::Runtime(e.to_string());
     let mut builder = ContainerBuilder::new(prepared.id.clone(), SyscallType::Linux)
-        .with_executor(Exec)
+        .with_executor(Exec::default())
         .with_root_path(&runtime_root)
         .map_err(runtime)?;
     let stdin = match stdio.stdin {
