@@ -35,11 +35,16 @@ pub fn run() -> Result<(), String> {
     let fixture = Fixture::new();
     let image = fixture.busybox("bench/busybox:latest", "bench");
     fixture.push(&image, &registry.host, "busybox:bench", Format::Oci);
+    let debian = if want("runs") || want("pulls") {
+        debian_image(&fixture, DEBIAN)
+    } else {
+        None
+    };
     if want("runs") {
-        runs(&fixture)?;
+        runs(&fixture, debian.as_ref())?;
     }
     if want("pulls") {
-        pulls(&registry, &fixture)?;
+        pulls(&registry, &fixture, debian.as_ref())?;
     }
     if want("builds") {
         builds()?;
@@ -54,13 +59,27 @@ pub fn run() -> Result<(), String> {
 }
 
 /// Tagging and running against umoci, runc and podman.
-fn runs(fixture: &Fixture) -> Result<(), String> {
+fn runs(fixture: &Fixture, debian: Option<&Debian>) -> Result<(), String> {
     let root = fixture.root().display().to_string();
     let images = fixture.store.images_dir().display().to_string();
     let tool = |name: &str| binary(name).display().to_string();
     let filtered = runc_bundle(fixture, true)?;
     let unfiltered = runc_bundle(fixture, false)?;
-    large_image(fixture, "bench/large:latest");
+    // The large image: the Debian rootfs when debootstrap could make one,
+    // else busybox plus 120 MiB of data.
+    let (large, large_name) = match debian {
+        Some(debian) => (
+            DEBIAN.to_string(),
+            format!("{} MiB Debian rootfs", debian.unpacked >> 20),
+        ),
+        None => {
+            large_image(fixture, "bench/large:latest");
+            (
+                "bench/large:latest".to_string(),
+                "122 MiB image".to_string(),
+            )
+        }
+    };
     let podman_image = podman_import(&images)?;
     let comparisons = vec![
         Comparison {
@@ -103,9 +122,9 @@ fn runs(fixture: &Fixture) -> Result<(), String> {
         Comparison {
             // Rootfs preparation must not grow with the image once its
             // layers are unpacked: a ratio near 1 is the goal.
-            name: "ctr-run --rm `true`: 122 MiB image vs 2 MiB busybox".into(),
+            name: format!("ctr-run --rm `true`: {large_name} vs 2 MiB busybox"),
             ours: format!(
-                "{} --root {root} --rm docker.io/bench/large:latest true",
+                "{} --root {root} --rm docker.io/{large} true",
                 tool("ctr-run")
             ),
             theirs: format!(
@@ -125,7 +144,7 @@ fn runs(fixture: &Fixture) -> Result<(), String> {
 /// and podman, and against the machine's own limit: the slower of fetching
 /// the same blobs over loopback and hashing them. Then peak memory for a
 /// small and a large layer, which must not differ much.
-fn pulls(registry: &Registry, fixture: &Fixture) -> Result<(), String> {
+fn pulls(registry: &Registry, fixture: &Fixture, debian: Option<&Debian>) -> Result<(), String> {
     let images = fixture.store.images_dir();
     let layers = fixture.random("bench/big:latest", 6, 64 << 20);
     let big = format!("{}/big:bench", registry.host);
@@ -201,6 +220,44 @@ fn pulls(registry: &Registry, fixture: &Fixture) -> Result<(), String> {
         &comparisons,
     )?;
     println!("the machine's limit is the slower of the last two rows\n");
+
+    if let Some(debian) = debian {
+        let reference = format!("{}/debian:bench", registry.host);
+        berth_harness::tools::skopeo_copy(
+            &format!("oci:{}:docker.io/{DEBIAN}", images.display()),
+            &format!("docker://{reference}"),
+        );
+        let img_pull = img_pull.replace(&big, &reference);
+        let fresh = format!(
+            "rm -rf {} {}; podman rmi -f {reference} >/dev/null 2>&1 || true",
+            ours.display(),
+            skopeo.display()
+        );
+        let comparisons = [
+            Comparison {
+                name: "vs skopeo copy docker:// oci:".into(),
+                ours: img_pull.clone(),
+                theirs: format!(
+                    "skopeo --insecure-policy copy --quiet --src-tls-verify=false docker://{reference} oci:{}:debian",
+                    skopeo.display()
+                ),
+                prepare: Some(fresh.clone()),
+            },
+            Comparison {
+                name: "vs podman pull".into(),
+                ours: img_pull,
+                theirs: format!("podman pull -q --tls-verify=false {reference}"),
+                prepare: Some(fresh),
+            },
+        ];
+        let title = format!(
+            "pull a Debian rootfs ({} MiB gzipped, {} MiB unpacked)",
+            debian.compressed >> 20,
+            debian.unpacked >> 20
+        );
+        compare([&title, "img-pull", "other"], &comparisons)?;
+        println!();
+    }
 
     // Peak memory for one layer of 8, 64 and 256 MiB: bounded by the chunks
     // in flight between socket and writer, so it levels off.
@@ -450,6 +507,95 @@ fn podman_import(images: &str) -> Result<String, String> {
         &format!("containers-storage:{name}"),
     );
     Ok(name.to_string())
+}
+
+/// The reference the Debian rootfs image gets in the bench store.
+const DEBIAN: &str = "bench/debian:bookworm";
+
+/// A Debian image in the bench store, and its sizes.
+struct Debian {
+    unpacked: u64,
+    compressed: u64,
+}
+
+/// Stores a one-layer image of a Debian bookworm rootfs made by debootstrap
+/// (minbase). The rootfs tar is cached under `target/bench-cache`, so only
+/// the first bench downloads Debian's packages; without a reachable mirror
+/// the bench says so and uses a synthetic image instead.
+fn debian_image(fixture: &Fixture, reference: &str) -> Option<Debian> {
+    let tar = match debian_rootfs_tar() {
+        Ok(tar) => tar,
+        Err(why) => {
+            println!("no Debian rootfs ({why}); the large image is synthetic\n");
+            return None;
+        }
+    };
+    let rootfs = std::fs::read(&tar).ok()?;
+    let unpacked = rootfs.len() as u64;
+    berth_harness::fixture::write_layers(
+        &fixture.store,
+        &berth::Reference::parse(reference).expect("valid reference"),
+        &[rootfs],
+        serde_json::json!({"Cmd": ["bash"]}),
+    );
+    let image = fixture.store.resolve_image(reference).ok()?;
+    let compressed = image
+        .manifest
+        .layers()
+        .iter()
+        .map(|l| l.size())
+        .sum::<u64>();
+    Some(Debian {
+        unpacked,
+        compressed,
+    })
+}
+
+/// The path of the cached rootfs tar, made by debootstrap the first time.
+fn debian_rootfs_tar() -> Result<PathBuf, String> {
+    let cache = crate::workspace_root().join("target/bench-cache");
+    let tar = cache.join("debian-bookworm-minbase.tar");
+    if tar.exists() {
+        return Ok(tar);
+    }
+    crate::ci::install_prerequisites(&[("debootstrap", "debootstrap")])?;
+    std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
+    let work = tempfile::tempdir_in(&cache).map_err(|e| e.to_string())?;
+    let rootfs = work.path().join("rootfs");
+    println!(
+        "making a Debian rootfs with debootstrap (once; cached in {})",
+        cache.display()
+    );
+    let status = Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&rootfs)
+        .arg("http://deb.debian.org/debian")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .map_err(|e| format!("debootstrap: {e}"))?;
+    if !status.success() {
+        return Err(format!("debootstrap failed: {status}"));
+    }
+    // Like Debian's own images: no device nodes, no apt lists or caches.
+    let partial = work.path().join("rootfs.tar");
+    let status = Command::new("tar")
+        .args(["--numeric-owner", "--xattrs", "-C"])
+        .arg(&rootfs)
+        .args([
+            "--exclude=./dev/*",
+            "--exclude=./var/lib/apt/lists/*",
+            "--exclude=./var/cache/apt/*",
+            "-cf",
+        ])
+        .arg(&partial)
+        .arg(".")
+        .status()
+        .map_err(|e| format!("tar: {e}"))?;
+    if !status.success() {
+        return Err(format!("tar of the rootfs failed: {status}"));
+    }
+    std::fs::rename(&partial, &tar).map_err(|e| e.to_string())?;
+    Ok(tar)
 }
 
 /// busybox plus a 120 MiB layer of 1 MiB incompressible files: a large
