@@ -31,6 +31,20 @@ impl ContainerTargets {
     }
 }
 
+/// Docker's `--detach-keys`, for the tools that attach a terminal.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DetachKeysArg {
+    /// Keys that detach and leave the container running (default: ctrl-p,ctrl-q)
+    #[arg(long = "detach-keys", value_name = "KEYS", value_parser = crate::runtime::tty::DetachKeys::parse)]
+    pub detach_keys: Option<crate::runtime::tty::DetachKeys>,
+}
+
+impl DetachKeysArg {
+    pub fn keys(&self) -> crate::runtime::tty::DetachKeys {
+        self.detach_keys.clone().unwrap_or_default()
+    }
+}
+
 /// How ctr-stop and ctr-restart stop a container.
 #[derive(Debug, Clone, clap::Args)]
 pub struct StopArgs {

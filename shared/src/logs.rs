@@ -149,6 +149,24 @@ pub fn follow(
     }
 }
 
+/// An attached client without a terminal (`ctr-start -a`, `ctr-attach`):
+/// the container's output from `offset` on, to our stdout and stderr, until
+/// it stops; returns its exit code.
+pub fn follow_to_exit(store: &Store, id: &str, path: &Path, offset: u64) -> Result<i32, LogError> {
+    use std::io::Write;
+    follow(store, id, path, offset, &mut |entry| {
+        let _ = if entry.stream == "stderr" {
+            io::stderr().write_all(entry.log.as_bytes())
+        } else {
+            io::stdout().write_all(entry.log.as_bytes())
+        };
+    })?;
+    Ok(store
+        .load_container(id)
+        .map(|done| done.state.exit_code)
+        .unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

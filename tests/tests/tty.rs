@@ -122,3 +122,92 @@ fn interactive_tty_without_a_terminal_is_refused_before_anything_is_made() {
     .one_error_line(&["the input device is not a TTY"]);
     assert!(fixture.container_ids().is_empty());
 }
+
+/// `--detach-keys` replaces Ctrl-P Ctrl-Q; ctr-attach gives the terminal
+/// back, and the container's exit code comes back through it.
+#[test]
+fn other_detach_keys_then_ctr_attach_reattaches_the_terminal() {
+    let fixture = fixture();
+    let mut session = PtySession::spawn(tool("ctr-run", fixture.root()).args([
+        "-it",
+        "--detach-keys",
+        "ctrl-a,d",
+        "--name",
+        "back",
+        IMG,
+        "sh",
+    ]));
+    session.expect("# ", 30);
+    session.send(&[0x01, b'd']);
+    session.expect("read escape sequence", 10);
+    assert_eq!(session.wait(10).code(), Some(0));
+    assert_eq!(
+        fixture.container_record(&fixture.container_ids()[0])["State"]["Status"],
+        "running"
+    );
+
+    let mut attached = PtySession::spawn(tool("ctr-attach", fixture.root()).arg("back"));
+    attached.send(b"echo again-$((40+2))\r");
+    attached.expect("again-42", 10);
+    // The default keys detach ctr-attach too.
+    attached.send(&[0x10, 0x11]);
+    attached.expect("read escape sequence", 10);
+    assert_eq!(attached.wait(10).code(), Some(0));
+
+    let mut attached = PtySession::spawn(tool("ctr-attach", fixture.root()).arg("back"));
+    attached.send(b"exit 5\r");
+    assert_eq!(
+        attached.wait(20).code(),
+        Some(5),
+        "terminal showed {:?}",
+        attached.seen
+    );
+
+    Run::of(tool("ctr-attach", fixture.root()).arg("back"), None)
+        .failure(1)
+        .one_error_line(&["cannot attach to a stopped container"]);
+    Run::of(
+        tool("ctr-run", fixture.root()).args(["-it", "--detach-keys", "ctrl-1", IMG, "sh"]),
+        None,
+    )
+    .failure(125)
+    .one_error_line(&["invalid detach key \"ctrl-1\""]);
+}
+
+/// Without a terminal, ctr-attach follows the output from the moment it
+/// attaches until the container exits, and exits with its code.
+#[test]
+fn ctr_attach_without_a_terminal_follows_the_output_to_the_exit() {
+    use std::io::BufRead;
+    let fixture = fixture();
+    let script =
+        "echo before; while [ ! -e /go ]; do echo tick; sleep 0.05; done; echo after >&2; exit 3";
+    Run::of(
+        tool("ctr-run", fixture.root()).args(["-d", "--name", "plain", IMG, "sh", "-c", script]),
+        None,
+    )
+    .success();
+    let mut attach = tool("ctr-attach", fixture.root())
+        .arg("plain")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Once a tick has come through, ctr-attach is following: let it end.
+    let mut stdout = std::io::BufReader::new(attach.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(first, "tick\n");
+    Run::of(
+        tool("ctr-exec", fixture.root()).args(["plain", "touch", "/go"]),
+        None,
+    )
+    .success();
+    let output = attach.wait_with_output().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert!(rest.lines().all(|l| l == "tick"), "{rest}");
+    assert!(!rest.contains("before"));
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "after\n");
+}

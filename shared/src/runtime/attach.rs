@@ -174,10 +174,29 @@ pub enum AttachError {
     },
 }
 
+impl Attached {
+    /// The code an attached tool exits with; a detach says so on stderr,
+    /// as Docker's client does, and is a success.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Attached::Exited(code) => *code,
+            Attached::Detached => {
+                crate::output::Progress::new(false).line(format_args!("read escape sequence"));
+                0
+            }
+        }
+    }
+}
+
 /// The client's side: our terminal becomes the container's. With `stdin`
-/// the keys are sent (raw mode, Ctrl-P Ctrl-Q detaches); window changes
-/// follow the terminal on stdout.
-pub fn attach(dir: &Path, id: &str, stdin: bool) -> Result<Attached, AttachError> {
+/// the keys are sent (raw mode; `keys` detach); window changes follow the
+/// terminal on stdout.
+pub fn attach(
+    dir: &Path,
+    id: &str,
+    stdin: bool,
+    mut keys: DetachKeys,
+) -> Result<Attached, AttachError> {
     use rustix::event::{PollFd, PollFlags, poll};
     check_terminal(stdin)?;
     let keyboard = rustix::stdio::stdin();
@@ -200,7 +219,6 @@ pub fn attach(dir: &Path, id: &str, stdin: bool) -> Result<Attached, AttachError
     };
     tty::watch_window_changes();
     send_size(&mut stream).map_err(failed)?;
-    let mut keys = DetachKeys::default();
     let mut reading_keys = stdin;
     let mut buf = vec![0u8; 64 * 1024];
     let mut screen = io::stdout().lock();

@@ -113,6 +113,7 @@ pub struct Limits {
 /// Everything `ctr-run` was asked, as flags and values from the command line.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
+    pub detach_keys: tty::DetachKeys,
     pub image: String,
     pub command: Vec<String>,
     pub name: Option<String>,

@@ -17,7 +17,12 @@ pub fn run_attached(store: &Store, opts: &RunOptions) -> Result<Attached, RunErr
     attach::check_terminal(opts.interactive)?;
     let id = run_detached(store, opts)?;
     let dir = store.container_dir(&id);
-    Ok(attach::attach(&dir, &id, opts.interactive)?)
+    Ok(attach::attach(
+        &dir,
+        &id,
+        opts.interactive,
+        opts.detach_keys.clone(),
+    )?)
 }
 
 /// Prepares the container here (so bad input fails synchronously), then

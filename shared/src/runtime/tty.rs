@@ -217,14 +217,21 @@ pub fn relay(master: &OwnedFd, keys: bool) -> io::Result<()> {
 }
 
 /// Docker's default detach keys, Ctrl-P then Ctrl-Q.
-pub const DETACH_KEYS: [u8; 2] = [0x10, 0x11];
+pub const DETACH_KEYS: &str = "ctrl-p,ctrl-q";
 
 /// Watches typed bytes for the detach sequence. Bytes that start the
 /// sequence are held back until the next key decides: if it completes the
 /// sequence the user detaches, otherwise the held bytes go through.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone)]
 pub struct DetachKeys {
+    sequence: Vec<u8>,
     matched: usize,
+}
+
+impl Default for DetachKeys {
+    fn default() -> DetachKeys {
+        DetachKeys::parse(DETACH_KEYS).expect("the default detach keys parse")
+    }
 }
 
 /// What to do with a chunk of typed input.
@@ -237,21 +244,65 @@ pub enum Typed {
 }
 
 impl DetachKeys {
+    /// Parses Docker's `--detach-keys`: comma-separated keys, each a single
+    /// character or `ctrl-<value>` with value one of `a-z @ [ \ ] ^ _`.
+    /// An empty value means the default.
+    pub fn parse(spec: &str) -> Result<DetachKeys, String> {
+        if spec.is_empty() {
+            return Ok(DetachKeys::default());
+        }
+        let key = |part: &str| -> Result<u8, String> {
+            let bytes = part.as_bytes();
+            if bytes.len() == 1 {
+                return Ok(bytes[0]);
+            }
+            let control = part
+                .strip_prefix("ctrl-")
+                .filter(|v| v.len() == 1)
+                .map(|v| v.as_bytes()[0].to_ascii_lowercase())
+                .and_then(|v| match v {
+                    b'a'..=b'z' => Some(v - b'a' + 1),
+                    b'@' => Some(0),
+                    b'[' => Some(27),
+                    b'\\' => Some(28),
+                    b']' => Some(29),
+                    b'^' => Some(30),
+                    b'_' => Some(31),
+                    _ => None,
+                });
+            control.ok_or_else(|| {
+                format!("invalid detach key {part:?}: use a character or ctrl-<a-z @ [ \\ ] ^ _>")
+            })
+        };
+        let sequence = spec.split(',').map(key).collect::<Result<Vec<u8>, _>>()?;
+        Ok(DetachKeys {
+            sequence,
+            matched: 0,
+        })
+    }
+
     pub fn feed(&mut self, input: &[u8]) -> Typed {
+        let sequence = &self.sequence;
         let mut out = Vec::with_capacity(input.len());
         for &byte in input {
-            if byte == DETACH_KEYS[self.matched] {
+            if byte == sequence[self.matched] {
                 self.matched += 1;
-                if self.matched == DETACH_KEYS.len() {
+                if self.matched == sequence.len() {
                     self.matched = 0;
                     return Typed::Detach(out);
                 }
                 continue;
             }
-            out.extend_from_slice(&DETACH_KEYS[..self.matched]);
-            self.matched = 0;
-            if byte == DETACH_KEYS[0] {
+            // The held bytes were not the sequence after all; the byte
+            // that broke it may start it again.
+            let held = std::mem::take(&mut self.matched);
+            out.extend_from_slice(&sequence[..held]);
+            if byte == sequence[0] {
                 self.matched = 1;
+                if sequence.len() == 1 {
+                    self.matched = 0;
+                    return Typed::Detach(out);
+                }
             } else {
                 out.push(byte);
             }
@@ -275,6 +326,24 @@ mod tests {
         let mut keys = DetachKeys::default();
         assert_eq!(keys.feed(b"a\x10"), Typed::Forward(b"a".to_vec()));
         assert_eq!(keys.feed(b"\x11"), Typed::Detach(Vec::new()));
+    }
+
+    #[test]
+    fn detach_keys_parse_as_docker_spells_them() {
+        let mut keys = DetachKeys::parse("ctrl-a,x").unwrap();
+        assert_eq!(keys.feed(b"ab\x01x"), Typed::Detach(b"ab".to_vec()));
+        let mut keys = DetachKeys::parse("ctrl-@,ctrl-[,ctrl-\\,ctrl-],ctrl-^,ctrl-_").unwrap();
+        assert_eq!(
+            keys.feed(&[0, 27, 28, 29, 30, 31]),
+            Typed::Detach(Vec::new())
+        );
+        let mut keys = DetachKeys::parse("q").unwrap();
+        assert_eq!(keys.feed(b"pq"), Typed::Detach(b"p".to_vec()));
+        assert_eq!(DetachKeys::parse("").unwrap().sequence, [0x10, 0x11]);
+        for bad in ["ctrl-", "ctrl-1", "ab", "ctrl-p,", "alt-x"] {
+            let err = DetachKeys::parse(bad).unwrap_err();
+            assert!(err.contains("invalid detach key"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! ctr-run IMAGE [CMD...]: Docker's `docker run`, without a daemon.
 //! Foreground: the container's output and exit code; `-d`: its ID.
 
-use berth::cli::StoreArgs;
+use berth::cli::{DetachKeysArg, StoreArgs};
 use berth::output::Progress;
 use berth::progress::{PullProgress, familiar};
 use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
-use berth::runtime::attach::{AttachError, Attached};
+use berth::runtime::attach::AttachError;
 use berth::runtime::{self, RunError, RunOptions};
 use berth::{Exit, Failure, Store, exit, output, pipe};
 use clap::Parser;
@@ -32,6 +32,8 @@ struct Cli {
     /// Allocate a pseudo-terminal (Ctrl-P Ctrl-Q detaches)
     #[arg(short, long)]
     tty: bool,
+    #[command(flatten)]
+    keys: DetachKeysArg,
     /// Container name (default: a random adjective_name)
     #[arg(long)]
     name: Option<String>,
@@ -142,6 +144,7 @@ fn main() -> std::process::ExitCode {
         ensure_image(&store, &image, cli.pull, cli.platform.as_deref(), cli.quiet)
             .map_err(|e| tool_failed(&e.message))?;
         let options = RunOptions {
+            detach_keys: cli.keys.keys(),
             image,
             command: cli.command,
             name: cli.name,
@@ -175,19 +178,15 @@ fn main() -> std::process::ExitCode {
             return Ok(());
         }
         let code = if options.tty {
-            match runtime::run_attached(&store, &options).map_err(|e| match e {
-                // Docker's client refuses this with 1, before creating anything.
-                RunError::Attach(AttachError::NotATerminal) => {
-                    Failure::new(Exit::Failed, e.to_string())
-                }
-                e => tool_failed(&Failure::from(e).message),
-            })? {
-                Attached::Exited(code) => code,
-                Attached::Detached => {
-                    Progress::new(false).line(format_args!("read escape sequence"));
-                    0
-                }
-            }
+            runtime::run_attached(&store, &options)
+                .map_err(|e| match e {
+                    // Docker's client refuses this with 1, before creating anything.
+                    RunError::Attach(AttachError::NotATerminal) => {
+                        Failure::new(Exit::Failed, e.to_string())
+                    }
+                    e => tool_failed(&Failure::from(e).message),
+                })?
+                .exit_code()
         } else {
             runtime::run_foreground(&store, &options)
                 .map_err(|e| tool_failed(&Failure::from(e).message))?

@@ -2,13 +2,12 @@
 //! the same config and upper dir; `-a` follows one to its end and exits
 //! with its code.
 
-use berth::cli::{ContainerTargets, StoreArgs};
+use berth::cli::{ContainerTargets, DetachKeysArg, StoreArgs};
 use berth::lifecycle::{self, LifecycleError};
 use berth::logs;
-use berth::runtime::attach::{self, Attached};
+use berth::runtime::attach;
 use berth::{Exit, Failure, exit};
 use clap::Parser;
-use std::io::Write;
 
 /// Start one or more stopped containers.
 #[derive(Parser)]
@@ -24,6 +23,8 @@ struct Cli {
     /// Attach stdin too (containers made with -t)
     #[arg(short, long)]
     interactive: bool,
+    #[command(flatten)]
+    keys: DetachKeysArg,
 }
 
 fn main() -> std::process::ExitCode {
@@ -44,39 +45,25 @@ fn main() -> std::process::ExitCode {
             ));
         };
         let record = lifecycle::find(&store, target)?;
-        if record.config.tty {
+        let code = if record.config.tty {
             lifecycle::start(&store, &record, true)?;
             let dir = store.container_dir(&record.id);
-            return match attach::attach(&dir, &record.id, cli.interactive)? {
-                Attached::Exited(0) | Attached::Detached => Ok(()),
-                Attached::Exited(code) => std::process::exit(code),
-            };
-        }
-        if cli.interactive {
+            attach::attach(&dir, &record.id, cli.interactive, cli.keys.keys())?.exit_code()
+        } else if cli.interactive {
             return Err(Failure::new(
                 Exit::Failed,
                 "-i needs a container made with -t: the monitor keeps no stdin for others",
             ));
-        }
-        // Without a terminal the output is in the log: follow it from here.
-        let from = lifecycle::log_length(&record);
-        lifecycle::start(&store, &record, false)?;
-        logs::follow(
-            &store,
-            &record.id,
-            std::path::Path::new(&record.log_path),
-            from,
-            &mut |entry| {
-                let _ = if entry.stream == "stderr" {
-                    std::io::stderr().write_all(entry.log.as_bytes())
-                } else {
-                    std::io::stdout().write_all(entry.log.as_bytes())
-                };
-            },
-        )?;
-        match store.load_container(&record.id) {
-            Ok(done) if done.state.exit_code != 0 => std::process::exit(done.state.exit_code),
-            _ => Ok(()),
+        } else {
+            // Without a terminal the output is in the log: follow it from here.
+            let from = lifecycle::log_length(&record);
+            lifecycle::start(&store, &record, false)?;
+            let log = std::path::Path::new(&record.log_path);
+            logs::follow_to_exit(&store, &record.id, log, from)?
+        };
+        match code {
+            0 => Ok(()),
+            code => std::process::exit(code),
         }
     })
 }

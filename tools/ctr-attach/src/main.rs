@@ -1,0 +1,51 @@
+//! ctr-attach: Docker's `docker attach`. A container made with -t gets our
+//! terminal (keys, output, window size; the detach keys leave it running);
+//! one without gets its output followed. Either way we exit with the
+//! container's code when it stops.
+
+use berth::cli::{DetachKeysArg, StoreArgs};
+use berth::runtime::attach;
+use berth::{Exit, Failure, exit, lifecycle, logs};
+use clap::Parser;
+
+/// Attach to a running container.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Do not send our input (only with a terminal)
+    #[arg(long)]
+    no_stdin: bool,
+    #[command(flatten)]
+    keys: DetachKeysArg,
+    /// Container: name, ID or unique ID prefix
+    container: String,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli = Cli::parse();
+        let store = cli.store.open()?;
+        let record = lifecycle::find(&store, &cli.container)?;
+        let record = lifecycle::current(&store, record);
+        if !record.state.running {
+            return Err(Failure::new(
+                Exit::Failed,
+                "you cannot attach to a stopped container, start it first",
+            ));
+        }
+        let code = if record.config.tty {
+            let dir = store.container_dir(&record.id);
+            attach::attach(&dir, &record.id, !cli.no_stdin, cli.keys.keys())?.exit_code()
+        } else {
+            let from = lifecycle::log_length(&record);
+            let log = std::path::Path::new(&record.log_path);
+            logs::follow_to_exit(&store, &record.id, log, from)?
+        };
+        match code {
+            0 => Ok(()),
+            code => std::process::exit(code),
+        }
+    })
+}
