@@ -291,6 +291,52 @@ ADD one.txt /added/
     );
 }
 
+/// BuildKit's `COPY --exclude` (dockerignore-style patterns relative to
+/// each source, also filtering a wildcard's matches) and `--parents` (the
+/// source's directories kept below the destination, from a `/./` pivot on).
+#[test]
+fn copy_exclude_and_parents_follow_buildkit() {
+    let fixture = fixture();
+    let ctx = context(&[
+        (
+            "Dockerfile",
+            "FROM test/busybox
+COPY --exclude=*.log --exclude=**/.venv --exclude=!keep.log . /all/
+COPY --exclude=*.txt hom* /home-files/
+COPY --parents x/a.txt y/b.txt /tree/
+COPY --parents ./x/./deep/*.md /pivot/
+COPY --parents x/deep /dirs/
+",
+        ),
+        ("app.py", "print"),
+        ("debug.log", "noise"),
+        ("keep.log", "kept"),
+        ("a/b/.venv/bin/python", "venv"),
+        ("a/b/code.py", "code"),
+        ("home.txt", "t"),
+        ("homer.md", "m"),
+        ("x/a.txt", "xa"),
+        ("y/b.txt", "yb"),
+        ("x/deep/c.md", "c"),
+    ]);
+    build(&fixture, ctx.path(), "filtered");
+    let script = "cd /all && find . -type f | sort; ls /home-files;         cd /tree && find . -type f | sort; cd /pivot && find . -type f; cd /dirs && find . -type f";
+    let out = ctr_run(&fixture, &["filtered", "sh", "-c", script]).success();
+    assert_eq!(
+        out.stdout,
+        "./Dockerfile\n./a/b/code.py\n./app.py\n./home.txt\n./homer.md\n./keep.log\n\
+         ./x/a.txt\n./x/deep/c.md\n./y/b.txt\n\
+         homer.md\n\
+         ./x/a.txt\n./y/b.txt\n\
+         ./deep/c.md\n\
+         ./x/deep/c.md\n"
+    );
+    // The patterns are part of the step's cache key.
+    let history = config(&fixture, "filtered")["history"].to_string();
+    assert!(history.contains("--exclude=*.log"), "{history}");
+    assert!(history.contains("--parents"), "{history}");
+}
+
 #[test]
 fn a_rebuild_runs_nothing_and_one_changed_file_reruns_only_later_steps() {
     let fixture = fixture();

@@ -2,7 +2,7 @@
 //! and writing them into a step's mounted root with Docker's directory
 //! semantics; every destination lookup stays inside that root.
 
-use super::context::{Context, Source};
+use super::context::{Context, Ignore, Source};
 use crate::digest::{Digest, HashingWriter};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -45,8 +45,9 @@ pub struct Item {
 }
 
 /// Everything a source brings, in a stable order (parents first, names
-/// sorted), leaving out what `.dockerignore` excludes.
-pub fn walk(source: &Source, context: &Context) -> Result<Vec<Item>, CopyError> {
+/// sorted), leaving out what `.dockerignore` excludes and what the
+/// instruction's `--exclude` patterns match (relative to the source).
+pub fn walk(source: &Source, context: &Context, excludes: &Ignore) -> Result<Vec<Item>, CopyError> {
     let meta = fs::symlink_metadata(&source.path).map_err(io_err(&source.path))?;
     let is_dir = meta.is_dir();
     let mut items = vec![Item {
@@ -55,7 +56,7 @@ pub fn walk(source: &Source, context: &Context) -> Result<Vec<Item>, CopyError> 
         meta,
     }];
     if is_dir {
-        walk_dir(&source.path, "", &source.rel, context, &mut items)?;
+        walk_dir(&source.path, "", &source.rel, context, excludes, &mut items)?;
     }
     Ok(items)
 }
@@ -65,6 +66,7 @@ fn walk_dir(
     rel: &str,
     context_rel: &str,
     context: &Context,
+    excludes: &Ignore,
     items: &mut Vec<Item>,
 ) -> Result<(), CopyError> {
     let mut names: Vec<_> = fs::read_dir(dir)
@@ -79,8 +81,9 @@ fn walk_dir(
         let child_rel = join(rel, &name);
         let in_context = join(context_rel, &name);
         let meta = fs::symlink_metadata(&path).map_err(io_err(&path))?;
-        let excluded = context.excluded(&in_context);
-        if excluded && !(meta.is_dir() && context.ignore().has_exceptions()) {
+        let excluded = context.excluded(&in_context) || excludes.excludes(&child_rel);
+        let exceptions = context.ignore().has_exceptions() || excludes.has_exceptions();
+        if excluded && !(meta.is_dir() && exceptions) {
             continue;
         }
         let is_dir = meta.is_dir();
@@ -91,7 +94,7 @@ fn walk_dir(
             meta,
         });
         if is_dir {
-            walk_dir(&path, &child_rel, &in_context, context, items)?;
+            walk_dir(&path, &child_rel, &in_context, context, excludes, items)?;
             // An excluded directory stays only for what it brings back.
             if excluded && items.len() == at + 1 {
                 items.pop();
@@ -586,7 +589,7 @@ mod tests {
         rels.iter()
             .map(|r| {
                 let s = source(root, r);
-                let items = walk(&s, ctx).unwrap();
+                let items = walk(&s, ctx, &Ignore::default()).unwrap();
                 (s, items)
             })
             .collect()

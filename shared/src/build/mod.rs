@@ -1276,6 +1276,16 @@ impl Builder<'_> {
             .as_ref()
             .map(|f| self.expand(node, f, &vars))
             .transpose()?;
+        let mut exclude_words = Vec::new();
+        for pattern in &args.excludes {
+            exclude_words.push(self.expand(node, pattern, &vars)?);
+        }
+        let excludes = context::Ignore::parse(&exclude_words.join("\n")).map_err(|_| {
+            self.at(
+                node,
+                format!("invalid --exclude pattern in {}", exclude_words.join(" ")),
+            )
+        })?;
         if !add && let Some(url) = sources.iter().find(|s| is_url(s)) {
             return Err(self.at(node, format!("source can't be a URL for COPY: {url}")));
         }
@@ -1297,6 +1307,8 @@ impl Builder<'_> {
         // Heredocs become files named after their delimiter.
         let mut texts: Vec<(String, String)> = Vec::new();
         let mut walked: Vec<(Source, Vec<Item>)> = Vec::new();
+        // With --parents: each walked source's directories to keep.
+        let mut kept_dirs: Vec<Option<String>> = Vec::new();
         // ADD's URLs: fetched now, copied as they are (never unpacked).
         let mut downloads = Vec::new();
         let mut remote: Vec<(Source, Vec<Item>)> = Vec::new();
@@ -1322,8 +1334,8 @@ impl Builder<'_> {
                     rel: got.name.clone(),
                     path: got.path.clone(),
                 };
-                let items =
-                    copy::walk(&s, &Context::none()).map_err(|e| self.at(node, e.to_string()))?;
+                let items = copy::walk(&s, &Context::none(), &excludes)
+                    .map_err(|e| self.at(node, e.to_string()))?;
                 remote.push((s, items));
                 downloads.push(got);
                 continue;
@@ -1331,14 +1343,32 @@ impl Builder<'_> {
             let resolved = source_ctx
                 .resolve(source)
                 .map_err(|e| self.at(node, copy_failed(keyword, &e)))?;
+            let pivot = parents_pivot(source);
             for s in resolved {
-                let items =
-                    copy::walk(&s, &source_ctx).map_err(|e| self.at(node, e.to_string()))?;
+                // A wildcard's matches are themselves subject to --exclude,
+                // as paths below the wildcard's fixed directory.
+                if !excludes.is_empty()
+                    && context::has_wildcards(source)
+                    && excludes.excludes(below_fixed_dir(source, &s.rel))
+                {
+                    continue;
+                }
+                let items = copy::walk(&s, &source_ctx, &excludes)
+                    .map_err(|e| self.at(node, e.to_string()))?;
+                let kept = if args.parents {
+                    Some(kept_parents(&s.rel, &pivot, items[0].meta.is_dir()))
+                } else {
+                    None
+                };
                 walked.push((s, items));
+                kept_dirs.push(kept);
             }
         }
         let count = walked.len() + remote.len() + texts.len();
-        let dest_is_dir = dest_word.ends_with('/') || dest_word == "." || dest_word.ends_with("/.");
+        let dest_is_dir = args.parents
+            || dest_word.ends_with('/')
+            || dest_word == "."
+            || dest_word.ends_with("/.");
         if count > 1 && !dest_is_dir {
             return Err(self.at(
                 node,
@@ -1365,6 +1395,12 @@ impl Builder<'_> {
         }
         if let Some(m) = chmod {
             flags.push_str(&format!("--chmod={m:o} "));
+        }
+        if args.parents {
+            flags.push_str("--parents ");
+        }
+        for pattern in &exclude_words {
+            flags.push_str(&format!("--exclude={pattern} "));
         }
         let created_by = format!(
             "{keyword} {flags}{} {dest_word} # buildkit",
@@ -1393,8 +1429,23 @@ impl Builder<'_> {
                     None => None,
                 };
                 let attrs = Attributes { owner, chmod };
-                copy::copy_into(merged, &walked, &dest_clean, dest_is_dir, attrs, add)
-                    .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
+                if args.parents {
+                    for (source, kept) in walked.iter().zip(&kept_dirs) {
+                        let dest = format!("{dest_clean}{}", kept.as_deref().unwrap_or(""));
+                        copy::copy_into(
+                            merged,
+                            std::slice::from_ref(source),
+                            &dest,
+                            true,
+                            attrs,
+                            add,
+                        )
+                        .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
+                    }
+                } else {
+                    copy::copy_into(merged, &walked, &dest_clean, dest_is_dir, attrs, add)
+                        .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
+                }
                 copy::copy_into(merged, &remote, &dest_clean, dest_is_dir, attrs, false)
                     .map_err(|e| builder.at(&node, format!("{keyword} failed: {e}")))?;
                 let mtime = rustix::fs::Timespec {
@@ -1448,6 +1499,57 @@ impl Builder<'_> {
         let image = self.image(node, from, platform.as_ref())?;
         self.state_of(&image)
     }
+}
+
+/// `COPY --parents`: the part of a source before a `/./` pivot, cleaned
+/// (those directories are not kept); empty without a pivot.
+fn parents_pivot(source: &str) -> String {
+    let source = source.strip_prefix("./").unwrap_or(source);
+    match source.find("/./") {
+        Some(at) => context::clean(&source[..at])
+            .trim_start_matches('/')
+            .to_string(),
+        None => String::new(),
+    }
+}
+
+/// `COPY --parents`: where below the destination a source goes: its parent
+/// directories below the pivot, and a directory's own name too (its
+/// contents go inside it), each ending with `/`.
+fn kept_parents(rel: &str, pivot: &str, is_dir: bool) -> String {
+    let below = match rel.strip_prefix(pivot) {
+        Some(rest) if !pivot.is_empty() => rest.trim_start_matches('/'),
+        _ => rel,
+    };
+    let kept = if is_dir {
+        below
+    } else {
+        below.rsplit_once('/').map(|(dir, _)| dir).unwrap_or("")
+    };
+    if kept.is_empty() {
+        String::new()
+    } else {
+        format!("{kept}/")
+    }
+}
+
+/// A wildcard match's path below the source's fixed (wildcard-free)
+/// leading directories: what `--exclude` patterns see for it.
+fn below_fixed_dir<'a>(source: &str, rel: &'a str) -> &'a str {
+    let cleaned = context::clean(source);
+    let fixed: Vec<&str> = cleaned
+        .trim_start_matches('/')
+        .split('/')
+        .take_while(|part| !context::has_wildcards(part))
+        .collect();
+    let mut rest = rel;
+    for part in fixed {
+        rest = rest
+            .strip_prefix(part)
+            .map(|r| r.trim_start_matches('/'))
+            .unwrap_or(rest);
+    }
+    rest
 }
 
 fn is_url(source: &str) -> bool {

@@ -56,6 +56,12 @@ pub struct CopyArgs {
     pub chmod: Option<String>,
     pub link: bool,
     pub checksum: Option<String>,
+    /// `--exclude=PATTERN`s, matched like `.dockerignore` lines against
+    /// paths relative to each source.
+    pub excludes: Vec<String>,
+    /// `--parents`: keep each source's parent directories (below a `/./`
+    /// pivot, if the source has one).
+    pub parents: bool,
     pub heredocs: Vec<Heredoc>,
 }
 
@@ -203,7 +209,9 @@ impl Flags {
                     format!("unknown flag: {name}"),
                 ));
             }
-            if name != "mount" && values.iter().any(|(n, _)| n == name) {
+            // These two may be given many times (BuildKit's string slices).
+            let repeatable = matches!(name, "mount" | "exclude");
+            if !repeatable && values.iter().any(|(n, _)| n == name) {
                 return Err(dockerfile.error(
                     node.line,
                     node.column,
@@ -333,6 +341,8 @@ pub fn parse_instruction(dockerfile: &Dockerfile, node: &Node) -> Result<Instruc
                 chmod: flags.value("chmod"),
                 link: flags.bool("link"),
                 checksum: flags.value("checksum"),
+                excludes: flags.all("exclude"),
+                parents: flags.bool("parents"),
                 heredocs: node.heredocs.clone(),
             };
             if keyword == "COPY" {
