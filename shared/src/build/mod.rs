@@ -25,7 +25,7 @@ use copy::{Attributes, CopyError, Item};
 use layer::{LayerCompression, LayerWriteError};
 use rootfs::{ReadRoot, RootfsError, StepRoot};
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -96,6 +96,9 @@ pub struct BuildOptions {
     pub compression: LayerCompression,
     /// SOURCE_DATE_EPOCH: every timestamp the build writes.
     pub source_date_epoch: Option<u64>,
+    /// `--secret id=…`: what `RUN --mount=type=secret` mounts, by id. Never
+    /// in a layer, the history or a cache key.
+    pub secrets: BTreeMap<String, Vec<u8>>,
 }
 
 /// The built image.
@@ -1062,7 +1065,13 @@ impl Builder<'_> {
         network: Option<&str>,
     ) -> Result<(), BuildError> {
         let shell = run.state.shell();
-        let (volumes, tmpfs, mount_flags) = self.run_mounts(node, mounts, &run.state.workdir())?;
+        let RunMounts {
+            volumes,
+            tmpfs,
+            text: mount_flags,
+            content,
+            held: _held,
+        } = self.run_mounts(node, mounts, &run.state.workdir())?;
         let argv = match (command, heredocs) {
             (Command::Shell(text), [doc]) if is_heredoc_marker(text.trim(), &doc.name) => {
                 // `RUN <<EOF`: the heredoc is the script.
@@ -1128,78 +1137,99 @@ impl Builder<'_> {
         let user = run.state.user();
         let shown = argv.join(" ");
         let node = node.clone();
-        self.fs_step(run, &created_by, &created_by, None, |builder, merged| {
-            let targets: Vec<String> = volumes
-                .iter()
-                .map(|v| v.target.clone())
-                .chain(tmpfs.iter().map(|t| t.target.clone()))
-                .collect();
-            let stubs = rootfs::missing_stubs(merged, &targets);
-            let (stdout, stderr) = match builder.observer.run_output() {
-                Some(fd) => {
-                    let err = fd.try_clone().map_err(|source| {
-                        BuildError::Invalid(format!("duplicating the output: {source}"))
-                    })?;
-                    (Some(fd), Some(err))
+        self.fs_step(
+            run,
+            &created_by,
+            &created_by,
+            content.as_ref(),
+            |builder, merged| {
+                let targets: Vec<String> = volumes
+                    .iter()
+                    .map(|v| v.target.clone())
+                    .chain(tmpfs.iter().map(|t| t.target.clone()))
+                    .collect();
+                let stubs = rootfs::missing_stubs(merged, &targets);
+                let (stdout, stderr) = match builder.observer.run_output() {
+                    Some(fd) => {
+                        let err = fd.try_clone().map_err(|source| {
+                            BuildError::Invalid(format!("duplicating the output: {source}"))
+                        })?;
+                        (Some(fd), Some(err))
+                    }
+                    None => {
+                        let null = |_: ()| -> Result<OwnedFd, BuildError> {
+                            std::fs::OpenOptions::new()
+                                .write(true)
+                                .open("/dev/null")
+                                .map(OwnedFd::from)
+                                .map_err(|e| BuildError::Invalid(format!("/dev/null: {e}")))
+                        };
+                        (Some(null(())?), Some(null(())?))
+                    }
+                };
+                let code = step::run_step(
+                    builder.store,
+                    step::StepOptions {
+                        rootfs: merged,
+                        args: &argv,
+                        env: &env,
+                        workdir: &workdir,
+                        user: &user,
+                        network,
+                        volumes: &volumes,
+                        tmpfs: &tmpfs,
+                        stdout,
+                        stderr,
+                    },
+                )
+                .map_err(|e| builder.at(&node, e.to_string()))?;
+                if code != 0 {
+                    return Err(builder.at(
+                        &node,
+                        format!("The command '{shown}' returned a non-zero code: {code}"),
+                    ));
                 }
-                None => {
-                    let null = |_: ()| -> Result<OwnedFd, BuildError> {
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open("/dev/null")
-                            .map(OwnedFd::from)
-                            .map_err(|e| BuildError::Invalid(format!("/dev/null: {e}")))
-                    };
-                    (Some(null(())?), Some(null(())?))
-                }
-            };
-            let code = step::run_step(
-                builder.store,
-                step::StepOptions {
-                    rootfs: merged,
-                    args: &argv,
-                    env: &env,
-                    workdir: &workdir,
-                    user: &user,
-                    network,
-                    volumes: &volumes,
-                    tmpfs: &tmpfs,
-                    stdout,
-                    stderr,
-                },
-            )
-            .map_err(|e| builder.at(&node, e.to_string()))?;
-            if code != 0 {
-                return Err(builder.at(
-                    &node,
-                    format!("The command '{shown}' returned a non-zero code: {code}"),
-                ));
-            }
-            // The container is gone and its root detached: tidy the upper dir.
-            let upper = merged.parent().expect("merged has a parent").join("upper");
-            rootfs::remove_stubs(&upper, &stubs);
-            Ok(())
-        })
+                // The container is gone and its root detached: tidy the upper dir.
+                let upper = merged.parent().expect("merged has a parent").join("upper");
+                rootfs::remove_stubs(&upper, &stubs);
+                Ok(())
+            },
+        )
     }
 
     /// `RUN --mount`: cache mounts are directories under the store that
     /// outlive the step (and never reach its layer); tmpfs mounts are
-    /// fresh each time. Returns them and their text for the history.
-    #[allow(clippy::type_complexity)]
+    /// fresh each time; bind mounts are a private copy of their source (so
+    /// `.dockerignore` holds and `rw` writes are thrown away), whose content
+    /// joins the step's cache key; secrets are files only the step sees.
     fn run_mounts(
-        &self,
+        &mut self,
         node: &Node,
         mounts: &[dockerfile::Mount],
         workdir: &str,
-    ) -> Result<(Vec<runtime::Volume>, Vec<runtime::Tmpfs>, String), BuildError> {
-        let mut volumes = Vec::new();
-        let mut tmpfs = Vec::new();
-        let mut text = String::new();
+    ) -> Result<RunMounts, BuildError> {
+        let mut out = RunMounts::default();
+        let mut bind_hashes = Vec::new();
         for mount in mounts {
-            let target = if mount.target.starts_with('/') {
-                context::clean(&mount.target)
+            let option = |names: &[&str]| {
+                mount
+                    .options
+                    .iter()
+                    .find(|(k, _)| names.contains(&k.as_str()))
+                    .map(|(_, v)| v.clone())
+            };
+            let flag = |names: &[&str]| option(names).is_some_and(|v| v.is_empty() || v == "true");
+            let target_word = match (mount.kind.as_str(), mount.target.is_empty()) {
+                ("secret", true) => {
+                    let id = mount.id.clone().unwrap_or_default();
+                    format!("/run/secrets/{id}")
+                }
+                _ => mount.target.clone(),
+            };
+            let target = if target_word.starts_with('/') {
+                context::clean(&target_word)
             } else {
-                context::clean(&format!("{workdir}/{}", mount.target))
+                context::clean(&format!("{workdir}/{target_word}"))
             };
             match mount.kind.as_str() {
                 "cache" => {
@@ -1213,29 +1243,131 @@ impl Builder<'_> {
                     std::fs::create_dir_all(&dir).map_err(|e| {
                         self.at(node, format!("cache mount {}: {e}", dir.display()))
                     })?;
-                    volumes.push(runtime::Volume {
+                    out.volumes.push(runtime::Volume {
                         source: dir,
                         target: target.clone(),
                         read_only: false,
                     });
-                    text.push_str(&format!("--mount=type=cache,target={target} "));
+                    out.text
+                        .push_str(&format!("--mount=type=cache,target={target} "));
                 }
                 "tmpfs" => {
-                    tmpfs.push(runtime::Tmpfs {
+                    out.tmpfs.push(runtime::Tmpfs {
                         target: target.clone(),
                         options: Vec::new(),
                     });
-                    text.push_str(&format!("--mount=type=tmpfs,target={target} "));
+                    out.text
+                        .push_str(&format!("--mount=type=tmpfs,target={target} "));
+                }
+                "bind" => {
+                    let source = option(&["source", "src"]).unwrap_or_default();
+                    let from = option(&["from"]);
+                    let writable = flag(&["rw", "readwrite"]);
+                    let (held, path, hash) = self.bind_source(node, &source, from.as_deref())?;
+                    out.volumes.push(runtime::Volume {
+                        source: path,
+                        target: target.clone(),
+                        read_only: !writable,
+                    });
+                    out.held.push(held);
+                    bind_hashes.push(hash.to_string());
+                    let from_text = from.map(|f| format!(",from={f}")).unwrap_or_default();
+                    let rw_text = if writable { ",rw" } else { "" };
+                    out.text.push_str(&format!(
+                        "--mount=type=bind,source={source},target={target}{from_text}{rw_text} "
+                    ));
+                }
+                "secret" => {
+                    let id = mount
+                        .id
+                        .clone()
+                        .unwrap_or_else(|| target.rsplit('/').next().unwrap_or("").to_string());
+                    let Some(bytes) = self.options.secrets.get(&id) else {
+                        if flag(&["required"]) {
+                            return Err(self.at(
+                                node,
+                                format!(
+                                    "secret {id} not found: pass it with --secret id={id},src=FILE"
+                                ),
+                            ));
+                        }
+                        continue;
+                    };
+                    let dir = tempfile::tempdir_in(self.store.tmp_dir())
+                        .map_err(|e| self.at(node, format!("secret {id}: {e}")))?;
+                    let path = dir.path().join("secret");
+                    write_secret(&path, bytes)
+                        .map_err(|e| self.at(node, format!("secret {id}: {e}")))?;
+                    out.volumes.push(runtime::Volume {
+                        source: path,
+                        target: target.clone(),
+                        read_only: true,
+                    });
+                    out.held.push(dir);
+                    out.text
+                        .push_str(&format!("--mount=type=secret,id={id},target={target} "));
                 }
                 other => {
                     return Err(self.at(
                         node,
-                        format!("RUN --mount=type={other} is not supported (cache and tmpfs are)"),
+                        format!(
+                            "RUN --mount=type={other} is not supported (bind, cache, tmpfs and secret are)"
+                        ),
                     ));
                 }
             }
         }
-        Ok((volumes, tmpfs, text))
+        if !bind_hashes.is_empty() {
+            out.content = Some(Digest::of(bind_hashes.join("\n").as_bytes()));
+        }
+        Ok(out)
+    }
+
+    /// A bind mount's source, from the context or from a stage or image
+    /// (`from`), copied into a directory of the store's: returns the
+    /// directory (removed when dropped), the path to bind, and the hash of
+    /// what it holds.
+    fn bind_source(
+        &mut self,
+        node: &Node,
+        source: &str,
+        from: Option<&str>,
+    ) -> Result<(tempfile::TempDir, PathBuf, Digest), BuildError> {
+        let mut _read_root = None;
+        let source_ctx = match from {
+            None => self.context.clone(),
+            Some(from) => {
+                let state = self.stage_or_image(node, from)?;
+                let lowers = self.layer_dirs(&state)?;
+                let root = ReadRoot::mount(self.store, &lowers)?;
+                let ctx = Context::rootfs(root.path());
+                _read_root = Some(root);
+                ctx
+            }
+        };
+        let failed = |e: &dyn std::fmt::Display| format!("bind mount source {source:?}: {e}");
+        let resolved = source_ctx
+            .resolve(source)
+            .map_err(|e| self.at(node, failed(&e)))?;
+        let [one] = resolved.as_slice() else {
+            return Err(self.at(node, failed(&"matches more than one path")));
+        };
+        let items = copy::walk(one, &source_ctx, &context::Ignore::default())
+            .map_err(|e| self.at(node, failed(&e)))?;
+        let is_dir = items[0].meta.is_dir();
+        let walked = [(one.clone(), items)];
+        let hash = copy::hash_sources(walked.iter()).map_err(|e| self.at(node, failed(&e)))?;
+        let dir =
+            tempfile::tempdir_in(self.store.tmp_dir()).map_err(|e| self.at(node, failed(&e)))?;
+        copy::copy_into(dir.path(), &walked, "/", true, Attributes::default(), false)
+            .map_err(|e| self.at(node, failed(&e)))?;
+        let path = if is_dir {
+            dir.path().to_path_buf()
+        } else {
+            let name = one.rel.rsplit('/').next().unwrap_or(&one.rel);
+            dir.path().join(name)
+        };
+        Ok((dir, path, hash))
     }
 
     fn copy_step(
@@ -1499,6 +1631,62 @@ impl Builder<'_> {
         let image = self.image(node, from, platform.as_ref())?;
         self.state_of(&image)
     }
+}
+
+/// What a RUN step mounts, as `run_mounts` worked it out.
+#[derive(Default)]
+struct RunMounts {
+    volumes: Vec<runtime::Volume>,
+    tmpfs: Vec<runtime::Tmpfs>,
+    /// The `--mount` flags as the history shows them.
+    text: String,
+    /// The bind mounts' content, for the cache key.
+    content: Option<Digest>,
+    /// Private copies and secret files, removed after the step.
+    held: Vec<tempfile::TempDir>,
+}
+
+/// Reads an `img-build --secret` as BuildKit spells it: `id=ID` with
+/// `src=FILE` (or `source=`), or `env=VAR`; with neither, the variable
+/// named like the id. Returns the id and the secret's bytes.
+pub fn read_secret(spec: &str) -> Result<(String, Vec<u8>), String> {
+    let mut id = None;
+    let mut file = None;
+    let mut env = None;
+    for field in spec.split(',') {
+        match field.split_once('=') {
+            Some(("id", v)) => id = Some(v.to_string()),
+            Some(("src" | "source", v)) => file = Some(v.to_string()),
+            Some(("env", v)) => env = Some(v.to_string()),
+            Some(("type", "file" | "env")) => {}
+            _ => return Err(format!("invalid secret {spec:?}: unknown field {field:?}")),
+        }
+    }
+    let id = id
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| format!("invalid secret {spec:?}: id=… is required"))?;
+    let bytes = match (file, env) {
+        (Some(path), _) => std::fs::read(&path).map_err(|e| format!("secret {id}: {path}: {e}"))?,
+        (None, Some(var)) => std::env::var(&var)
+            .map_err(|_| format!("secret {id}: environment variable {var} is not set"))?
+            .into_bytes(),
+        (None, None) => std::env::var(&id)
+            .map_err(|_| format!("secret {id}: give src=FILE or env=VAR"))?
+            .into_bytes(),
+    };
+    Ok((id, bytes))
+}
+
+/// A secret as a file only its owner (root) can read.
+fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o400)
+        .open(path)?;
+    file.write_all(bytes)
 }
 
 /// `COPY --parents`: the part of a source before a `/./` pivot, cleaned

@@ -42,6 +42,9 @@ struct Cli {
     /// Target platform for FROM images and scratch, e.g. linux/amd64
     #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
     platform: Option<Platform>,
+    /// A secret for RUN --mount=type=secret: id=ID,src=FILE or id=ID,env=VAR
+    #[arg(long, value_name = "id=ID,src=FILE")]
+    secret: Vec<String>,
     /// Set a label on the image (KEY=VALUE); repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     label: Vec<String>,
@@ -191,6 +194,11 @@ fn main() -> std::process::ExitCode {
                 )));
             }
         };
+        let secrets = cli
+            .secret
+            .iter()
+            .map(|spec| build::read_secret(spec).map_err(usage))
+            .collect::<Result<_, _>>()?;
         let options = BuildOptions {
             dockerfile_name,
             dockerfile,
@@ -205,6 +213,7 @@ fn main() -> std::process::ExitCode {
             network,
             compression: cli.compress,
             source_date_epoch: epoch,
+            secrets,
         };
         let store = cli.store.open()?;
         let progress = Progress::new(cli.quiet);
