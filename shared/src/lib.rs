@@ -15,6 +15,7 @@ pub mod layer;
 pub mod lifecycle;
 pub mod logs;
 pub mod output;
+pub mod overlay;
 pub mod pipe;
 pub mod platform;
 pub mod progress;

@@ -423,6 +423,34 @@ RUN --mount=type=secret,id=token,required=true tr a-z A-Z < /run/secrets/token |
     let _ = std::fs::remove_file(&secret);
 }
 
+/// Every step mounts all the layers below it: a Dockerfile of 60
+/// layer-making steps builds (a path-named overlay stopped near 40).
+#[test]
+fn a_dockerfile_of_60_layers_builds_and_runs() {
+    let fixture = fixture();
+    let mut dockerfile = String::from("FROM test/busybox\n");
+    for n in 0..60 {
+        dockerfile.push_str(&format!("RUN echo {n} > /step-{n:02}\n"));
+    }
+    let id = img_build(&fixture, &["-q", "-t", "tall", "-"], Some(&dockerfile))
+        .success()
+        .stdout;
+    assert!(id.starts_with("sha256:"));
+    assert_eq!(
+        config(&fixture, "tall")["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        61
+    );
+    let out = ctr_run(
+        &fixture,
+        &["tall", "sh", "-c", "ls / | grep -c step-; cat /step-59"],
+    )
+    .success();
+    assert_eq!(out.stdout, "60\n59\n");
+}
+
 #[test]
 fn a_rebuild_runs_nothing_and_one_changed_file_reruns_only_later_steps() {
     let fixture = fixture();

@@ -355,6 +355,27 @@ fn layer(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
     tar.into_inner().unwrap()
 }
 
+/// More layers than fit in one page of overlay options by path (about 40
+/// with the store's paths): Docker allows 128.
+#[test]
+fn an_image_of_130_layers_runs() {
+    use tar::EntryType::{Directory as D, Regular as F};
+    let fixture = Fixture::new();
+    let mut layers = vec![berth_harness::fixture::busybox_layer("many")];
+    let names: Vec<String> = (1..130).map(|n| format!("many/{n:03}")).collect();
+    for name in &names {
+        layers.push(layer(&[("many/", D, ""), (name, F, "x")]));
+    }
+    let reference = berth::Reference::parse("test/many:130").unwrap();
+    write_layers(&fixture.store, &reference, &layers, json!({"Cmd": ["sh"]}));
+    let run = ctr_run(
+        &fixture,
+        &["--rm", "test/many:130", "sh", "-c", "ls /many | wc -l"],
+    )
+    .success();
+    assert_eq!(run.stdout.trim(), "129");
+}
+
 #[test]
 fn whiteouts_across_three_layers_give_the_right_tree() {
     use tar::EntryType::{Directory as D, Regular as F};

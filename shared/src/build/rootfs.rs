@@ -44,19 +44,16 @@ fn mount_overlay(
     target: &Path,
     flags: MountFlags,
 ) -> Result<(), RootfsError> {
-    let lower: Vec<String> = lowers
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .collect();
+    let lower = crate::overlay::LowerDirs::open(lowers).map_err(|source| RootfsError::Mount {
+        path: target.to_path_buf(),
+        source,
+    })?;
+    let lower = &lower.option;
     // redirect_dir and metacopy would leave renames and metadata-only
     // changes as xattrs a tar cannot carry; off, the upper dir is the diff.
     let attempts = [
-        format!(
-            "lowerdir={}{extra},redirect_dir=off,metacopy=off",
-            lower.join(":")
-        ),
-        format!("lowerdir={}{extra}", lower.join(":")),
+        format!("{lower}{extra},redirect_dir=off,metacopy=off"),
+        format!("{lower}{extra}"),
     ];
     let mut last = None;
     for options in attempts {

@@ -56,14 +56,10 @@ pub fn prepare(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
 
 /// Mounts the layers (top first) under a per-container upper/work dir.
 fn mount_overlay(layers: &[PathBuf], dir: &Path) -> io::Result<()> {
-    let lower: Vec<String> = layers
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .collect();
+    let lower = crate::overlay::LowerDirs::open(layers)?;
     let options = format!(
-        "lowerdir={},upperdir={},workdir={}",
-        lower.join(":"),
+        "{},upperdir={},workdir={}",
+        lower.option,
         dir.join("upper").display(),
         dir.join("work").display()
     );
