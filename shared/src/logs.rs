@@ -123,13 +123,15 @@ fn complete_lines(
 }
 
 /// Calls `emit` for each entry appended to the log after `offset`, until
-/// container `id` has stopped and everything it wrote has been read.
+/// container `id` has stopped and everything it wrote has been read;
+/// `between` runs before each pause.
 pub fn follow(
     store: &Store,
     id: &str,
     path: &Path,
     mut offset: u64,
     emit: &mut dyn FnMut(&Entry),
+    between: &mut dyn FnMut(),
 ) -> Result<(), LogError> {
     loop {
         // Checked before reading, so the last lines are read after the stop.
@@ -145,22 +147,41 @@ pub fn follow(
         if stopped {
             return Ok(());
         }
+        between();
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
 /// An attached client without a terminal (`ctr-start -a`, `ctr-attach`):
 /// the container's output from `offset` on, to our stdout and stderr, until
-/// it stops; returns its exit code.
-pub fn follow_to_exit(store: &Store, id: &str, path: &Path, offset: u64) -> Result<i32, LogError> {
+/// it stops; returns its exit code. With `proxy_signals` (Docker's
+/// sig-proxy), the signals we get (Ctrl-C's SIGINT, …) go to the container.
+pub fn follow_to_exit(
+    store: &Store,
+    id: &str,
+    path: &Path,
+    offset: u64,
+    proxy_signals: bool,
+) -> Result<i32, LogError> {
     use std::io::Write;
-    follow(store, id, path, offset, &mut |entry| {
+    if proxy_signals {
+        crate::runtime::catch_forwarded_signals();
+    }
+    let mut emit = |entry: &Entry| {
         let _ = if entry.stream == "stderr" {
             io::stderr().write_all(entry.log.as_bytes())
         } else {
             io::stdout().write_all(entry.log.as_bytes())
         };
-    })?;
+    };
+    let mut forward = || {
+        if let Some(signal) = crate::runtime::pending_signal()
+            && let Ok(record) = store.load_container(id)
+        {
+            let _ = crate::lifecycle::kill(store, &record, signal);
+        }
+    };
+    follow(store, id, path, offset, &mut emit, &mut forward)?;
     Ok(store
         .load_container(id)
         .map(|done| done.state.exit_code)

@@ -211,3 +211,44 @@ fn ctr_attach_without_a_terminal_follows_the_output_to_the_exit() {
     assert!(!rest.contains("before"));
     assert_eq!(String::from_utf8_lossy(&output.stderr), "after\n");
 }
+
+/// Docker's sig-proxy: a Ctrl-C (SIGINT) to ctr-attach goes to the
+/// container, whose exit comes back; `--sig-proxy=false` leaves it alone.
+#[test]
+fn ctr_attach_passes_signals_on_unless_told_not_to() {
+    use std::io::BufRead;
+    let fixture = fixture();
+    let script = "trap 'echo got-int; exit 9' INT; while true; do echo tick; sleep 0.05; done";
+    let attach_and_interrupt = |proxy: &str| {
+        let mut attach = tool("ctr-attach", fixture.root())
+            .args(["--sig-proxy", proxy, "trapper"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = std::io::BufReader::new(attach.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        assert_eq!(line, "tick\n");
+        // SAFETY: signalling the child we spawned.
+        unsafe { libc::kill(attach.id() as i32, libc::SIGINT) };
+        let status = attach.wait().unwrap();
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        (status, rest)
+    };
+    Run::of(
+        tool("ctr-run", fixture.root()).args(["-d", "--name", "trapper", IMG, "sh", "-c", script]),
+        None,
+    )
+    .success();
+
+    let (status, _) = attach_and_interrupt("false");
+    assert_eq!(status.code(), None, "ctr-attach should die of the SIGINT");
+    let id = &fixture.container_ids()[0];
+    assert_eq!(fixture.container_record(id)["State"]["Status"], "running");
+
+    let (status, rest) = attach_and_interrupt("true");
+    assert_eq!(status.code(), Some(9), "{rest}");
+    assert!(rest.ends_with("got-int\n"), "{rest}");
+    assert_eq!(fixture.container_record(id)["State"]["ExitCode"], 9);
+}

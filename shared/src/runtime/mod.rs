@@ -1035,17 +1035,18 @@ extern "C" fn remember_signal(sig: libc::c_int) {
     PENDING_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
 }
 
-/// Catches the signals a foreground run passes on to the container. No
-/// SA_RESTART, so waitpid returns EINTR and the signal is forwarded.
 /// The signal caught since the last call, if any, to pass on.
-fn pending_signal() -> Option<i32> {
+pub fn pending_signal() -> Option<i32> {
     match PENDING_SIGNAL.swap(0, std::sync::atomic::Ordering::SeqCst) {
         0 => None,
         sig => Some(sig),
     }
 }
 
-fn catch_forwarded_signals() {
+/// Catches the signals an attached client passes on to the container
+/// (Docker's sig-proxy): interrupt, terminate, hang-up, quit, USR1, USR2.
+/// No SA_RESTART, so a blocking wait returns EINTR and forwards at once.
+pub fn catch_forwarded_signals() {
     for sig in [
         libc::SIGINT,
         libc::SIGTERM,

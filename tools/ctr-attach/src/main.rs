@@ -19,6 +19,9 @@ struct Cli {
     no_stdin: bool,
     #[command(flatten)]
     keys: DetachKeysArg,
+    /// Pass the signals we get on to the container (without a terminal)
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    sig_proxy: bool,
     /// Container: name, ID or unique ID prefix
     container: String,
 }
@@ -41,7 +44,7 @@ fn main() -> std::process::ExitCode {
         } else {
             let from = lifecycle::log_length(&record);
             let log = std::path::Path::new(&record.log_path);
-            logs::follow_to_exit(&store, &record.id, log, from)?
+            logs::follow_to_exit(&store, &record.id, log, from, cli.sig_proxy)?
         };
         match code {
             0 => Ok(()),

@@ -68,7 +68,7 @@ fn main() -> std::process::ExitCode {
         };
         entries.iter().for_each(&mut show);
         if cli.follow {
-            logs::follow(&store, &record.id, path, end, &mut show)?;
+            logs::follow(&store, &record.id, path, end, &mut show, &mut || {})?;
         }
         Ok(())
     })

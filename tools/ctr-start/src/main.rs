@@ -1,6 +1,6 @@
 //! ctr-start: Docker's `docker start`. Starts stopped containers again with
-//! the same config and upper dir; `-a` follows one to its end and exits
-//! with its code.
+//! the same config and upper dir; `-a` follows one to its end (passing our
+//! signals on to it) and exits with its code.
 
 use berth::cli::{ContainerTargets, DetachKeysArg, StoreArgs};
 use berth::lifecycle::{self, LifecycleError};
@@ -59,7 +59,7 @@ fn main() -> std::process::ExitCode {
             let from = lifecycle::log_length(&record);
             lifecycle::start(&store, &record, false)?;
             let log = std::path::Path::new(&record.log_path);
-            logs::follow_to_exit(&store, &record.id, log, from)?
+            logs::follow_to_exit(&store, &record.id, log, from, true)?
         };
         match code {
             0 => Ok(()),
