@@ -35,6 +35,18 @@ impl Platform {
         }
     }
 
+    /// The platform an image config declares (`os`, `architecture`,
+    /// `variant`); `unknown` for a missing field.
+    pub fn of_config(config: &[u8]) -> Platform {
+        let value: serde_json::Value = serde_json::from_slice(config).unwrap_or_default();
+        let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
+        Platform {
+            os: field("os").unwrap_or_else(|| "unknown".to_string()),
+            architecture: field("architecture").unwrap_or_else(|| "unknown".to_string()),
+            variant: field("variant"),
+        }
+    }
+
     /// Whether an index entry for `os/architecture/variant` serves this
     /// platform. A missing variant on either side matches, except that
     /// arm64's implied `v8` is the only variant a bare arm64 entry serves.

@@ -240,6 +240,77 @@ fn an_index_yields_the_host_platform_and_any_other_on_request() {
     );
 }
 
+/// `--platform` picks that platform under a multi-platform tag, pulling it
+/// when the store has only another: ctr-run's and img-build's FROM.
+#[test]
+fn a_platform_flag_pulls_and_uses_that_platform_of_a_tag() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let index = fixture.index("multi/plat:1", "plat");
+    let reference = fixture
+        .push_index(&index, &registry.host, "multi/plat:1")
+        .to_string();
+    let store = tempfile::tempdir().unwrap();
+    Run::of(img_pull(store.path()).args(["-q", &reference]), None).success();
+    let ctr_run = |args: &[&str]| {
+        let mut command = tool("ctr-run", store.path());
+        command.env("DOCKER_CONFIG", "/nonexistent/berth-test-docker-config");
+        Run::of(command.arg("--rm").args(args), None).success()
+    };
+    let label = ["cat", "/etc/fixture"];
+    assert_eq!(
+        ctr_run(&[&[reference.as_str()], &label[..]].concat()).stdout,
+        "plat host"
+    );
+    let out = ctr_run(&[&["--platform", "linux/arm64", &reference], &label[..]].concat());
+    assert_eq!(out.stdout, "plat arm64");
+    assert!(out.stderr.contains("Unable to find image"), "{out:?}");
+    // Both are here now: no pull, and the tag's default is still the host's.
+    let never = ["--pull", "never", "--platform", "linux/arm64", &reference];
+    assert_eq!(
+        ctr_run(&[&never[..], &label[..]].concat()).stdout,
+        "plat arm64"
+    );
+    assert_eq!(
+        ctr_run(&[&[reference.as_str()], &label[..]].concat()).stdout,
+        "plat host"
+    );
+    // An image of another platform is refused, not run, when pulling is off.
+    let mut command = tool("ctr-run", store.path());
+    Run::of(
+        command.args([
+            "--rm",
+            "--pull",
+            "never",
+            "--platform",
+            "linux/s390x",
+            &reference,
+            "true",
+        ]),
+        None,
+    )
+    .failure(125)
+    .one_error_line(&["does not match the requested platform linux/s390x"]);
+
+    let dockerfile = format!("FROM --platform=linux/arm64 {reference}\nLABEL built=yes\n");
+    Run::of(
+        tool("img-build", store.path()).args(["-q", "-t", "on-arm", "-"]),
+        Some(&dockerfile),
+    )
+    .success();
+    let config: Value = serde_json::from_str(
+        &Run::of(tool("img-inspect", store.path()).arg("on-arm"), None)
+            .success()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(config[0]["Architecture"], "arm64");
+    assert_eq!(
+        config[0]["RootFS"]["Layers"][0],
+        index.arm64.diff_id.to_string()
+    );
+}
+
 #[test]
 fn a_pull_by_digest_is_stored_under_the_digest() {
     let registry = Registry::start();

@@ -625,7 +625,7 @@ impl Builder<'_> {
         } else {
             PullPolicy::Missing
         };
-        let need = policy.need(self.store, name)?;
+        let need = policy.need_on(self.store, name, platform)?;
         if let PullNeed::Missing(reference) | PullNeed::Refresh(reference) = need {
             let options = PullOptions {
                 platform: platform.cloned(),
@@ -634,10 +634,19 @@ impl Builder<'_> {
             registry::pull(self.store, &reference, &options, self.observer.puller())
                 .map_err(|e| self.at(node, e.to_string()))?;
         }
-        self.store.resolve_image(name).map_err(|e| match e {
+        let found = match platform {
+            Some(platform) => self.store.resolve_image_on(name, platform),
+            None => self.store.resolve_image(name),
+        };
+        found.map_err(|e| match e {
             StoreError::NoSuchImage(_) => self.at(
                 node,
-                format!("{name}: not found in the store and not pullable"),
+                match platform {
+                    Some(platform) => {
+                        format!("{name}: no {platform} image in the store and not pullable")
+                    }
+                    None => format!("{name}: not found in the store and not pullable"),
+                },
             ),
             other => BuildError::Store(other),
         })

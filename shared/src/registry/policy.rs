@@ -1,6 +1,7 @@
 //! `--pull missing|always|never`: whether a tool that needs an image (ctr-run,
 //! img-build's FROM) fetches it first, decided the way `docker run` does.
 
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::store::{Store, StoreError};
 use std::str::FromStr;
@@ -49,7 +50,22 @@ impl PullPolicy {
     /// Decides for `target` (a reference, an ID or an ID prefix). IDs never
     /// name anything a registry could serve, so they are only looked up.
     pub fn need(self, store: &Store, target: &str) -> Result<PullNeed, StoreError> {
-        let present = match store.resolve_image(target) {
+        self.need_on(store, target, None)
+    }
+
+    /// `need` for one platform (`--platform`): an image of another platform
+    /// under that name counts as missing.
+    pub fn need_on(
+        self,
+        store: &Store,
+        target: &str,
+        platform: Option<&Platform>,
+    ) -> Result<PullNeed, StoreError> {
+        let found = match platform {
+            Some(platform) => store.resolve_image_on(target, platform),
+            None => store.resolve_image(target),
+        };
+        let present = match found {
             Ok(_) => true,
             Err(StoreError::NoSuchImage(_)) => false,
             Err(other) => return Err(other),

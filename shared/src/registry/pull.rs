@@ -518,7 +518,7 @@ impl Puller {
             self.store.tag(&fetched.reference, descriptor)?;
         }
         let id = descriptor_digest(&fetched.config);
-        let platform = config_platform(&self.store.read_blob(&id)?);
+        let platform = Platform::of_config(&self.store.read_blob(&id)?);
         let size = fetched.manifest_bytes.len() as u64
             + fetched.config.size()
             + fetched.layers.iter().map(|l| l.size()).sum::<u64>();
@@ -608,15 +608,4 @@ fn is_digest_error(error: &std::io::Error) -> bool {
     error
         .get_ref()
         .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
-}
-
-/// The platform an image config declares (`os`, `architecture`, `variant`).
-fn config_platform(config: &[u8]) -> Platform {
-    let value: serde_json::Value = serde_json::from_slice(config).unwrap_or_default();
-    let field = |name: &str| value.get(name).and_then(|v| v.as_str()).map(str::to_string);
-    Platform {
-        os: field("os").unwrap_or_else(|| "unknown".to_string()),
-        architecture: field("architecture").unwrap_or_else(|| "unknown".to_string()),
-        variant: field("variant"),
-    }
 }

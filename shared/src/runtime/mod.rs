@@ -443,15 +443,29 @@ impl Drop for Prepared {
 /// left behind.
 pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     let checked = check(opts)?;
-    let image = store.resolve_image(&opts.image).map_err(|e| match e {
+    let wanted_platform: Option<crate::platform::Platform> = opts
+        .platform
+        .as_deref()
+        .map(|wanted| {
+            wanted
+                .parse()
+                .map_err(|e| bad("--platform", wanted, format!("{e}")))
+        })
+        .transpose()?;
+    // A multi-platform tag gives the platform asked for, if it is here.
+    let found = match &wanted_platform {
+        Some(platform) => match store.resolve_image_on(&opts.image, platform) {
+            Err(StoreError::NoSuchImage(_)) => store.resolve_image(&opts.image),
+            other => other,
+        },
+        None => store.resolve_image(&opts.image),
+    };
+    let image = found.map_err(|e| match e {
         StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
         other => RunError::Store(other),
     })?;
     let image_config = store.read_image_config(&image)?;
-    if let Some(wanted) = &opts.platform {
-        let wanted_platform: crate::platform::Platform = wanted
-            .parse()
-            .map_err(|e| bad("--platform", wanted, format!("{e}")))?;
+    if let (Some(wanted), Some(wanted_platform)) = (&opts.platform, &wanted_platform) {
         let arch = image_config.architecture().to_string();
         let os = image_config.os().to_string();
         if !wanted_platform.matches(&os, &arch, image_config.variant().as_deref()) {

@@ -190,6 +190,58 @@ impl Store {
         }))
     }
 
+    /// `resolve_image` for one platform: through a multi-platform tag, that
+    /// platform's manifest if its blob is here; an image named any other way
+    /// must declare that platform. Otherwise `NoSuchImage`, so that a pull
+    /// policy fetches the platform asked for.
+    pub fn resolve_image_on(&self, target: &str, platform: &Platform) -> Result<Image, StoreError> {
+        let missing = || StoreError::NoSuchImage(format!("{target} for {platform}"));
+        if let Ok(reference) = Reference::parse(target)
+            && reference.digest().is_none()
+            && let Some(tagged) = self
+                .read_index()?
+                .manifests()
+                .iter()
+                .find(|d| tag_of(d).as_ref() == Some(&reference))
+                .cloned()
+            && MediaKind::of(tagged.media_type().as_ref()) == MediaKind::Index
+        {
+            let digest = descriptor_digest(&tagged);
+            if !self.has_blob(&digest) {
+                return Err(missing());
+            }
+            let index = self.read_image_index(&digest)?;
+            let Some(wanted) = index
+                .manifests()
+                .iter()
+                .filter(|d| MediaKind::of(d.media_type().as_ref()) == MediaKind::Manifest)
+                .find(|d| platform_matches(d, platform) && self.has_blob(&descriptor_digest(d)))
+                .map(descriptor_digest)
+            else {
+                return Err(missing());
+            };
+            let reach = self.reachable_manifests()?;
+            return reach
+                .iter()
+                .find(|r| r.digest == wanted)
+                .map(|r| self.image_of(r))
+                .transpose()?
+                .flatten()
+                .ok_or_else(missing);
+        }
+        let image = self.resolve_image(target)?;
+        let declared = Platform::of_config(&self.read_blob(&image.id())?);
+        if platform.matches(
+            &declared.os,
+            &declared.architecture,
+            declared.variant.as_deref(),
+        ) {
+            Ok(image)
+        } else {
+            Err(missing())
+        }
+    }
+
     /// Every image `index.json` names, read from the index alone (no
     /// manifest is opened): the cheap start of a listing.
     pub fn image_entries(&self) -> Result<Vec<ImageEntry>, StoreError> {

@@ -208,7 +208,8 @@ fn ensure_image(
     platform: Option<&str>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    let reference = match policy.need(store, image)? {
+    let platform: Option<berth::platform::Platform> = platform.map(str::parse).transpose()?;
+    let reference = match policy.need_on(store, image, platform.as_ref())? {
         PullNeed::Present => return Ok(()),
         PullNeed::Missing(reference) => {
             Progress::new(quiet).line(format_args!(
@@ -220,7 +221,7 @@ fn ensure_image(
         PullNeed::Refresh(reference) => reference,
     };
     let options = PullOptions {
-        platform: platform.map(str::parse).transpose()?,
+        platform,
         ..PullOptions::default()
     };
     let mut observer = PullProgress::new(Progress::new(quiet));
