@@ -50,6 +50,17 @@ impl Default for Fixture {
     }
 }
 
+/// A test that failed half-way may leave containers running: they are
+/// killed and removed before their store goes, so no monitor, mount or
+/// cgroup outlives the test.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for record in berth::lifecycle::list(&self.store).unwrap_or_default() {
+            let _ = berth::lifecycle::remove(&self.store, &record, true);
+        }
+    }
+}
+
 impl Fixture {
     pub fn new() -> Fixture {
         let dir = tempfile::tempdir().expect("fixture dir");

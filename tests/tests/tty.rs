@@ -252,3 +252,65 @@ fn ctr_attach_passes_signals_on_unless_told_not_to() {
     assert!(rest.ends_with("got-int\n"), "{rest}");
     assert_eq!(fixture.container_record(id)["State"]["ExitCode"], 9);
 }
+
+/// `ctr-run -di`: the container's stdin stays open, with nobody writing,
+/// until a ctr-attach sends its input; when that input ends the stdin stays
+/// open for the next one (Docker's StdinOnce is false for `-d`).
+#[test]
+fn a_detached_interactive_container_takes_input_from_each_ctr_attach_in_turn() {
+    use std::io::{BufRead, Write};
+    let fixture = fixture();
+    let script = "while read l; do echo \"got $l\"; done; echo closed";
+    Run::of(
+        tool("ctr-run", fixture.root())
+            .args(["-d", "-i", "--name", "feed", IMG, "sh", "-c", script]),
+        None,
+    )
+    .success();
+    let attach_and_send = |line: &str| {
+        let mut attach = tool("ctr-attach", fixture.root())
+            .args(["--sig-proxy=false", "feed"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = attach.stdin.take().unwrap();
+        writeln!(input, "{line}").unwrap();
+        drop(input);
+        let mut stdout = std::io::BufReader::new(attach.stdout.take().unwrap());
+        let mut answer = String::new();
+        stdout.read_line(&mut answer).unwrap();
+        // The container runs on after our input ended: leave it.
+        attach.kill().unwrap();
+        attach.wait().unwrap();
+        answer
+    };
+    assert_eq!(attach_and_send("one"), "got one\n");
+    assert_eq!(attach_and_send("two"), "got two\n");
+    let id = &fixture.container_ids()[0];
+    assert_eq!(fixture.container_record(id)["State"]["Status"], "running");
+    let logs = Run::of(tool("ctr-logs", fixture.root()).arg("feed"), None).success();
+    assert_eq!(logs.stdout, "got one\ngot two\n");
+}
+
+/// `ctr-start -ai` of a container made with a foreground `-i`: our input
+/// goes to it, and its end closes the container's stdin (StdinOnce), so
+/// `cat` ends and the container's own exit code comes back.
+#[test]
+fn ctr_start_ai_feeds_a_container_made_with_i_and_its_eof_closes_the_stdin() {
+    let fixture = fixture();
+    let script = "cat; echo done; exit 4";
+    let first = Run::of(
+        tool("ctr-run", fixture.root()).args(["-i", "--name", "cat", IMG, "sh", "-c", script]),
+        Some("a\n"),
+    )
+    .failure(4);
+    assert_eq!(first.stdout, "a\ndone\n");
+    let again = Run::of(
+        tool("ctr-start", fixture.root()).args(["-ai", "cat"]),
+        Some("b\nc\n"),
+    )
+    .failure(4);
+    assert_eq!(again.stdout, "b\nc\ndone\n");
+    assert_eq!(again.stderr, "");
+}

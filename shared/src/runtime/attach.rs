@@ -1,5 +1,8 @@
-//! Attaching to a `-t` container: the monitor owns the pty master and serves
-//! one client at a time on `attach.sock`; the client is the user's terminal.
+//! Attaching to a container: the monitor serves one client at a time on
+//! `attach.sock`. For a `-t` container it owns the pty master and the client
+//! is the user's terminal; for a `-i` one without a terminal it owns the
+//! write end of the container's stdin and the client sends its input (the
+//! output is followed in the log).
 //!
 //! Frames on the socket are `[kind u8][length u32 BE][payload]`, so output,
 //! keys, window sizes and the final exit code never mix.
@@ -14,6 +17,8 @@ const OUTPUT: u8 = 1;
 const EXIT: u8 = 2;
 const INPUT: u8 = 3;
 const RESIZE: u8 = 4;
+/// The client's input ended (its stdin reached EOF).
+const INPUT_END: u8 = 5;
 
 /// Output kept for a client that has not connected yet (a foreground
 /// `ctr-run -t` connects just after start); past this it is only logged.
@@ -138,6 +143,66 @@ impl AttachServer {
             }
         }
     }
+}
+
+impl AttachServer {
+    /// Feeds each client's input to the container's `stdin`, one client
+    /// after another, for a `-i` container without a terminal. When a
+    /// client's input ends (or it goes away) the container's stdin is closed
+    /// with `once` (Docker's StdinOnce), or kept open for the next client.
+    /// Returns once the stdin is closed, by us or by the container.
+    pub fn serve_stdin(self, stdin: OwnedFd, once: bool) {
+        let mut stdin = std::fs::File::from(stdin);
+        for client in self.listener.incoming() {
+            let Ok(mut client) = client else { continue };
+            loop {
+                match read_frame(&mut client) {
+                    Ok(Some((INPUT, bytes))) => {
+                        // EPIPE: every process in the container closed it.
+                        if stdin.write_all(&bytes).is_err() {
+                            return;
+                        }
+                    }
+                    Ok(Some((INPUT_END, _))) | Ok(None) | Err(_) => break,
+                    Ok(Some(_)) => {}
+                }
+            }
+            if once {
+                return;
+            }
+        }
+    }
+}
+
+/// The client's side for a `-i` container without a terminal: our stdin
+/// goes to the container from a thread of its own, then an end-of-input
+/// mark. False (and nothing sent) when the container takes no input: it was
+/// made without `-i`, or its stdin has been closed for good.
+pub fn send_stdin(dir: &Path) -> bool {
+    let Ok(path) = ShortPath::new(dir, "attach.sock") else {
+        return false;
+    };
+    let Ok(mut stream) = UnixStream::connect(&path.path) else {
+        return false;
+    };
+    std::thread::spawn(move || {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut input = io::stdin();
+        loop {
+            match input.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => {
+                    if write_frame(&mut stream, INPUT, &buf[..n]).is_err() {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+        let _ = write_frame(&mut stream, INPUT_END, &[]);
+    });
+    true
 }
 
 /// Tells the attached client how the container ended.

@@ -370,6 +370,10 @@ pub struct Prepared {
     pub rootfs: PathBuf,
     pub remove: bool,
     pub interactive: bool,
+    /// Docker's StdinOnce: the container's stdin closes when the first
+    /// attached client's input ends (`-i` in the foreground), rather than
+    /// staying open for the next one (`-di`).
+    pub stdin_once: bool,
     pub tty: bool,
     /// Held (flock) for as long as someone owns the running container: the
     /// foreground ctr-run or the monitor. Free means nobody will record an
@@ -616,6 +620,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         rootfs: dir.join("rootfs"),
         remove: opts.remove,
         interactive: opts.interactive,
+        stdin_once: opts.interactive && !opts.detach,
         tty: opts.tty,
         owner: Some(take_ownership(&dir)?),
         new: true,
@@ -764,6 +769,7 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
         rootfs,
         remove: record.host_config.auto_remove,
         interactive: record.config.open_stdin,
+        stdin_once: record.config.stdin_once,
         tty: record.config.tty,
         owner: Some(owner),
         new: false,

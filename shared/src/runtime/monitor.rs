@@ -1,6 +1,6 @@
 //! `ctr-run -d` and `-t`: a double-forked monitor (conmon's job) owns the
-//! container, writes its output as a Docker json-file log, serves the pty to
-//! an attached terminal, records the exit, honours --rm.
+//! container, writes its output as a Docker json-file log, serves the pty (or
+//! with `-i` the stdin) to an attached client, records the exit, honours --rm.
 
 use super::attach::{self, AttachServer, Attached};
 use super::tty::ConsoleSocket;
@@ -100,9 +100,24 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
             unsafe { libc::_exit(1) };
         }
     };
+    // `-i`: the container's stdin is a pipe whose write end we keep, fed by
+    // whichever client attaches; /dev/null (our stdin) otherwise.
+    let (stdin, feeder) = if prepared.interactive {
+        match stdin_pipe(&prepared) {
+            Ok((read, write, server)) => (Some(read), Some((write, server))),
+            Err(e) => {
+                let _ = write!(status, "creating the stdin pipe: {e}");
+                drop(prepared);
+                // SAFETY: as above.
+                unsafe { libc::_exit(1) };
+            }
+        }
+    } else {
+        (None, None)
+    };
     let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
     let stdio = Stdio {
-        stdin: None,
+        stdin,
         stdout: Some(out_w),
         stderr: Some(err_w),
         console_socket: None,
@@ -118,6 +133,12 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
     };
     let _ = status.write_all(b"ok");
     drop(status);
+    // A thread only now: the container's init is started, so no fork of
+    // ours can inherit a lock this thread holds. Our _exit ends it.
+    if let Some((write, server)) = feeder {
+        let once = prepared.stdin_once;
+        std::thread::spawn(move || server.serve_stdin(write, once));
+    }
     let mut log = OpenOptions::new()
         .create(true)
         .append(true)
@@ -128,6 +149,14 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
     let _ = finish(prepared, container, code);
     // SAFETY: as above.
     unsafe { libc::_exit(0) }
+}
+
+/// The container's stdin pipe (close-on-exec, so only the init's dup of
+/// the read end reaches the container) and the socket its input comes on.
+fn stdin_pipe(prepared: &Prepared) -> io::Result<(OwnedFd, OwnedFd, AttachServer)> {
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let server = AttachServer::bind(&prepared.dir)?;
+    Ok((read, write, server))
 }
 
 /// The monitor of a `-t` container: the pty's output goes to the log (as

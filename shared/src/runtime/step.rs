@@ -75,6 +75,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
         rootfs: options.rootfs.to_path_buf(),
         remove: true,
         interactive: false,
+        stdin_once: false,
         tty: false,
         owner: Some(super::take_ownership(&dir)?),
         new: true,

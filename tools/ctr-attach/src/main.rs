@@ -1,7 +1,7 @@
 //! ctr-attach: Docker's `docker attach`. A container made with -t gets our
 //! terminal (keys, output, window size; the detach keys leave it running);
-//! one without gets its output followed. Either way we exit with the
-//! container's code when it stops.
+//! one without gets its output followed and, if it was made with -i, our
+//! input. Either way we exit with the container's code when it stops.
 
 use berth::cli::{DetachKeysArg, StoreArgs};
 use berth::runtime::attach;
@@ -14,7 +14,7 @@ use clap::Parser;
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
-    /// Do not send our input (only with a terminal)
+    /// Do not send our input
     #[arg(long)]
     no_stdin: bool,
     #[command(flatten)]
@@ -43,6 +43,9 @@ fn main() -> std::process::ExitCode {
             attach::attach(&dir, &record.id, !cli.no_stdin, cli.keys.keys())?.exit_code()
         } else {
             let from = lifecycle::log_length(&record);
+            if record.config.open_stdin && !cli.no_stdin {
+                attach::send_stdin(&store.container_dir(&record.id));
+            }
             let log = std::path::Path::new(&record.log_path);
             logs::follow_to_exit(&store, &record.id, log, from, cli.sig_proxy)?
         };

@@ -1,6 +1,6 @@
 //! ctr-start: Docker's `docker start`. Starts stopped containers again with
 //! the same config and upper dir; `-a` follows one to its end (passing our
-//! signals on to it) and exits with its code.
+//! signals on to it) and exits with its code; `-i` also sends it our input.
 
 use berth::cli::{ContainerTargets, DetachKeysArg, StoreArgs};
 use berth::lifecycle::{self, LifecycleError};
@@ -20,7 +20,7 @@ struct Cli {
     /// Attach stdout/stderr and exit with the container's code
     #[arg(short, long)]
     attach: bool,
-    /// Attach stdin too (containers made with -t)
+    /// Attach stdin too (containers made with -i), and stdout/stderr
     #[arg(short, long)]
     interactive: bool,
     #[command(flatten)]
@@ -49,15 +49,14 @@ fn main() -> std::process::ExitCode {
             lifecycle::start(&store, &record, true)?;
             let dir = store.container_dir(&record.id);
             attach::attach(&dir, &record.id, cli.interactive, cli.keys.keys())?.exit_code()
-        } else if cli.interactive {
-            return Err(Failure::new(
-                Exit::Failed,
-                "-i needs a container made with -t: the monitor keeps no stdin for others",
-            ));
         } else {
-            // Without a terminal the output is in the log: follow it from here.
+            // Without a terminal the output is in the log: follow it from
+            // here, and send our input when the container takes some.
             let from = lifecycle::log_length(&record);
             lifecycle::start(&store, &record, false)?;
+            if cli.interactive && record.config.open_stdin {
+                attach::send_stdin(&store.container_dir(&record.id));
+            }
             let log = std::path::Path::new(&record.log_path);
             logs::follow_to_exit(&store, &record.id, log, from, true)?
         };
