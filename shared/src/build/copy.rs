@@ -497,7 +497,8 @@ impl Root {
 }
 
 /// ADD unpacks a local file when it is a tar, plain or compressed (gzip,
-/// zstd, xz): the tar stream if it is one, `None` to copy the file as is.
+/// bzip2, xz as Docker's classic builder; zstd as BuildKit): the tar stream
+/// if it is one, `None` to copy the file as is.
 fn archive(path: &Path) -> Result<Option<Box<dyn Read>>, CopyError> {
     let mut file = fs::File::open(path).map_err(io_err(path))?;
     let mut magic = [0u8; 6];
@@ -511,6 +512,8 @@ fn archive(path: &Path) -> Result<Option<Box<dyn Read>>, CopyError> {
         }
         io::Seek::rewind(&mut out).map_err(io_err(path))?;
         Box::new(out)
+    } else if magic[..n].starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(file)))
     } else {
         match crate::compression::decompressed(io::BufReader::new(file)) {
             Ok(reader) => reader,
@@ -756,7 +759,7 @@ mod tests {
     }
 
     #[test]
-    fn add_extracts_xz_and_zstd_tars_too() {
+    fn add_extracts_xz_bzip2_and_zstd_tars_too() {
         let (_d, ctx_dir, rootfs) = setup();
         let mut tar = tar::Builder::new(Vec::new());
         let mut h = tar::Header::new_gnu();
@@ -775,8 +778,18 @@ mod tests {
             zstd::encode_all(&plain[..], 3).unwrap(),
         )
         .unwrap();
+        let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::fast());
+        std::io::Write::write_all(&mut bz, &plain).unwrap();
+        fs::write(ctx_dir.join("c.tar.bz2"), bz.finish().unwrap()).unwrap();
+        // bzip2 magic on bytes that are not bzip2: copied as they are.
+        fs::write(ctx_dir.join("fake.bz2"), b"BZh9 but not really").unwrap();
+        assert!(archive(&ctx_dir.join("fake.bz2")).unwrap().is_none());
         let ctx = Context::open(&ctx_dir).unwrap();
-        for (name, dest) in [("a.tar.xz", "/xz"), ("b.tar.zst", "/zst")] {
+        for (name, dest) in [
+            ("a.tar.xz", "/xz"),
+            ("b.tar.zst", "/zst"),
+            ("c.tar.bz2", "/bz2"),
+        ] {
             let sources = walked(&ctx, &ctx_dir, &[name]);
             copy_into(&rootfs, &sources, dest, false, Attributes::default(), true).unwrap();
             assert_eq!(
