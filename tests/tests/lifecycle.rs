@@ -496,3 +496,62 @@ fn stops_and_starts_racing_on_one_container_never_corrupt_its_record() {
     assert_eq!(status(&fixture, "raced"), "running");
     run(&fixture, "ctr-rm", &["-f", "raced"]).success();
 }
+
+/// A container's cgroups exist while it runs and are gone once it stopped,
+/// even with a process that ctr-exec left running in the background (the
+/// PID namespace ends with the init, and the cgroups are then empty), and
+/// libcontainer's state goes with them.
+#[test]
+fn a_stopped_container_leaves_no_cgroup_or_runtime_state() {
+    let fixture = fixture();
+    let id = run(
+        &fixture,
+        "ctr-run",
+        &[
+            "-d",
+            "--memory",
+            "64m",
+            "--pids-limit",
+            "50",
+            IMG,
+            "sleep",
+            "1000",
+        ],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    run(&fixture, "ctr-exec", &["-d", &id, "sleep", "1000"]).success();
+    let controllers = ["memory", "pids", "cpu", "freezer", "devices"];
+    let cgroup = |controller: &str| {
+        std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join("berth")
+            .join(&id)
+    };
+    for controller in controllers {
+        assert!(
+            cgroup(controller).is_dir(),
+            "no {controller} cgroup while running"
+        );
+    }
+    let procs = std::fs::read_to_string(cgroup("pids").join("cgroup.procs")).unwrap();
+    assert_eq!(
+        procs.lines().count(),
+        2,
+        "init and the exec'd sleep: {procs}"
+    );
+    let runtime_state = fixture.root().join("runtime").join(&id);
+    assert!(runtime_state.is_dir());
+
+    run(&fixture, "ctr-stop", &["-t", "0", &id]).success();
+    for controller in controllers {
+        assert!(
+            !cgroup(controller).exists(),
+            "{controller} cgroup left behind"
+        );
+    }
+    assert!(!runtime_state.exists(), "libcontainer's state left behind");
+    assert_eq!(status(&fixture, &id), "exited");
+}

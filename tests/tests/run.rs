@@ -702,3 +702,41 @@ fn a_missing_image_is_pulled_first_unless_pull_never() {
         .failure(125)
         .one_error_line(&["sometimes"]);
 }
+
+/// The detached monitor outlives ctr-run, so it must not keep what ctr-run
+/// inherited: here a pipe on descriptor 9 (as a make jobserver or a CI
+/// runner passes one) reaches its end once ctr-run has returned, while the
+/// container still runs.
+#[test]
+fn a_detached_container_keeps_none_of_the_callers_descriptors() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let fixture = fixture();
+    let (read, write) = rustix::pipe::pipe().unwrap();
+    let write_fd = write.as_raw_fd();
+    let mut command = tool("ctr-run", fixture.root());
+    command.args(["-d", IMG, "sleep", "1000"]);
+    // SAFETY: dup2 is async-signal-safe; it runs in the child before exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::dup2(write_fd, 9) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let id = Run::of(&mut command, None)
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    drop(write);
+    rustix::io::ioctl_fionbio(&read, true).unwrap();
+    let mut buf = [0u8; 16];
+    assert!(
+        wait_for(10, || matches!(rustix::io::read(&read, &mut buf), Ok(0))),
+        "something still holds the caller's pipe open"
+    );
+    assert_eq!(fixture.container_record(&id)["State"]["Status"], "running");
+    Run::of(tool("ctr-rm", fixture.root()).args(["-f", &id]), None).success();
+}

@@ -160,10 +160,12 @@ fn pulls(registry: &Registry, fixture: &Fixture, debian: Option<&Debian>) -> Res
         binary("img-pull").display(),
         ours.display()
     );
+    let big_id = podman_id(fixture, "bench/big:latest");
     let fresh = format!(
-        "rm -rf {} {}; podman rmi -f {big} >/dev/null 2>&1 || true",
+        "rm -rf {} {}; {}",
         ours.display(),
-        skopeo.display()
+        skopeo.display(),
+        podman_forget(&big_id)
     );
     let blob_urls: Vec<String> = layers
         .iter()
@@ -228,10 +230,12 @@ fn pulls(registry: &Registry, fixture: &Fixture, debian: Option<&Debian>) -> Res
             &format!("docker://{reference}"),
         );
         let img_pull = img_pull.replace(&big, &reference);
+        let debian_id = podman_id(fixture, DEBIAN);
         let fresh = format!(
-            "rm -rf {} {}; podman rmi -f {reference} >/dev/null 2>&1 || true",
+            "rm -rf {} {}; {}",
             ours.display(),
-            skopeo.display()
+            skopeo.display(),
+            podman_forget(&debian_id)
         );
         let comparisons = [
             Comparison {
@@ -257,7 +261,9 @@ fn pulls(registry: &Registry, fixture: &Fixture, debian: Option<&Debian>) -> Res
         );
         compare([&title, "img-pull", "other"], &comparisons)?;
         println!();
+        run_quietly(&podman_forget(&debian_id));
     }
+    run_quietly(&podman_forget(&big_id));
 
     // Peak memory for one layer of 8, 64 and 256 MiB: bounded by the chunks
     // in flight between socket and writer, so it levels off.
@@ -323,6 +329,9 @@ fn builds() -> Result<(), String> {
         "buildah bud --layers --runtime runc --cgroup-manager cgroupfs -q -t localhost/berth-bench/build {}",
         dir.display()
     );
+    // buildah leaves an image per step of every timed build: they go at the
+    // end, and only they (podman's storage may hold the user's images).
+    let before = podman_image_ids();
     let comparisons = vec![
         Comparison {
             name: "cold build, every step run (--no-cache)".into(),
@@ -337,13 +346,15 @@ fn builds() -> Result<(), String> {
             prepare: None,
         },
     ];
-    compare(
+    let result = compare(
         ["img-build vs buildah bud --layers", "img-build", "buildah"],
         &comparisons,
-    )?;
-    let _ = Command::new("buildah")
-        .args(["rmi", "-f", "localhost/berth-bench/build"])
-        .output();
+    );
+    let made: Vec<String> = podman_image_ids().difference(&before).cloned().collect();
+    if !made.is_empty() {
+        run_quietly(&format!("podman rmi -f {} >/dev/null 2>&1", made.join(" ")));
+    }
+    result?;
     println!("goals: cold ≤ 0.7x buildah; cached ≤ 100 ms and ≤ 0.2x buildah\n");
     Ok(())
 }
@@ -436,16 +447,13 @@ fn containers_scale() -> Result<(), String> {
         ],
     );
     for root in [small.root(), large.root()] {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "{} --root {} -aq | {} --root {} -f >/dev/null",
-                binary("ctr-ps").display(),
-                root.display(),
-                binary("ctr-rm").display(),
-                root.display()
-            ))
-            .status();
+        run_quietly(&format!(
+            "{} --root {} -aq | {} --root {} -f >/dev/null",
+            binary("ctr-ps").display(),
+            root.display(),
+            binary("ctr-rm").display(),
+            root.display()
+        ));
     }
     result?;
     println!("growth = time at 500 / time at 50 (10 would be linear)\n");
@@ -507,6 +515,41 @@ fn podman_import(images: &str) -> Result<String, String> {
         &format!("containers-storage:{name}"),
     );
     Ok(name.to_string())
+}
+
+/// podman's ID of an image in the bench store: its config digest's hex.
+fn podman_id(fixture: &Fixture, reference: &str) -> String {
+    fixture
+        .store
+        .resolve_image(reference)
+        .map(|image| image.id().hex().to_string())
+        .expect("the bench image is in the bench store")
+}
+
+/// Removes an image from podman's storage by ID, under every name it has:
+/// a name left by an earlier bench (another registry port) would keep its
+/// layers, and podman's next pull would then only write metadata.
+fn podman_forget(id: &str) -> String {
+    format!("podman rmi -f {id} >/dev/null 2>&1 || true")
+}
+
+/// The IDs of every image in podman's storage, intermediate ones too.
+fn podman_image_ids() -> std::collections::HashSet<String> {
+    Command::new("podman")
+        .args(["images", "-a", "-q", "--no-trunc"])
+        .output()
+        .map(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs a shell command for its effect only (cleanup).
+fn run_quietly(command: &str) {
+    let _ = Command::new("sh").args(["-c", command]).status();
 }
 
 /// The reference the Debian rootfs image gets in the bench store.

@@ -133,9 +133,20 @@ fn run(
         .with_root_path(store.root().join("runtime"))
         .map_err(runtime)?
         .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
-    if console.is_none() && !opts.interactive {
-        let null = File::open("/dev/null").map_err(io_error(Path::new("/dev/null")))?;
-        builder = builder.with_stdin(null);
+    let null = || {
+        File::options()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+            .map_err(io_error(Path::new("/dev/null")))
+    };
+    if console.is_none() && (opts.detach || !opts.interactive) {
+        builder = builder.with_stdin(null()?);
+    }
+    // Detached, nobody reads the output (Docker drops it too): holding our
+    // stdout would keep `ctr-exec -d … | …` waiting for the process's end.
+    if console.is_none() && opts.detach {
+        builder = builder.with_stdout(null()?).with_stderr(null()?);
     }
     let pid = builder
         .as_tenant()

@@ -427,9 +427,22 @@ pub fn release_runtime(store: &Store, id: &str) {
             "unified",
         ] {
             let base = Path::new("/sys/fs/cgroup").join(controller).join("berth");
-            let _ = fs::remove_dir(base.join(id));
+            remove_cgroup(&base.join(id));
             // Fails while another container still uses it: that is fine.
             let _ = fs::remove_dir(&base);
+        }
+    }
+}
+
+/// Removes a container's cgroup directory. The kernel may still be
+/// detaching the last exited task for a moment (EBUSY): retried briefly.
+fn remove_cgroup(path: &Path) {
+    for _ in 0..50 {
+        match fs::remove_dir(path) {
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+            }
+            _ => return,
         }
     }
 }
@@ -1007,11 +1020,16 @@ pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
     }
 }
 
-/// Records the exit, deletes the libcontainer state and cgroups, unmounts,
-/// and honours `--rm`.
-pub fn finish(mut prepared: Prepared, mut container: Container, code: i32) -> Result<(), RunError> {
+/// Records the exit of a container whose init has been waited for, removes
+/// the runtime's state and the cgroups, unmounts, and honours `--rm`.
+pub fn finish(mut prepared: Prepared, container: Container, code: i32) -> Result<(), RunError> {
     let oom = oom_killed(&prepared.id);
-    let _ = container.delete(true);
+    // The init has exited, and with it its PID namespace and every process
+    // in it, so the cgroups are empty: `cleanup` removes them and the
+    // runtime's state directly. libcontainer's `delete` would do the same,
+    // but its cgroup manager re-reads /proc/self/mountinfo once per
+    // controller: about 4 ms of a 25 ms `ctr-run --rm IMAGE true`.
+    drop(container);
     let remove = prepared.remove;
     let result = if remove {
         Ok(())

@@ -54,6 +54,8 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
                 libc::_exit(0);
             }
         }
+        let owner = prepared.owner.as_ref().map(|f| f.as_raw_fd());
+        close_inherited(&[Some(status_w.as_raw_fd()), owner]);
         monitor(prepared, status_w, attached);
     }
     // The parent: the monitor owns the container and its cleanup now (the
@@ -74,6 +76,27 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
             "it exited before starting the container".to_string(),
         )),
         None => Err(RunError::Runtime(report.trim().to_string())),
+    }
+}
+
+/// Closes every descriptor above stderr but `keep`. The monitor outlives
+/// its caller, so whatever the caller inherited (a make jobserver's pipe, a
+/// CI runner's output pipe) would otherwise stay open, and whoever waits for
+/// that pipe's end would wait for the container's.
+fn close_inherited(keep: &[Option<i32>]) {
+    let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
+        Ok(dir) => dir
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .collect(),
+        Err(_) => return,
+    };
+    for fd in open {
+        if fd > 2 && !keep.contains(&Some(fd)) {
+            // SAFETY: closing descriptors nothing in this process uses: the
+            // monitor was just forked and holds only those in `keep` (the
+            // read_dir's own is already closed, and EBADF is harmless).
+            unsafe { libc::close(fd) };
+        }
     }
 }
 
