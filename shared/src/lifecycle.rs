@@ -284,6 +284,24 @@ pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), Lifec
     Ok(())
 }
 
+/// An attached client without a terminal (`ctr-attach`, `ctr-start -a`):
+/// with `input`, our stdin goes to the container if it takes some (made
+/// with `-i`); its output from log offset `from` on goes to ours until it
+/// stops. Returns its exit code.
+pub fn attach_without_terminal(
+    store: &Store,
+    record: &Record,
+    from: u64,
+    input: bool,
+    proxy_signals: bool,
+) -> Result<i32, crate::logs::LogError> {
+    if input && record.config.open_stdin {
+        runtime::attach::send_stdin(&store.container_dir(&record.id));
+    }
+    let log = Path::new(&record.log_path);
+    crate::logs::follow_to_exit(store, &record.id, log, from, proxy_signals)
+}
+
 /// The length of a container's log now: where an attached start begins.
 pub fn log_length(record: &Record) -> u64 {
     fs::metadata(Path::new(&record.log_path))

@@ -634,22 +634,20 @@ impl Builder<'_> {
             registry::pull(self.store, &reference, &options, self.observer.puller())
                 .map_err(|e| self.at(node, e.to_string()))?;
         }
-        let found = match platform {
-            Some(platform) => self.store.resolve_image_on(name, platform),
-            None => self.store.resolve_image(name),
-        };
-        found.map_err(|e| match e {
-            StoreError::NoSuchImage(_) => self.at(
-                node,
-                match platform {
-                    Some(platform) => {
-                        format!("{name}: no {platform} image in the store and not pullable")
-                    }
-                    None => format!("{name}: not found in the store and not pullable"),
-                },
-            ),
-            other => BuildError::Store(other),
-        })
+        self.store
+            .resolve_image_for(name, platform)
+            .map_err(|e| match e {
+                StoreError::NoSuchImage(_) => self.at(
+                    node,
+                    match platform {
+                        Some(platform) => {
+                            format!("{name}: no {platform} image in the store and not pullable")
+                        }
+                        None => format!("{name}: not found in the store and not pullable"),
+                    },
+                ),
+                other => BuildError::Store(other),
+            })
     }
 
     fn state_of(&self, image: &Image) -> Result<ImageState, BuildError> {

@@ -61,11 +61,7 @@ impl PullPolicy {
         target: &str,
         platform: Option<&Platform>,
     ) -> Result<PullNeed, StoreError> {
-        let found = match platform {
-            Some(platform) => store.resolve_image_on(target, platform),
-            None => store.resolve_image(target),
-        };
-        let present = match found {
+        let present = match store.resolve_image_for(target, platform) {
             Ok(_) => true,
             Err(StoreError::NoSuchImage(_)) => false,
             Err(other) => return Err(other),

@@ -143,9 +143,7 @@ impl AttachServer {
             }
         }
     }
-}
 
-impl AttachServer {
     /// Feeds each client's input to the container's `stdin`, one client
     /// after another, for a `-i` container without a terminal. When a
     /// client's input ends (or it goes away) the container's stdin is closed

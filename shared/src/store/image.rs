@@ -190,6 +190,18 @@ impl Store {
         }))
     }
 
+    /// `resolve_image_on` when a platform is asked for, else `resolve_image`.
+    pub fn resolve_image_for(
+        &self,
+        target: &str,
+        platform: Option<&Platform>,
+    ) -> Result<Image, StoreError> {
+        match platform {
+            Some(platform) => self.resolve_image_on(target, platform),
+            None => self.resolve_image(target),
+        }
+    }
+
     /// `resolve_image` for one platform: through a multi-platform tag, that
     /// platform's manifest if its blob is here; an image named any other way
     /// must declare that platform. Otherwise `NoSuchImage`, so that a pull

@@ -5,7 +5,7 @@
 
 use berth::cli::{DetachKeysArg, StoreArgs};
 use berth::runtime::attach;
-use berth::{Exit, Failure, exit, lifecycle, logs};
+use berth::{Exit, Failure, exit, lifecycle};
 use clap::Parser;
 
 /// Attach to a running container.
@@ -43,11 +43,7 @@ fn main() -> std::process::ExitCode {
             attach::attach(&dir, &record.id, !cli.no_stdin, cli.keys.keys())?.exit_code()
         } else {
             let from = lifecycle::log_length(&record);
-            if record.config.open_stdin && !cli.no_stdin {
-                attach::send_stdin(&store.container_dir(&record.id));
-            }
-            let log = std::path::Path::new(&record.log_path);
-            logs::follow_to_exit(&store, &record.id, log, from, cli.sig_proxy)?
+            lifecycle::attach_without_terminal(&store, &record, from, !cli.no_stdin, cli.sig_proxy)?
         };
         match code {
             0 => Ok(()),

@@ -4,7 +4,6 @@
 
 use berth::cli::{ContainerTargets, DetachKeysArg, StoreArgs};
 use berth::lifecycle::{self, LifecycleError};
-use berth::logs;
 use berth::runtime::attach;
 use berth::{Exit, Failure, exit};
 use clap::Parser;
@@ -51,14 +50,10 @@ fn main() -> std::process::ExitCode {
             attach::attach(&dir, &record.id, cli.interactive, cli.keys.keys())?.exit_code()
         } else {
             // Without a terminal the output is in the log: follow it from
-            // here, and send our input when the container takes some.
+            // here, where this start begins.
             let from = lifecycle::log_length(&record);
             lifecycle::start(&store, &record, false)?;
-            if cli.interactive && record.config.open_stdin {
-                attach::send_stdin(&store.container_dir(&record.id));
-            }
-            let log = std::path::Path::new(&record.log_path);
-            logs::follow_to_exit(&store, &record.id, log, from, true)?
+            lifecycle::attach_without_terminal(&store, &record, from, cli.interactive, true)?
         };
         match code {
             0 => Ok(()),
