@@ -83,6 +83,8 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
 
 /// Every container with its live state, newest first (as `docker ps`).
 pub fn list(store: &Store) -> Result<Vec<Record>, LifecycleError> {
+    // A killed img-build's step is not the user's container: it goes.
+    runtime::step::sweep_orphans(store);
     let mut all = records(store)?;
     all.sort_by(|a, b| b.created.cmp(&a.created));
     Ok(all.into_iter().map(|r| current(store, r)).collect())

@@ -96,14 +96,24 @@ impl Run {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = command.spawn().expect("spawn tool");
-        if let Some(input) = input {
-            // A tool may refuse before reading its stdin; that is its answer.
-            match child.stdin.take().unwrap().write_all(input) {
-                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-                other => other.unwrap(),
-            }
+        // Fed from a thread while the output is read: a tool that echoes
+        // more than a pipe holds would otherwise block us both.
+        let feeder = input.map(|input| {
+            let mut stdin = child.stdin.take().unwrap();
+            let input = input.to_vec();
+            std::thread::spawn(move || {
+                // A tool may refuse before reading its stdin; that is its answer.
+                match stdin.write_all(&input) {
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+                    other => other.unwrap(),
+                }
+            })
+        });
+        let output = child.wait_with_output().expect("wait for tool");
+        if let Some(feeder) = feeder {
+            feeder.join().expect("feeding the tool's stdin");
         }
-        Run::from(child.wait_with_output().expect("wait for tool"))
+        Run::from(output)
     }
 
     pub fn success(self) -> Run {

@@ -18,7 +18,7 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{self, PullError, PullNeed, PullObserver, PullOptions, PullPolicy};
 use crate::runtime::{self, NetworkMode, RunError, step};
-use crate::store::{Image, Store, StoreError, descriptor_digest};
+use crate::store::{Image, SCRATCH_BUILD, Scratch, Store, StoreError, descriptor_digest};
 use cache::CacheKey;
 use context::{Context, ContextError, Source};
 use copy::{Attributes, CopyError, Item};
@@ -345,6 +345,10 @@ pub fn build(
         Some(dir) => Context::open(dir)?,
         None => Context::none(),
     };
+    // What a killed builder left: its steps' containers, then the overlays
+    // and directories they ran on.
+    crate::runtime::step::sweep_orphans(store);
+    store.sweep_scratch(SCRATCH_BUILD);
     // A writer's lease: no collection sweeps the steps' blobs mid-build.
     let _lease = store.lease()?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
@@ -1156,24 +1160,6 @@ impl Builder<'_> {
                     .chain(tmpfs.iter().map(|t| t.target.clone()))
                     .collect();
                 let stubs = rootfs::missing_stubs(merged, &targets);
-                let (stdout, stderr) = match builder.observer.run_output() {
-                    Some(fd) => {
-                        let err = fd.try_clone().map_err(|source| {
-                            BuildError::Invalid(format!("duplicating the output: {source}"))
-                        })?;
-                        (Some(fd), Some(err))
-                    }
-                    None => {
-                        let null = |_: ()| -> Result<OwnedFd, BuildError> {
-                            std::fs::OpenOptions::new()
-                                .write(true)
-                                .open("/dev/null")
-                                .map(OwnedFd::from)
-                                .map_err(|e| BuildError::Invalid(format!("/dev/null: {e}")))
-                        };
-                        (Some(null(())?), Some(null(())?))
-                    }
-                };
                 let code = step::run_step(
                     builder.store,
                     step::StepOptions {
@@ -1185,8 +1171,7 @@ impl Builder<'_> {
                         network,
                         volumes: &volumes,
                         tmpfs: &tmpfs,
-                        stdout,
-                        stderr,
+                        output: builder.observer.run_output(),
                     },
                 )
                 .map_err(|e| builder.at(&node, e.to_string()))?;
@@ -1300,7 +1285,8 @@ impl Builder<'_> {
                         }
                         continue;
                     };
-                    let dir = tempfile::tempdir_in(self.store.tmp_dir())
+                    // A scratch directory: a killed build's secret is swept.
+                    let dir = Scratch::new(self.store, SCRATCH_BUILD)
                         .map_err(|e| self.at(node, format!("secret {id}: {e}")))?;
                     let path = dir.path().join("secret");
                     write_secret(&path, bytes)
@@ -1339,7 +1325,7 @@ impl Builder<'_> {
         node: &Node,
         source: &str,
         from: Option<&str>,
-    ) -> Result<(tempfile::TempDir, PathBuf, Digest), BuildError> {
+    ) -> Result<(Scratch, PathBuf, Digest), BuildError> {
         let mut _read_root = None;
         let source_ctx = match from {
             None => self.context.clone(),
@@ -1364,8 +1350,7 @@ impl Builder<'_> {
         let is_dir = items[0].meta.is_dir();
         let walked = [(one.clone(), items)];
         let hash = copy::hash_sources(walked.iter()).map_err(|e| self.at(node, failed(&e)))?;
-        let dir =
-            tempfile::tempdir_in(self.store.tmp_dir()).map_err(|e| self.at(node, failed(&e)))?;
+        let dir = Scratch::new(self.store, SCRATCH_BUILD).map_err(|e| self.at(node, failed(&e)))?;
         copy::copy_into(dir.path(), &walked, "/", true, Attributes::default(), false)
             .map_err(|e| self.at(node, failed(&e)))?;
         let path = if is_dir {
@@ -1650,7 +1635,7 @@ struct RunMounts {
     /// The bind mounts' content, for the cache key.
     content: Option<Digest>,
     /// Private copies and secret files, removed after the step.
-    held: Vec<tempfile::TempDir>,
+    held: Vec<Scratch>,
 }
 
 /// Reads an `img-build --secret` as BuildKit spells it: `id=ID` with

@@ -2,7 +2,7 @@
 //! unpacked layers over a fresh upper dir (whose contents become the step's
 //! layer), and read-only views of a stage or image for COPY --from.
 
-use crate::store::Store;
+use crate::store::{SCRATCH_BUILD, Scratch, Store};
 use rustix::mount::{MountFlags, UnmountFlags};
 use std::fs;
 use std::io;
@@ -30,12 +30,13 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> RootfsError + use<> {
 }
 
 /// A scratch directory under the store's `tmp/`, on the same filesystem
-/// as `layers/` so a finished upper dir can be renamed into place.
-fn scratch(store: &Store) -> Result<tempfile::TempDir, RootfsError> {
-    tempfile::Builder::new()
-        .prefix("build-")
-        .tempdir_in(store.tmp_dir())
-        .map_err(io_err(&store.tmp_dir()))
+/// as `layers/` so a finished upper dir can be renamed into place; locked
+/// while we live, so what a killed builder leaves there is swept.
+fn scratch(store: &Store) -> Result<Scratch, RootfsError> {
+    Scratch::new(store, SCRATCH_BUILD).map_err(|e| RootfsError::Io {
+        path: store.tmp_dir(),
+        source: io::Error::other(e),
+    })
 }
 
 fn mount_overlay(
@@ -75,7 +76,7 @@ fn mount_overlay(
 /// A writable root for one step: `merged` is what the step sees, `upper`
 /// what it changed.
 pub struct StepRoot {
-    dir: tempfile::TempDir,
+    dir: Scratch,
     mounted: bool,
 }
 
@@ -132,7 +133,7 @@ impl Drop for StepRoot {
 /// A read-only view of a finished stage or an image (COPY --from).
 pub struct ReadRoot {
     path: PathBuf,
-    dir: Option<tempfile::TempDir>,
+    dir: Option<Scratch>,
     mounted: bool,
 }
 

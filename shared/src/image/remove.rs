@@ -55,6 +55,7 @@ pub fn remove(
     targets: &[String],
     force: bool,
 ) -> Result<(Vec<TargetOutcome>, Reclaimed), StoreError> {
+    crate::runtime::step::sweep_orphans(store);
     let lease = store.exclusive_lease()?;
     let users = image_users(store)?;
     let outcomes = targets
@@ -184,6 +185,7 @@ pub fn prune(
         .iter()
         .map(|f| parse_prune_filter(f, now))
         .collect::<Result<Vec<_>, _>>()?;
+    crate::runtime::step::sweep_orphans(store);
     let lease = store.exclusive_lease()?;
     let users = image_users(store)?;
     let mut guard = store.lock_index()?;

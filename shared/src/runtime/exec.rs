@@ -3,7 +3,7 @@
 //! process settings (capabilities, env, user) as the baseline.
 
 use super::tty::{self, ConsoleSocket};
-use super::{Exec, LateSeccomp, RunError, io_error, user, wait};
+use super::{Exec, LateSeccomp, RunError, io_error, relay, user, wait};
 use crate::container::Record;
 use crate::store::Store;
 use libcontainer::container::builder::ContainerBuilder;
@@ -41,7 +41,10 @@ pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, R
     let (process, late_seccomp) = process_for(&dir, opts)?;
     let file = File::create(&process_path).map_err(io_error(&process_path))?;
     serde_json::to_writer(file, &process).map_err(|e| RunError::Spec(e.to_string()))?;
-    let executor = Exec { late_seccomp };
+    let executor = Exec {
+        late_seccomp,
+        die_with_parent: false,
+    };
     let result = run(store, &dir, &record.id, &process_path, executor, opts);
     let _ = std::fs::remove_file(&process_path);
     result
@@ -138,16 +141,29 @@ fn run(
             .read(true)
             .write(true)
             .open("/dev/null")
+            .map(std::os::fd::OwnedFd::from)
             .map_err(io_error(Path::new("/dev/null")))
     };
-    if console.is_none() && (opts.detach || !opts.interactive) {
-        builder = builder.with_stdin(null()?);
-    }
-    // Detached, nobody reads the output (Docker drops it too): holding our
-    // stdout would keep `ctr-exec -d … | …` waiting for the process's end.
-    if console.is_none() && opts.detach {
-        builder = builder.with_stdout(null()?).with_stderr(null()?);
-    }
+    // Never our own descriptors: everything in the container can open the
+    // process's /proc/<pid>/fd/N, so a file we were redirected to (or the
+    // user's terminal) would be theirs to read and write. The process gets
+    // pipes we copy (Docker's exec does the same), the pty's slave with
+    // -t, or /dev/null when detached (Docker drops a detached exec's output
+    // too, and holding our stdout would keep `ctr-exec -d … | …` waiting).
+    let mut relaying = None;
+    let (stdin, stdout, stderr) = if console.is_some() || opts.detach {
+        (null()?, null()?, null()?)
+    } else {
+        let pipes =
+            relay::Pipes::new(opts.interactive).map_err(|e| RunError::Runtime(e.to_string()))?;
+        let (ends, ours) = pipes.split();
+        relaying = Some(ours);
+        ends
+    };
+    builder = builder
+        .with_stdin(stdin)
+        .with_stdout(stdout)
+        .with_stderr(stderr);
     let pid = builder
         .as_tenant()
         .with_process(Some(process_path))
@@ -166,6 +182,13 @@ fn run(
             .map_err(|e| RunError::Runtime(format!("receiving the terminal: {e}")))?;
         drop(console);
         tty::relay(&master, opts.interactive).map_err(io_error(Path::new("/dev/tty")))?;
+    }
+    if let Some(relaying) = relaying {
+        // A closed stdout of ours (`ctr-exec … | head -1`) is an EPIPE the
+        // relay passes on, not our death.
+        // SAFETY: changing a signal disposition has no memory effects.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+        return Ok(relaying.run(pid, relay::Sink::Ours(1), relay::Sink::Ours(2), &|| None));
     }
     Ok(wait(pid, &|| None))
 }

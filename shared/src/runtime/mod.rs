@@ -4,6 +4,7 @@
 pub mod attach;
 pub mod exec;
 mod monitor;
+pub mod relay;
 mod rootfs;
 pub mod seccomp;
 pub mod spec;
@@ -434,6 +435,39 @@ pub fn release_runtime(store: &Store, id: &str) {
     }
 }
 
+/// SIGKILLs every process in container `id`'s cgroup and waits (briefly)
+/// for the cgroup to empty: for a container whose owner died, so nobody
+/// can signal its init by a PID it remembers.
+pub fn kill_cgroup(id: &str) {
+    let Some(procs) = ["pids", "freezer", "memory", "cpu"]
+        .iter()
+        .map(|c| {
+            Path::new("/sys/fs/cgroup")
+                .join(c)
+                .join("berth")
+                .join(id)
+                .join("cgroup.procs")
+        })
+        .find(|p| p.exists())
+    else {
+        return;
+    };
+    for _ in 0..500 {
+        let Ok(text) = fs::read_to_string(&procs) else {
+            return;
+        };
+        let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+        if pids.is_empty() {
+            return;
+        }
+        for pid in pids {
+            // SAFETY: sending a signal has no memory effects.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Removes a container's cgroup directory. The kernel may still be
 /// detaching the last exited task for a moment (EBUSY): retried briefly.
 fn remove_cgroup(path: &Path) {
@@ -680,6 +714,9 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
             read_only: false,
         });
     }
+    if !opts.privileged {
+        spec::prepare_cgroup_mountpoint(&prepared.rootfs)?;
+    }
     let caps = spec::capabilities(opts.privileged, &checked.cap_add, &checked.cap_drop);
     let seccomp = seccomp::filter(&checked.seccomp, &caps, opts.privileged)?;
     let spec = spec::build(&spec::SpecInput {
@@ -844,6 +881,12 @@ fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<(
 struct Exec {
     /// For `ctr-exec`: the filter libcontainer's tenant path leaves out.
     late_seccomp: Option<LateSeccomp>,
+    /// For build steps: the init is killed when the thread that started it
+    /// dies (the builder's main thread), so a SIGKILLed img-build takes its
+    /// RUN with it instead of leaving it to PID 1. Whatever escapes that
+    /// (the builder dying before the init gets this far) is swept later
+    /// through the step's cgroup.
+    die_with_parent: bool,
 }
 
 /// A seccomp filter to load just before the exec, and the capabilities to
@@ -870,6 +913,10 @@ impl LateSeccomp {
 
 impl Executor for Exec {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        if self.die_with_parent {
+            // SAFETY: prctl with integer arguments has no memory effects.
+            unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+        }
         if let Some(late) = &self.late_seccomp
             && let Err(why) = late.apply()
         {
@@ -930,11 +977,19 @@ pub struct Stdio {
 /// Creates and starts the container through libcontainer; returns it and
 /// its init's host PID. The init is our child (waitpid it with __WALL).
 pub fn start(prepared: &Prepared, stdio: Stdio) -> Result<(Container, i32), RunError> {
+    start_with(prepared, stdio, Exec::default())
+}
+
+fn start_with(
+    prepared: &Prepared,
+    stdio: Stdio,
+    executor: Exec,
+) -> Result<(Container, i32), RunError> {
     let runtime_root = prepared.runtime_root();
     fs::create_dir_all(&runtime_root).map_err(io_error(&runtime_root))?;
     let runtime = |e: libcontainer::error::LibcontainerError| RunError::Runtime(e.to_string());
     let mut builder = ContainerBuilder::new(prepared.id.clone(), SyscallType::Linux)
-        .with_executor(Exec::default())
+        .with_executor(executor)
         .with_root_path(&runtime_root)
         .map_err(runtime)?;
     let stdin = match stdio.stdin {

@@ -149,6 +149,99 @@ pub fn capabilities(privileged: bool, add: &[String], drop: &[String]) -> Vec<St
     caps
 }
 
+/// Makes the container's cgroup tree read-only, as runc and Docker do.
+///
+/// libcontainer mounts a cgroup v1 tree as a tmpfs with one bind mount per
+/// controller of the container's own cgroup, and binds those read-write
+/// whatever the spec asks: a process inside could raise its own
+/// `memory.limit_in_bytes`, `pids.max` or CPU quota, or make sub-cgroups
+/// that outlive it. So the tree libcontainer has just built is bound again
+/// onto itself with `rro` (recursive read-only: every controller mount too).
+/// The source is the rootfs path as the container's mount namespace sees it
+/// before the pivot; `prepare_cgroup_mountpoint` has made sure that path is
+/// plain directories, so no symlink in the image can point it elsewhere.
+fn cgroup_read_only(rootfs: &Path) -> Value {
+    json!({
+        "destination": "/sys/fs/cgroup",
+        "type": "bind",
+        "source": rootfs.join("sys/fs/cgroup"),
+        "options": ["rbind", "rro", "nosuid", "noexec", "nodev"],
+    })
+}
+
+/// Makes `/sys/fs/cgroup` in the root filesystem plain directories (an
+/// image may ship `/sys` as a symlink, or nothing at all), so that the
+/// read-only rebind of the cgroup tree reads the container's own mounts.
+pub fn prepare_cgroup_mountpoint(rootfs: &Path) -> Result<(), RunError> {
+    let mut path = rootfs.to_path_buf();
+    for part in ["sys", "fs", "cgroup"] {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_dir() => continue,
+            Ok(_) => {
+                // A symlink or a file where the kernel's directory goes: it
+                // is replaced in the container's upper dir, as a mount over
+                // it would hide it anyway.
+                std::fs::remove_file(&path).map_err(super::io_error(&path))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(super::io_error(&path)(e)),
+        }
+        std::fs::create_dir(&path).map_err(super::io_error(&path))?;
+    }
+    Ok(())
+}
+
+/// The host's device nodes below `dir`, for a privileged container's
+/// `/dev` (Docker gives it every one). The directories the runtime mounts
+/// its own filesystems on, and the console and ptmx it makes itself, are
+/// left out, as runc leaves them out.
+fn host_devices(dir: &Path) -> Vec<Value> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut devices = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let kind = meta.file_type();
+        if kind.is_dir() {
+            if !matches!(
+                name.as_str(),
+                "pts" | "shm" | "fd" | "mqueue" | ".lxc" | ".lxd-mounts" | ".udev"
+            ) {
+                devices.extend(host_devices(&path));
+            }
+            continue;
+        }
+        let type_letter = if kind.is_char_device() {
+            "c"
+        } else if kind.is_block_device() {
+            "b"
+        } else {
+            continue;
+        };
+        if matches!(name.as_str(), "console" | "ptmx") {
+            continue;
+        }
+        let rdev = meta.rdev();
+        devices.push(json!({
+            "path": path,
+            "type": type_letter,
+            "major": libc::major(rdev),
+            "minor": libc::minor(rdev),
+            "fileMode": meta.mode() & 0o777,
+            "uid": meta.uid(),
+            "gid": meta.gid(),
+        }));
+    }
+    devices
+}
+
 /// Everything the spec is made from.
 pub struct SpecInput<'a> {
     pub id: &'a str,
@@ -208,6 +301,9 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
     ];
+    if !input.privileged {
+        mounts.push(cgroup_read_only(input.rootfs));
+    }
     for file in ["resolv.conf", "hostname", "hosts"] {
         mounts.push(json!({
             "destination": format!("/etc/{file}"),
@@ -270,6 +366,11 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
     } else {
         (MASKED_PATHS, READONLY_PATHS)
     };
+    let devices: Vec<Value> = if input.privileged {
+        host_devices(Path::new("/dev"))
+    } else {
+        Vec::new()
+    };
     let mut spec: Value = json!({
         "ociVersion": "1.0.2",
         "process": {
@@ -288,6 +389,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
             // Explicit: libcontainer's own default is an odd `:youki:<id>`.
             "cgroupsPath": format!("/berth/{}", input.id),
             "resources": resources,
+            "devices": devices,
             "maskedPaths": masked,
             "readonlyPaths": readonly,
         },

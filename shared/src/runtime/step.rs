@@ -2,11 +2,22 @@
 //! filesystem the builder has already mounted, so its changes land in the
 //! builder's overlay upper dir. Same spec and defaults as `ctr-run`.
 
-use super::{Limits, NetworkMode, Prepared, RunError, Stdio, Tmpfs, Volume, io_error, spec, user};
+use super::{
+    Limits, NetworkMode, Prepared, RunError, Stdio, Tmpfs, Volume, io_error, relay, spec, user,
+};
 use crate::container::{self, Config, HostConfig, Record, State};
 use crate::store::Store;
 use std::os::fd::OwnedFd;
 use std::path::Path;
+
+/// Marks a build step's container record, so what a killed builder left
+/// can be told from a user's containers.
+pub const STEP_LABEL: &str = "berth.build-step";
+
+/// How long a step's record may exist unowned before it counts as left
+/// behind: between writing its record and taking its owner lock, a live
+/// builder holds neither.
+const UNOWNED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// What one RUN step runs, and how.
 pub struct StepOptions<'a> {
@@ -22,8 +33,9 @@ pub struct StepOptions<'a> {
     /// `RUN --mount=type=cache` directories and tmpfs mounts.
     pub volumes: &'a [Volume],
     pub tmpfs: &'a [Tmpfs],
-    pub stdout: Option<OwnedFd>,
-    pub stderr: Option<OwnedFd>,
+    /// Where the command's stdout and stderr go (copied through pipes of
+    /// ours, never handed to the step); `None` drops them (`img-build -q`).
+    pub output: Option<OwnedFd>,
 }
 
 /// Runs the step's command in a throwaway container and returns its exit
@@ -55,6 +67,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
             env: options.env.to_vec(),
             cmd: options.args.to_vec(),
             working_dir: options.workdir.to_string(),
+            labels: [(STEP_LABEL.to_string(), "true".to_string())].into(),
             ..Config::default()
         },
         host_config: HostConfig {
@@ -92,6 +105,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
         &options.rootfs.join(options.workdir.trim_start_matches('/')),
     ))?;
     super::write_etc_files(&dir, &hostname, options.network)?;
+    spec::prepare_cgroup_mountpoint(options.rootfs)?;
     let caps = spec::capabilities(false, &[], &[]);
     // Docker's build steps run under the default seccomp filter too.
     let seccomp = super::seccomp::filter(&super::seccomp::Seccomp::Default, &caps, false)?;
@@ -122,16 +136,61 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     // as after any failed step, instead of dying with the step mounted.
     // Caught from before the start, so no interrupt falls in between.
     super::catch_forwarded_signals();
-    let (container, pid) = super::start(
+    let pipes = relay::Pipes::new(false).map_err(|e| RunError::Runtime(e.to_string()))?;
+    let ((stdin, stdout, stderr), relaying) = pipes.split();
+    let (out, err) = match options.output {
+        Some(fd) => {
+            let copy = fd.try_clone().map_err(io_error(Path::new("RUN output")))?;
+            (relay::Sink::Fd(fd), relay::Sink::Fd(copy))
+        }
+        None => (relay::Sink::Discard, relay::Sink::Discard),
+    };
+    let (container, pid) = super::start_with(
         &prepared,
         Stdio {
-            stdin: None,
-            stdout: options.stdout,
-            stderr: options.stderr,
+            stdin: Some(stdin),
+            stdout: Some(stdout),
+            stderr: Some(stderr),
             console_socket: None,
         },
+        super::Exec {
+            die_with_parent: true,
+            ..super::Exec::default()
+        },
     )?;
-    let code = super::wait(pid, &|| super::pending_signal().map(|_| libc::SIGKILL));
+    let code = relaying.run(pid, out, err, &|| {
+        super::pending_signal().map(|_| libc::SIGKILL)
+    });
     super::finish(prepared, container, code)?;
     Ok(code)
+}
+
+/// Removes the containers of build steps whose builder died: their
+/// processes (anything the parent-death signal missed), cgroups, runtime
+/// state and records. A live builder holds its step's owner lock.
+pub fn sweep_orphans(store: &Store) {
+    let Ok(entries) = std::fs::read_dir(store.root().join("containers")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let id = entry.file_name().to_string_lossy().into_owned();
+        if super::is_owned(store, &id) {
+            continue;
+        }
+        let Ok(record) = store.load_container(&id) else {
+            continue;
+        };
+        if !record.config.labels.contains_key(STEP_LABEL) {
+            continue;
+        }
+        let unowned_for = chrono::DateTime::parse_from_rfc3339(&record.created)
+            .ok()
+            .and_then(|created| (chrono::Utc::now() - created.to_utc()).to_std().ok());
+        if !record.state.running && unowned_for.is_some_and(|age| age < UNOWNED_GRACE) {
+            continue;
+        }
+        super::kill_cgroup(&id);
+        super::release_runtime(store, &id);
+        let _ = store.remove_container(&id);
+    }
 }

@@ -5,7 +5,7 @@
 //! an unfinished pull or build is about to reference.
 
 use super::image::{MediaKind, descriptor_digest};
-use super::{Store, StoreError, io_error};
+use super::{SCRATCH_BUILD, Store, StoreError, io_error};
 use crate::digest::Digest;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -100,6 +100,8 @@ impl Store {
                 let _ = fs::remove_file(entry.path());
             }
         }
+        // Build directories whose builder died, with the overlays it left.
+        reclaimed.bytes += self.sweep_scratch(SCRATCH_BUILD);
         drop(guard);
         Ok(reclaimed)
     }
@@ -164,7 +166,7 @@ pub fn chain_ids(config: &[u8]) -> Vec<Digest> {
     chains
 }
 
-fn disk_usage(path: &Path) -> u64 {
+pub(super) fn disk_usage(path: &Path) -> u64 {
     let Ok(meta) = fs::symlink_metadata(path) else {
         return 0;
     };

@@ -6,11 +6,13 @@ mod blob;
 mod gc;
 mod image;
 mod index;
+mod scratch;
 
 pub use blob::{BlobWriter, VerifiedBlob};
 pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
+pub use scratch::Scratch;
 
 use crate::digest::{Digest, DigestError};
 use std::fs;
@@ -67,6 +69,9 @@ pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> St
     let path = path.into();
     move |source| StoreError::Io { path, source }
 }
+
+/// The prefix of img-build's scratch directories under `tmp/`.
+pub const SCRATCH_BUILD: &str = "build-";
 
 /// A handle on one store root. Cheap to create; all state is on disk.
 #[derive(Debug, Clone)]
