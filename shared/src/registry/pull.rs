@@ -203,6 +203,10 @@ impl Puller {
         // Held until the tag is written, so a concurrent collection cannot
         // sweep blobs this pull found present or just stored.
         let _lease = self.store.lease()?;
+        // Temp files of killed pulls are of no use to this one (it fetches
+        // what is missing afresh); live pulls' files are locked and stay.
+        // Best effort: a pull does not fail for a leftover it cannot remove.
+        let _ = self.store.sweep_temp_files();
         let platform = self.options.platform.clone().unwrap_or_else(Platform::host);
         let observer = RefCell::new(observer);
         let fetched = self
