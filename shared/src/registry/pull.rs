@@ -357,11 +357,11 @@ impl Puller {
             .buffered(self.options.parallel.max(1))
             .try_collect()
             .await?;
-        // Each downloaded layer's uncompressed digest, computed while it
-        // streamed in (decompressing alongside the download costs no extra
-        // pass over the blob), must be the diff ID the config gives it, at
-        // every position it holds. Layers the store already had are checked
-        // when they are unpacked (layer.rs verifies every diff ID there).
+        // Each downloaded layer's uncompressed digest, computed on its own
+        // thread while it streamed in (no second pass over the blob), must
+        // be the diff ID the config gives it, at every position it holds.
+        // Layers the store already had are checked when they are unpacked
+        // (layer.rs verifies every diff ID there).
         let actual: HashMap<Digest, Digest> = fetched
             .iter()
             .filter_map(|(blob, diff_id)| Some((blob.digest().clone(), diff_id.clone()?)))
@@ -412,8 +412,8 @@ impl Puller {
     /// Streams one blob from the socket into a temp file in the store,
     /// hashing as it goes on a blocking thread, resuming with a range
     /// request when the transfer breaks, and verifying digest and size. A
-    /// layer is also decompressed and walked as a tar on that thread; its
-    /// diff ID comes back with it.
+    /// layer is also decompressed and walked as a tar on a second thread;
+    /// its diff ID comes back with it.
     async fn fetch_blob(
         &self,
         session: &Session,
@@ -433,9 +433,23 @@ impl Puller {
             }
         };
 
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
+        let (blob_sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
         let store = self.store.clone();
-        let writer = tokio::task::spawn_blocking(move || write_chunks(&store, receiver, is_layer));
+        let writer = tokio::task::spawn_blocking(move || write_chunks(&store, receiver));
+        // A layer's diff ID is computed on a thread of its own, so that
+        // decompressing it overlaps with the download and the write rather
+        // than adding to them.
+        let (diff_sender, diff_task) = if is_layer {
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
+            let task = tokio::task::spawn_blocking(move || compute_diff_id(receiver));
+            (Some(sender), Some(task))
+        } else {
+            (None, None)
+        };
+        let sender = Tee {
+            blob: blob_sender,
+            diff: diff_sender,
+        };
 
         let mut received: u64 = 0;
         let mut failures: u32 = 0;
@@ -461,7 +475,7 @@ impl Puller {
                         if received > 0 {
                             // The registry ignored the range: start over.
                             received = 0;
-                            if sender.send(Chunk::Restart).await.is_err() {
+                            if !sender.send(Chunk::Restart).await {
                                 return Ok(());
                             }
                         }
@@ -493,7 +507,7 @@ impl Puller {
                             if is_layer {
                                 observer.borrow_mut().progress(&digest, received, size);
                             }
-                            if sender.send(Chunk::Data(bytes)).await.is_err() {
+                            if !sender.send(Chunk::Data(bytes)).await {
                                 // The writer failed; its error is reported below.
                                 return Ok(());
                             }
@@ -540,10 +554,17 @@ impl Puller {
         }
         .await;
         drop(sender);
-        let (writer, diff_id) = writer
+        let writer = writer
             .await
             .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
             .map_err(PullError::Store)?;
+        let diff_id = match diff_task {
+            Some(task) => Some(
+                task.await
+                    .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
         transfer?;
         notify(LayerEvent::Verifying);
         let verified =
@@ -625,6 +646,7 @@ fn stored_name(reference: &Reference, digest: &Digest) -> Reference {
     }
 }
 
+#[derive(Clone)]
 enum Chunk {
     Data(bytes::Bytes),
     /// Discard what was written: the registry is sending the blob afresh.
@@ -666,32 +688,56 @@ async fn fetch_manifest(
     Ok(bytes.to_vec())
 }
 
-/// The writer thread: hashes and writes chunks until the sender is done;
-/// for a layer, also computes its diff ID from the same chunks.
+/// The writer thread: hashes and writes chunks until the sender is done.
 fn write_chunks(
     store: &Store,
     mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
-    is_layer: bool,
-) -> Result<(BlobWriter, Option<Result<Digest, DiffIdError>>), StoreError> {
+) -> Result<BlobWriter, StoreError> {
     let mut writer = store.blob_writer()?;
-    let mut diff_id = is_layer.then(DiffIdWriter::new);
     while let Some(chunk) = receiver.blocking_recv() {
         match chunk {
-            Chunk::Data(bytes) => {
-                writer
-                    .write_all(&bytes)
-                    .map_err(io_error(store.tmp_dir()))?;
-                if let Some(diff_id) = &mut diff_id {
-                    diff_id.push(&bytes);
-                }
-            }
-            Chunk::Restart => {
-                writer = store.blob_writer()?;
-                diff_id = is_layer.then(DiffIdWriter::new);
-            }
+            Chunk::Data(bytes) => writer
+                .write_all(&bytes)
+                .map_err(io_error(store.tmp_dir()))?,
+            Chunk::Restart => writer = store.blob_writer()?,
         }
     }
-    Ok((writer, diff_id.map(DiffIdWriter::finish)))
+    Ok(writer)
+}
+
+/// The diff ID thread: decompresses, walks and hashes a layer's chunks.
+fn compute_diff_id(
+    mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
+) -> Result<Digest, DiffIdError> {
+    let mut diff_id = DiffIdWriter::new();
+    while let Some(chunk) = receiver.blocking_recv() {
+        match chunk {
+            Chunk::Data(bytes) => diff_id.push(&bytes),
+            Chunk::Restart => diff_id = DiffIdWriter::new(),
+        }
+    }
+    diff_id.finish()
+}
+
+/// The download's two consumers: the blob writer and, for a layer, the
+/// diff ID thread. Each chunk goes to both (a `Bytes` clone shares it).
+struct Tee {
+    blob: tokio::sync::mpsc::Sender<Chunk>,
+    diff: Option<tokio::sync::mpsc::Sender<Chunk>>,
+}
+
+impl Tee {
+    /// False once the writer has given up (its error is reported later).
+    /// The diff ID thread never gives up early: it records a failure and
+    /// keeps draining.
+    async fn send(&self, chunk: Chunk) -> bool {
+        if let Some(diff) = &self.diff
+            && diff.send(chunk.clone()).await.is_err()
+        {
+            return false;
+        }
+        self.blob.send(chunk).await.is_ok()
+    }
 }
 
 fn is_digest_error(error: &std::io::Error) -> bool {
