@@ -5,6 +5,7 @@ pub mod build;
 pub mod cli;
 pub mod compression;
 pub mod container;
+pub mod diff_id;
 pub mod digest;
 pub mod dockerfile;
 pub mod exit;

@@ -538,3 +538,19 @@ fn img_rm_refuses_an_image_a_real_container_uses() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Temp blobs left by killed pulls are garbage: img-prune removes them and
+/// counts them in "Total reclaimed space".
+#[test]
+fn prune_counts_the_temp_files_of_killed_pulls() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let tmp = root.join("tmp");
+    std::fs::write(tmp.join(".blob-killed"), vec![7u8; 3_000_000]).unwrap();
+    let pruned = Run::of(tool("img-prune", root).arg("-f"), None).success();
+    assert!(
+        pruned.stdout.contains("Total reclaimed space: 3MB"),
+        "{pruned:#?}"
+    );
+    assert!(!tmp.join(".blob-killed").exists());
+}

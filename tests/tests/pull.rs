@@ -628,9 +628,63 @@ fn a_killed_pull_leaves_nothing_half_done_and_a_rerun_completes() {
         let digest = berth::Digest::of(&std::fs::read(&path).unwrap());
         assert_eq!(digest.hex(), path.file_name().unwrap().to_str().unwrap());
     }
+    assert!(
+        temp_blobs(store.path()) > 0,
+        "the killed pull left its temp file"
+    );
     Run::of(img_pull(store.path()).args(["-q", &reference]), None).success();
     assert!(blob.is_file());
     assert_store_matches_registry(store.path(), &reference, &[]);
+    // "At most a file" until the next pull: that pull removed it.
+    assert_eq!(
+        temp_blobs(store.path()),
+        0,
+        "a killed pull's temp file stays"
+    );
+}
+
+/// How many blob temp files are in the store's `tmp/`.
+fn temp_blobs(root: &Path) -> usize {
+    std::fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".blob-")
+        })
+        .count()
+}
+
+/// A pull removes the temp files no live process owns and keeps the ones
+/// a concurrent pull is writing (it holds an flock on them meanwhile).
+#[test]
+fn a_pull_sweeps_dead_temp_files_and_spares_live_ones() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let image = fixture.busybox("src/sweep:1", "sweep");
+    let reference = fixture.push(&image, &registry.host, "sweep/app:1", Format::Oci);
+    let store = tempfile::tempdir().unwrap();
+    berth::Store::open(store.path()).unwrap();
+    let tmp = store.path().join("tmp");
+    std::fs::write(tmp.join(".blob-dead"), vec![1u8; 1 << 20]).unwrap();
+    let live = std::fs::File::create(tmp.join(".blob-live")).unwrap();
+    live.lock().unwrap();
+    Run::of(
+        img_pull(store.path()).args(["-q", &reference.to_string()]),
+        None,
+    )
+    .success();
+    assert!(
+        !tmp.join(".blob-dead").exists(),
+        "the dead pull's file stays"
+    );
+    assert!(
+        tmp.join(".blob-live").exists(),
+        "a live pull's file was removed"
+    );
+    drop(live);
 }
 
 /// A Docker `config.json` in `dir` with `auths` for `host`: "berth:s3cret"

@@ -1,25 +1,31 @@
 //! One authenticated conversation with one registry host over oci-client:
-//! choosing the scheme, retrying what is worth retrying, and turning
-//! oci-client's errors into [`RegistryError`]s that name the registry.
+//! choosing the scheme, retrying what is worth retrying, bounding what is
+//! read and how long anything may take, and turning transport failures
+//! into [`RegistryError`]s that name the registry and the real cause.
 
 use super::RegistryError;
 use super::auth::DockerConfig;
+use super::limits::{Limited, MAX_MANIFEST_BYTES, TIMEOUT_ENV, Timeouts, read_limited};
 use super::tls::{RegistryOptions, Transport};
 use crate::reference::Reference;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
-use oci_client::errors::{OciDistributionError, OciErrorCode};
+use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use std::future::Future;
+use std::sync::Mutex;
 use std::time::Duration;
 
 /// How often a transient failure (5xx, 429, a dropped connection) is tried
 /// in all, and the first pause; each later pause doubles.
 pub(crate) const ATTEMPTS: u32 = 5;
+/// A registry that went silent for a whole read timeout gets one more
+/// chance, not four: a hung server rarely recovers, and five silences
+/// would turn a 30 s deadline into minutes.
+pub(crate) const TIMEOUT_ATTEMPTS: u32 = 2;
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// A registry silent this long mid-transfer counts as a dropped connection.
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// The most of an error body we read to explain a refusal.
+const ERROR_BODY_LIMIT: u64 = 64 << 10;
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 
 pub(crate) struct Session {
@@ -29,6 +35,14 @@ pub(crate) struct Session {
     pub auth: RegistryAuth,
     /// Where the credentials came from, for a 401's message.
     credentials: String,
+    pub timeouts: Timeouts,
+    /// Our own client, for the requests whose bodies we must bound
+    /// (manifests): oci-client reads those whole into memory.
+    http: reqwest::Client,
+    scheme: &'static str,
+    /// The `Authorization` our own requests carry: the bearer token
+    /// oci-client obtained, or basic credentials; renewed on a 401.
+    authorization: Mutex<Option<String>>,
 }
 
 impl Session {
@@ -41,8 +55,13 @@ impl Session {
     ) -> Result<Session, RegistryError> {
         let host = reference.registry_host().to_string();
         let transport = options.transport(&host)?;
+        let timeouts = Timeouts::resolve(options.timeout)?;
         let auth = config.credentials(reference.domain())?;
-        let protocol = choose_protocol(&host, &transport).await?;
+        let protocol = choose_protocol(&host, &transport, timeouts).await?;
+        let scheme = match protocol {
+            ClientProtocol::Http => "http",
+            _ => "https",
+        };
         let mut client_config = ClientConfig {
             protocol,
             accept_invalid_certificates: !transport.verify,
@@ -54,35 +73,117 @@ impl Session {
                     data: pem.clone(),
                 })
                 .collect(),
-            connect_timeout: Some(CONNECT_TIMEOUT),
-            read_timeout: Some(READ_TIMEOUT),
+            connect_timeout: Some(timeouts.connect),
+            read_timeout: Some(timeouts.read),
             user_agent: USER_AGENT,
             ..ClientConfig::default()
         };
         // We pick index entries ourselves (variant-aware, --platform).
         client_config.platform_resolver = None;
-        let client = Client::try_from(client_config).map_err(|e| RegistryError::Unreachable {
+        let unreachable = |reason: String| RegistryError::Unreachable {
             registry: host.clone(),
-            reason: root_cause(&e),
-        })?;
+            reason,
+        };
+        let client = Client::try_from(client_config).map_err(|e| unreachable(root_cause(&e)))?;
+        let http = http_client(&transport, timeouts, scheme == "https")
+            .map_err(|e| unreachable(root_cause(&e)))?;
         let session = Session {
             credentials: config.describe(reference.domain()),
             host,
             client,
             auth,
+            timeouts,
+            http,
+            scheme,
+            authorization: Mutex::new(None),
         };
         let target = session.oci_reference(reference, None);
-        retry(
+        session
+            .authenticate(&target)
+            .await
+            .map_err(|e| session.error(&reference.repository(), e))?;
+        Ok(session)
+    }
+
+    /// Runs oci-client's authentication (a bearer token, or basic auth on
+    /// every request) and keeps what our own requests must send.
+    async fn authenticate(
+        &self,
+        target: &oci_client::Reference,
+    ) -> Result<(), OciDistributionError> {
+        let token = retry(
             || {
-                session
-                    .client
-                    .auth(&target, &session.auth, RegistryOperation::Pull)
+                self.client
+                    .auth(target, &self.auth, RegistryOperation::Pull)
             },
             |_, _| {},
         )
-        .await
-        .map_err(|e| session.error(&reference.repository(), e))?;
-        Ok(session)
+        .await?;
+        let header = match (token, &self.auth) {
+            (Some(token), _) => Some(format!("Bearer {token}")),
+            (None, RegistryAuth::Basic(user, password)) => {
+                use base64::Engine as _;
+                let pair = format!("{user}:{password}");
+                Some(format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(pair)
+                ))
+            }
+            (None, _) => None,
+        };
+        *self.authorization.lock().expect("authorization lock") = header;
+        Ok(())
+    }
+
+    /// GETs the manifest `target` names, accepting `accept`, and reads at
+    /// most [`MAX_MANIFEST_BYTES`] + 1 bytes of it. Also returns the
+    /// registry's `Docker-Content-Digest`, if it sent one.
+    pub async fn get_manifest(
+        &self,
+        target: &oci_client::Reference,
+        accept: &[&str],
+    ) -> Result<(Limited, Option<String>), OciDistributionError> {
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            self.scheme,
+            self.host,
+            target.repository(),
+            target.digest().or(target.tag()).unwrap_or("latest"),
+        );
+        let mut renewed = false;
+        loop {
+            let mut request = self.http.get(&url).header("Accept", accept.join(", "));
+            let authorization = self
+                .authorization
+                .lock()
+                .expect("authorization lock")
+                .clone();
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            // A bearer token expires (Docker Hub's after five minutes):
+            // one 401 is answered with a fresh one.
+            if status == reqwest::StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                self.authenticate(target).await?;
+                continue;
+            }
+            if status == reqwest::StatusCode::OK {
+                let digest = response
+                    .headers()
+                    .get("Docker-Content-Digest")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                return Ok((read_limited(response, MAX_MANIFEST_BYTES).await?, digest));
+            }
+            let body = match read_limited(response, ERROR_BODY_LIMIT).await? {
+                Limited::Within(body) => body,
+                Limited::TooLarge => bytes::Bytes::new(),
+            };
+            return Err(refusal(status, &body, &url));
+        }
     }
 
     /// oci-client's reference for `reference`, addressing `digest` if given
@@ -171,45 +272,74 @@ impl Session {
             },
             OciDistributionError::RequestError(e) if e.is_connect() => RegistryError::Unreachable {
                 registry,
-                reason: root_cause(&e),
+                reason: failure_reason(&e, self.timeouts),
             },
             other => RegistryError::Failed {
                 registry,
                 what,
-                reason: root_cause(&other),
+                reason: failure_reason(&other, self.timeouts),
             },
         }
     }
 }
 
+/// A reqwest client with our deadlines, roots and user agent. reqwest
+/// follows at most ten redirects, then fails with "too many redirects".
+fn http_client(
+    transport: &Transport,
+    timeouts: Timeouts,
+    https: bool,
+) -> reqwest::Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(timeouts.connect)
+        .read_timeout(timeouts.read)
+        .user_agent(USER_AGENT)
+        .danger_accept_invalid_certs(!transport.verify);
+    if https && !transport.extra_roots.is_empty() {
+        let roots = transport
+            .extra_roots
+            .iter()
+            .map(|pem| reqwest::Certificate::from_pem(pem))
+            .collect::<Result<Vec<_>, _>>()?;
+        builder = builder.tls_certs_merge(roots);
+    }
+    builder.build()
+}
+
+/// oci-client's reading of a refused request, for a body we read ourselves.
+fn refusal(status: reqwest::StatusCode, body: &[u8], url: &str) -> OciDistributionError {
+    let url = url.to_string();
+    if status == reqwest::StatusCode::UNAUTHORIZED {
+        return OciDistributionError::UnauthorizedError { url };
+    }
+    if status.is_client_error()
+        && let Ok(envelope) = serde_json::from_slice::<OciEnvelope>(body)
+    {
+        return OciDistributionError::RegistryError { envelope, url };
+    }
+    OciDistributionError::ServerError {
+        code: status.as_u16(),
+        url,
+        message: String::from_utf8_lossy(body).into_owned(),
+    }
+}
+
 /// Plain HTTP is only a fallback, and only for loopback and `--insecure`
 /// hosts: HTTPS is tried first, and HTTP is used only if it answers like a
-/// registry (so a TLS registry with an untrusted certificate reports the
-/// certificate problem, not a confusing HTTP 400).
+/// registry. When neither works, the failure reported is the one that
+/// explains it: HTTPS's when the host does speak TLS (an untrusted
+/// certificate), HTTP's when it does not (a redirect loop, a stall).
 async fn choose_protocol(
     host: &str,
     transport: &Transport,
+    timeouts: Timeouts,
 ) -> Result<ClientProtocol, RegistryError> {
     if !transport.http_fallback {
         return Ok(ClientProtocol::Https);
     }
     let probe = |https: bool| async move {
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
-            .timeout(READ_TIMEOUT)
-            .user_agent(USER_AGENT)
-            .danger_accept_invalid_certs(!transport.verify);
-        if https && !transport.extra_roots.is_empty() {
-            let roots = transport
-                .extra_roots
-                .iter()
-                .map(|pem| reqwest::Certificate::from_pem(pem))
-                .collect::<Result<Vec<_>, _>>()?;
-            builder = builder.tls_certs_merge(roots);
-        }
         let scheme = if https { "https" } else { "http" };
-        builder
-            .build()?
+        http_client(transport, timeouts, https)?
             .get(format!("{scheme}://{host}/v2/"))
             .send()
             .await
@@ -219,14 +349,81 @@ async fn choose_protocol(
         Ok(_) => return Ok(ClientProtocol::Https),
         Err(e) => e,
     };
-    match probe(false).await {
+    // Only a TLS-level refusal (a certificate, an alert) shows the host
+    // speaks TLS; a non-TLS answer, a hang-up or a timeout mean it does not,
+    // and then HTTP's own failure is the real one.
+    let speaks_tls = is_tls_refusal(&https_error);
+    let reason = match probe(false).await {
         Ok(status) if status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED => {
-            Ok(ClientProtocol::Http)
+            return Ok(ClientProtocol::Http);
         }
-        _ => Err(RegistryError::Unreachable {
-            registry: host.to_string(),
-            reason: root_cause(&https_error),
-        }),
+        Ok(_) | Err(_) if speaks_tls => failure_reason(&https_error, timeouts),
+        Ok(status) => format!("GET /v2/ over plain HTTP answered {status}: not a registry API"),
+        Err(http_error) => failure_reason(&http_error, timeouts),
+    };
+    Err(RegistryError::Unreachable {
+        registry: host.to_string(),
+        reason,
+    })
+}
+
+/// Whether TLS itself refused: rustls understood the peer and said no
+/// (an untrusted certificate, an alert), as opposed to a peer whose first
+/// bytes are not TLS at all ("InvalidContentType").
+fn is_tls_refusal(error: &(dyn std::error::Error + 'static)) -> bool {
+    chain_any(error, &|e| {
+        e.downcast_ref::<rustls::Error>()
+            .is_some_and(|tls| !matches!(tls, rustls::Error::InvalidMessage(_)))
+    })
+}
+
+/// Whether `test` holds for `error` or anything it wraps, looking inside
+/// `io::Error`s too (their `source()` skips the error they carry).
+fn chain_any(
+    error: &(dyn std::error::Error + 'static),
+    test: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool,
+) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if test(e) {
+            return true;
+        }
+        if let Some(inner) = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            && chain_any(inner, test)
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
+/// Whether a deadline, not the registry, ended the request.
+pub(crate) fn is_timeout(error: &(dyn std::error::Error + 'static)) -> bool {
+    chain_any(error, &|e| {
+        e.downcast_ref::<reqwest::Error>()
+            .is_some_and(|r| r.is_timeout())
+            || e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+    })
+}
+
+/// What went wrong, in words a user can act on: a timeout says how long
+/// was waited and how to wait longer; anything else is its root cause
+/// ("too many redirects", "Connection refused", "UnknownIssuer").
+pub(crate) fn failure_reason(
+    error: &(dyn std::error::Error + 'static),
+    timeouts: Timeouts,
+) -> String {
+    if is_timeout(error) {
+        format!(
+            "timed out: no answer for {} s (set {TIMEOUT_ENV} to wait longer)",
+            timeouts.read.as_secs_f64()
+        )
+    } else {
+        root_cause(error)
     }
 }
 
@@ -243,13 +440,25 @@ where
     let mut attempt = 1;
     loop {
         match operation().await {
-            Err(e) if attempt < ATTEMPTS && is_transient(&e) => {
+            Err(e) if attempt < attempts_for(&e) => {
                 on_retry(attempt, &e);
                 tokio::time::sleep(backoff(attempt)).await;
                 attempt += 1;
             }
             outcome => return outcome,
         }
+    }
+}
+
+/// How many tries in all `error` deserves: none more if it is permanent,
+/// one more after a timeout, [`ATTEMPTS`] for the rest.
+pub(crate) fn attempts_for(error: &OciDistributionError) -> u32 {
+    if !is_transient(error) {
+        1
+    } else if is_timeout(error) {
+        TIMEOUT_ATTEMPTS
+    } else {
+        ATTEMPTS
     }
 }
 
@@ -266,7 +475,10 @@ pub(crate) fn is_transient(error: &OciDistributionError) -> bool {
             .errors
             .iter()
             .any(|e| e.code == OciErrorCode::Toomanyrequests),
-        OciDistributionError::RequestError(e) => !e.is_connect() || e.is_timeout(),
+        // A redirect loop stays a loop, and nobody listens on a refused port.
+        OciDistributionError::RequestError(e) => {
+            !e.is_redirect() && (!e.is_connect() || e.is_timeout())
+        }
         OciDistributionError::IoError(_) => true,
         _ => false,
     }

@@ -1,9 +1,11 @@
 //! Reading what a registry sends for a reference: which of the four manifest
 //! types it is, and which entry of an index serves the wanted platform.
 
+use super::limits::MAX_MANIFEST_BYTES;
+use crate::digest::{Digest, DigestError};
 use crate::platform::Platform;
 use crate::store::MediaKind;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest};
+use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest};
 
 /// The manifest types we ask for and accept, OCI's and Docker's.
 pub(crate) const ACCEPT: &[&str] = &[
@@ -23,6 +25,18 @@ pub enum ManifestError {
     Unsupported { what: String, media_type: String },
     #[error("{what}: unsupported layer type {media_type}")]
     UnsupportedLayer { what: String, media_type: String },
+    #[error("{what}: too large: over the {} MiB limit for manifests and configs", MAX_MANIFEST_BYTES >> 20)]
+    TooLarge { what: String },
+    #[error("unsupported digest algorithm {algorithm} in {what}: only sha256 is supported")]
+    UnsupportedDigest { what: String, algorithm: String },
+    #[error("{what}: not an image config: {reason}")]
+    BadConfig { what: String, reason: String },
+    #[error("{what}: the manifest lists {layers} layers but the config has {diff_ids} diff IDs")]
+    LayerCount {
+        what: String,
+        layers: usize,
+        diff_ids: usize,
+    },
     #[error(
         "no matching manifest for {platform} in the manifest list entries of {what} (it has: {available})"
     )]
@@ -65,13 +79,21 @@ pub(crate) fn parse_index(bytes: &[u8], what: &str) -> Result<ImageIndex, Manife
 }
 
 /// Parses an image manifest and checks every layer is one we can store and
-/// later unpack: tar, gzip or zstd, OCI's or Docker's names for them.
+/// later unpack (tar, gzip or zstd, OCI's or Docker's names for them), and
+/// that every blob is addressed by a digest we can verify.
 pub(crate) fn parse_image(bytes: &[u8], what: &str) -> Result<ImageManifest, ManifestError> {
     let manifest: ImageManifest =
         serde_json::from_slice(bytes).map_err(|e| ManifestError::Malformed {
             what: what.to_string(),
             reason: e.to_string(),
         })?;
+    checked_digest(
+        manifest.config(),
+        &format!("the config descriptor of {what}"),
+    )?;
+    for (n, layer) in manifest.layers().iter().enumerate() {
+        checked_digest(layer, &format!("layer {} of {what}", n + 1))?;
+    }
     for layer in manifest.layers() {
         let media_type = layer.media_type().to_string();
         let known = media_type.starts_with("application/vnd.oci.image.layer.")
@@ -84,6 +106,72 @@ pub(crate) fn parse_image(bytes: &[u8], what: &str) -> Result<ImageManifest, Man
         }
     }
     Ok(manifest)
+}
+
+/// The sha256 digest `descriptor` addresses. Any other algorithm is refused
+/// by name: hashing it as sha256 could only ever fail, and confusingly.
+pub(crate) fn checked_digest(descriptor: &Descriptor, what: &str) -> Result<Digest, ManifestError> {
+    let text = descriptor.digest().to_string();
+    text.parse().map_err(|e| match e {
+        DigestError::Algorithm(algorithm) => ManifestError::UnsupportedDigest {
+            what: format!("{what} ({text})"),
+            algorithm,
+        },
+        DigestError::Malformed(_) => ManifestError::Malformed {
+            what: what.to_string(),
+            reason: e.to_string(),
+        },
+    })
+}
+
+/// Refuses a manifest or config whose descriptor announces more than we
+/// accept, before a byte of it is fetched.
+pub(crate) fn check_size(descriptor: &Descriptor, what: &str) -> Result<(), ManifestError> {
+    if descriptor.size() > MAX_MANIFEST_BYTES {
+        return Err(ManifestError::TooLarge {
+            what: what.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// What Docker checks of a config at pull time: it parses as an image
+/// config, and it names one diff ID per layer of the manifest. Returns the
+/// diff IDs.
+pub(crate) fn check_config(
+    bytes: &[u8],
+    layers: usize,
+    what: &str,
+) -> Result<Vec<Digest>, ManifestError> {
+    let bad = |reason: String| ManifestError::BadConfig {
+        what: what.to_string(),
+        reason,
+    };
+    let config: ImageConfiguration =
+        serde_json::from_slice(bytes).map_err(|e| bad(e.to_string()))?;
+    let diff_ids = config
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .enumerate()
+        .map(|(n, id)| {
+            id.parse::<Digest>().map_err(|e| match e {
+                DigestError::Algorithm(algorithm) => ManifestError::UnsupportedDigest {
+                    what: format!("diff ID {} of {what} ({id})", n + 1),
+                    algorithm,
+                },
+                DigestError::Malformed(_) => bad(format!("diff ID {}: {e}", n + 1)),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if diff_ids.len() != layers {
+        return Err(ManifestError::LayerCount {
+            what: what.to_string(),
+            layers,
+            diff_ids: diff_ids.len(),
+        });
+    }
+    Ok(diff_ids)
 }
 
 /// Whether `media_type` names something `img-pull` can store as an image.

@@ -4,12 +4,14 @@
 
 mod auth;
 mod client;
+mod limits;
 mod manifest;
 mod policy;
 mod pull;
 mod tls;
 
 pub use auth::{AuthError, DockerConfig};
+pub use limits::{MAX_MANIFEST_BYTES, TIMEOUT_ENV};
 pub use manifest::ManifestError;
 pub use policy::{BadPolicy, PullNeed, PullPolicy};
 pub use pull::{LayerEvent, PullError, PullObserver, PullOptions, Pulled, Puller, pull};
@@ -50,6 +52,8 @@ pub enum RegistryError {
     },
     #[error(transparent)]
     Auth(#[from] AuthError),
+    #[error("invalid BERTH_REGISTRY_TIMEOUT={0:?}: expected a number of seconds above 0")]
+    BadTimeout(String),
     #[error("{path}: {reason}")]
     Certificate {
         path: std::path::PathBuf,

@@ -4,9 +4,14 @@
 
 use super::RegistryError;
 use super::auth::DockerConfig;
-use super::client::{ATTEMPTS, Session, backoff, is_transient, retry, root_cause};
+use super::client::{
+    ATTEMPTS, Session, TIMEOUT_ATTEMPTS, attempts_for, backoff, failure_reason, is_timeout, retry,
+    root_cause,
+};
+use super::limits::Limited;
 use super::manifest::{self, ACCEPT, ManifestError};
 use super::tls::RegistryOptions;
+use crate::diff_id::{DiffIdError, DiffIdWriter};
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -132,6 +137,18 @@ pub enum PullError {
     },
     #[error("{what}: the registry sent more than the {size} bytes its descriptor gives")]
     Oversized { what: String, size: u64 },
+    #[error("{what}: {source}")]
+    Layer {
+        what: String,
+        #[source]
+        source: DiffIdError,
+    },
+    #[error("{what}: diff ID mismatch: the image config says {expected}, the content is {actual}")]
+    DiffIdMismatch {
+        what: String,
+        expected: Digest,
+        actual: Digest,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot start the network runtime: {0}")]
@@ -203,6 +220,10 @@ impl Puller {
         // Held until the tag is written, so a concurrent collection cannot
         // sweep blobs this pull found present or just stored.
         let _lease = self.store.lease()?;
+        // Temp files of killed pulls are of no use to this one (it fetches
+        // what is missing afresh); live pulls' files are locked and stay.
+        // Best effort: a pull does not fail for a leftover it cannot remove.
+        let _ = self.store.sweep_temp_files();
         let platform = self.options.platform.clone().unwrap_or_else(Platform::host);
         let observer = RefCell::new(observer);
         let fetched = self
@@ -267,7 +288,11 @@ impl Puller {
             MediaKind::Index => {
                 let index = manifest::parse_index(&top_bytes, &what)?;
                 let entry = manifest::select(&index, platform, &what)?;
-                let digest = descriptor_digest(entry);
+                let digest = manifest::checked_digest(
+                    entry,
+                    &format!("the {platform} entry of the index for {what}"),
+                )?;
+                manifest::check_size(entry, &format!("manifest {digest} of {what}"))?;
                 let bytes = if self.store.has_blob(&digest) {
                     self.store.read_blob(&digest)?
                 } else {
@@ -278,11 +303,26 @@ impl Puller {
             _ => (top_bytes.clone(), top_digest.clone()),
         };
         let image = manifest::parse_image(&manifest_bytes, &what)?;
+        let config = image.config().clone();
+        let layers = image.layers().clone();
+        let config_digest = descriptor_digest(&config);
+        let config_what = format!("config {config_digest} of {what}");
+        manifest::check_size(&config, &config_what)?;
+        // The config comes first and alone: it is small, and an image whose
+        // config cannot describe its layers is refused before any of them
+        // is fetched, with one line and no preamble.
+        let (config_bytes, config_blob) = if self.store.has_blob(&config_digest) {
+            (self.store.read_blob(&config_digest)?, None)
+        } else {
+            let (blob, _) = self
+                .fetch_blob(session, reference, &config, false, observer)
+                .await?;
+            (blob.read()?, Some(blob))
+        };
+        let diff_ids = manifest::check_config(&config_bytes, layers.len(), &config_what)?;
         // Announced only once the name resolved, so a bad name fails with
         // one line and no preamble.
         observer.borrow_mut().start(reference);
-        let config = image.config().clone();
-        let layers = image.layers().clone();
 
         let stored_as = stored_name(reference, &top_digest);
         let previously = self.store.lookup_tag(&stored_as)?;
@@ -290,13 +330,13 @@ impl Puller {
             let mut seen = HashSet::new();
             layers
                 .iter()
-                .chain(std::iter::once(&config))
                 .filter(|d| seen.insert(descriptor_digest(d)))
                 .filter(|d| !self.store.has_blob(&descriptor_digest(d)))
                 .cloned()
                 .collect()
         };
         let up_to_date = missing.is_empty()
+            && config_blob.is_none()
             && self.store.has_blob(&manifest_digest)
             && self.store.has_blob(&top_digest)
             && previously.is_some_and(|d| descriptor_digest(&d) == top_digest);
@@ -312,15 +352,37 @@ impl Puller {
                 observer.borrow_mut().layer(&digest, event);
             }
         }
-        let config_digest = descriptor_digest(&config);
-        let blobs: Vec<VerifiedBlob> = stream::iter(missing.iter())
-            .map(|descriptor| {
-                let is_layer = descriptor_digest(descriptor) != config_digest;
-                self.fetch_blob(session, reference, descriptor, is_layer, observer)
-            })
+        let fetched: Vec<(VerifiedBlob, Option<Digest>)> = stream::iter(missing.iter())
+            .map(|descriptor| self.fetch_blob(session, reference, descriptor, true, observer))
             .buffered(self.options.parallel.max(1))
             .try_collect()
             .await?;
+        // Each downloaded layer's uncompressed digest, computed on its own
+        // thread while it streamed in (no second pass over the blob), must
+        // be the diff ID the config gives it, at every position it holds.
+        // Layers the store already had are checked when they are unpacked
+        // (layer.rs verifies every diff ID there).
+        let actual: HashMap<Digest, Digest> = fetched
+            .iter()
+            .filter_map(|(blob, diff_id)| Some((blob.digest().clone(), diff_id.clone()?)))
+            .collect();
+        for (layer, expected) in layers.iter().zip(&diff_ids) {
+            let digest = descriptor_digest(layer);
+            if let Some(actual) = actual.get(&digest)
+                && actual != expected
+            {
+                return Err(PullError::DiffIdMismatch {
+                    what: format!("layer {digest} of {what}"),
+                    expected: expected.clone(),
+                    actual: actual.clone(),
+                });
+            }
+        }
+        let blobs: Vec<VerifiedBlob> = fetched
+            .into_iter()
+            .map(|(blob, _)| blob)
+            .chain(config_blob)
+            .collect();
         Ok(Fetched {
             reference: stored_as,
             top_media_type,
@@ -349,7 +411,9 @@ impl Puller {
 
     /// Streams one blob from the socket into a temp file in the store,
     /// hashing as it goes on a blocking thread, resuming with a range
-    /// request when the transfer breaks, and verifying digest and size.
+    /// request when the transfer breaks, and verifying digest and size. A
+    /// layer is also decompressed and walked as a tar on a second thread;
+    /// its diff ID comes back with it.
     async fn fetch_blob(
         &self,
         session: &Session,
@@ -357,7 +421,7 @@ impl Puller {
         descriptor: &Descriptor,
         is_layer: bool,
         observer: &RefCell<&mut dyn PullObserver>,
-    ) -> Result<VerifiedBlob, PullError> {
+    ) -> Result<(VerifiedBlob, Option<Digest>), PullError> {
         let digest = descriptor_digest(descriptor);
         let size = descriptor.size();
         let what = format!("{} {digest}", if is_layer { "layer" } else { "config" });
@@ -369,9 +433,23 @@ impl Puller {
             }
         };
 
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
+        let (blob_sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
         let store = self.store.clone();
         let writer = tokio::task::spawn_blocking(move || write_chunks(&store, receiver));
+        // A layer's diff ID is computed on a thread of its own, so that
+        // decompressing it overlaps with the download and the write rather
+        // than adding to them.
+        let (diff_sender, diff_task) = if is_layer {
+            let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
+            let task = tokio::task::spawn_blocking(move || compute_diff_id(receiver));
+            (Some(sender), Some(task))
+        } else {
+            (None, None)
+        };
+        let sender = Tee {
+            blob: blob_sender,
+            diff: diff_sender,
+        };
 
         let mut received: u64 = 0;
         let mut failures: u32 = 0;
@@ -397,14 +475,14 @@ impl Puller {
                         if received > 0 {
                             // The registry ignored the range: start over.
                             received = 0;
-                            if sender.send(Chunk::Restart).await.is_err() {
+                            if !sender.send(Chunk::Restart).await {
                                 return Ok(());
                             }
                         }
                         body
                     }
                     Ok(BlobResponse::Partial(body)) => body,
-                    Err(e) if failures + 1 < ATTEMPTS && is_transient(&e) => {
+                    Err(e) if failures + 1 < attempts_for(&e) => {
                         failures += 1;
                         notify(LayerEvent::Retrying {
                             attempt: failures,
@@ -429,7 +507,7 @@ impl Puller {
                             if is_layer {
                                 observer.borrow_mut().progress(&digest, received, size);
                             }
-                            if sender.send(Chunk::Data(bytes)).await.is_err() {
+                            if !sender.send(Chunk::Data(bytes)).await {
                                 // The writer failed; its error is reported below.
                                 return Ok(());
                             }
@@ -451,11 +529,19 @@ impl Puller {
                     return Ok(());
                 }
                 failures += 1;
-                if failures >= ATTEMPTS {
+                let attempts = if is_timeout(&error) {
+                    TIMEOUT_ATTEMPTS
+                } else {
+                    ATTEMPTS
+                };
+                if failures >= attempts {
                     return Err(RegistryError::Failed {
                         registry: session.host.clone(),
                         what: what.clone(),
-                        reason: format!("transfer broke {failures} times: {}", root_cause(&error)),
+                        reason: format!(
+                            "transfer broke {failures} times: {}",
+                            failure_reason(&error, session.timeouts)
+                        ),
                     }
                     .into());
                 }
@@ -472,6 +558,13 @@ impl Puller {
             .await
             .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
             .map_err(PullError::Store)?;
+        let diff_id = match diff_task {
+            Some(task) => Some(
+                task.await
+                    .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?,
+            ),
+            None => None,
+        };
         transfer?;
         notify(LayerEvent::Verifying);
         let verified =
@@ -482,12 +575,17 @@ impl Puller {
                     what: what.clone(),
                     source,
                 })?;
+        // Only now: bytes that do not match their digest are reported as
+        // that, whatever they decompress to.
+        let diff_id = diff_id
+            .transpose()
+            .map_err(|source| PullError::Layer { what, source })?;
         if is_layer {
             observer
                 .borrow_mut()
                 .layer(verified.digest(), LayerEvent::Downloaded);
         }
-        Ok(verified)
+        Ok((verified, diff_id))
     }
 
     /// The store half: persist the verified blobs, then the manifests, and
@@ -548,6 +646,7 @@ fn stored_name(reference: &Reference, digest: &Digest) -> Reference {
     }
 }
 
+#[derive(Clone)]
 enum Chunk {
     Data(bytes::Bytes),
     /// Discard what was written: the registry is sending the blob afresh.
@@ -555,25 +654,27 @@ enum Chunk {
 }
 
 /// Fetches a manifest's bytes exactly as served (retrying transient
-/// failures) and checks them against `expected` when the digest is known.
+/// failures, reading at most 4 MiB of them) and checks them against
+/// `expected` when the digest is known, and against the registry's
+/// `Docker-Content-Digest`.
 async fn fetch_manifest(
     session: &Session,
     target: &oci_client::Reference,
     what: String,
     expected: Option<&Digest>,
 ) -> Result<Vec<u8>, PullError> {
-    let (bytes, _) = retry(
-        || {
-            session
-                .client
-                .pull_manifest_raw(target, &session.auth, ACCEPT)
-        },
-        |_, _| {},
-    )
-    .await
-    .map_err(|e| session.error(&what, e))?;
+    let (body, announced) = retry(|| session.get_manifest(target, ACCEPT), |_, _| {})
+        .await
+        .map_err(|e| session.error(&what, e))?;
+    let bytes = match body {
+        Limited::Within(bytes) => bytes,
+        Limited::TooLarge => return Err(ManifestError::TooLarge { what }.into()),
+    };
     let actual = Digest::of(&bytes);
-    if let Some(expected) = expected
+    // A header in another algorithm is not ours to check; the reference's
+    // own digest, when there is one, is.
+    let announced = announced.and_then(|d| d.parse::<Digest>().ok());
+    if let Some(expected) = expected.or(announced.as_ref())
         && *expected != actual
     {
         return Err(PullError::Blob {
@@ -602,6 +703,41 @@ fn write_chunks(
         }
     }
     Ok(writer)
+}
+
+/// The diff ID thread: decompresses, walks and hashes a layer's chunks.
+fn compute_diff_id(
+    mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
+) -> Result<Digest, DiffIdError> {
+    let mut diff_id = DiffIdWriter::new();
+    while let Some(chunk) = receiver.blocking_recv() {
+        match chunk {
+            Chunk::Data(bytes) => diff_id.push(&bytes),
+            Chunk::Restart => diff_id = DiffIdWriter::new(),
+        }
+    }
+    diff_id.finish()
+}
+
+/// The download's two consumers: the blob writer and, for a layer, the
+/// diff ID thread. Each chunk goes to both (a `Bytes` clone shares it).
+struct Tee {
+    blob: tokio::sync::mpsc::Sender<Chunk>,
+    diff: Option<tokio::sync::mpsc::Sender<Chunk>>,
+}
+
+impl Tee {
+    /// False once the writer has given up (its error is reported later).
+    /// The diff ID thread never gives up early: it records a failure and
+    /// keeps draining.
+    async fn send(&self, chunk: Chunk) -> bool {
+        if let Some(diff) = &self.diff
+            && diff.send(chunk.clone()).await.is_err()
+        {
+            return false;
+        }
+        self.blob.send(chunk).await.is_ok()
+    }
 }
 
 fn is_digest_error(error: &std::io::Error) -> bool {

@@ -20,6 +20,10 @@ pub struct RegistryOptions {
     /// The directory holding `config.json`; `None` means `$DOCKER_CONFIG`,
     /// else `~/.docker`.
     pub docker_config: Option<PathBuf>,
+    /// How long connecting, or any silence of the registry, may last;
+    /// `None` means `$BERTH_REGISTRY_TIMEOUT` seconds, else 15 s to
+    /// connect and 30 s of silence.
+    pub timeout: Option<std::time::Duration>,
 }
 
 impl Default for RegistryOptions {
@@ -28,6 +32,7 @@ impl Default for RegistryOptions {
             insecure: Vec::new(),
             certs_dir: PathBuf::from(DOCKER_CERTS_DIR),
             docker_config: None,
+            timeout: None,
         }
     }
 }
@@ -133,7 +138,7 @@ mod tests {
         let options = RegistryOptions {
             insecure: vec!["reg.internal:5000".into()],
             certs_dir: tempfile::tempdir().unwrap().path().to_path_buf(),
-            docker_config: None,
+            ..RegistryOptions::default()
         };
         let t = options.transport("reg.internal:5000").unwrap();
         assert!(!t.verify && t.http_fallback);

@@ -1,6 +1,8 @@
 //! Content-addressed blobs: written to a temp file while being hashed, checked
 //! against the expected digest, fsynced, and only then renamed into
-//! `blobs/sha256/`. Readers never see a partial or unverified blob.
+//! `blobs/sha256/`. Readers never see a partial or unverified blob. Each
+//! temp file is flocked by its writer for its whole life, so the temp files
+//! of killed writers (unlocked) can be told from live ones and swept.
 
 use super::{Store, StoreError, io_error, sync_dir};
 use crate::digest::{Digest, HashingWriter};
@@ -86,6 +88,12 @@ impl VerifiedBlob {
         self.size
     }
 
+    /// The verified bytes, for a small blob (a config) that must be read
+    /// before it may be stored.
+    pub fn read(&self) -> Result<Vec<u8>, StoreError> {
+        std::fs::read(self.tmp.path()).map_err(io_error(self.tmp.path()))
+    }
+
     /// fsyncs the blob and renames it into `blobs/sha256/`.
     pub fn persist(self) -> Result<(Digest, u64), StoreError> {
         let VerifiedBlob {
@@ -117,15 +125,81 @@ impl Write for BlobWriter {
     }
 }
 
+/// What every blob temp file in `tmp/` is named after.
+const TEMP_PREFIX: &str = ".blob-";
+
+/// What a sweep of `tmp/` removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct SweptTemp {
+    pub files: usize,
+    pub bytes: u64,
+}
+
 impl Store {
+    fn temp_lock(&self, exclusive: bool) -> Result<File, StoreError> {
+        let path = self.locks_dir().join("tmp.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        if exclusive {
+            file.lock()
+        } else {
+            file.lock_shared()
+        }
+        .map_err(io_error(&path))?;
+        Ok(file)
+    }
+
+    /// Removes the blob temp files no live writer owns: those of killed or
+    /// crashed pulls and builds. A writer holds an flock on its temp file
+    /// until it is renamed or dropped, so a file we can lock has no owner.
+    pub fn sweep_temp_files(&self) -> Result<SweptTemp, StoreError> {
+        let _no_new_files = self.temp_lock(true)?;
+        let dir = self.tmp_dir();
+        let mut swept = SweptTemp::default();
+        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))?.flatten() {
+            if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                continue;
+            }
+            let path = entry.path();
+            // Gone already (its writer finished), or not ours to open.
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_err() {
+                continue; // a live writer's
+            }
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            match std::fs::remove_file(&path) {
+                Ok(()) => {
+                    swept.files += 1;
+                    swept.bytes += size;
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io_error(&path)(e)),
+            }
+        }
+        Ok(swept)
+    }
+
     /// Starts writing a new blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         // Lease first: the collector clears tmp/ when no lease is held.
         let lease = self.lease()?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".blob-")
-            .tempfile_in(self.tmp_dir())
-            .map_err(io_error(self.tmp_dir()))?;
+        let tmp = {
+            // Shared with other writers, exclusive for a sweep: no sweep
+            // sees this file between its creation and its lock.
+            let _creating = self.temp_lock(false)?;
+            let tmp = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .tempfile_in(self.tmp_dir())
+                .map_err(io_error(self.tmp_dir()))?;
+            tmp.as_file().lock().map_err(io_error(tmp.path()))?;
+            tmp
+        };
         Ok(BlobWriter {
             _lease: lease,
             store: self.clone(),
@@ -225,6 +299,19 @@ mod tests {
             store.read_blob(&digest),
             Err(StoreError::DigestMismatch { .. })
         ));
+    }
+
+    #[test]
+    fn a_sweep_removes_dead_temp_files_and_spares_live_writers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut live = store.blob_writer().unwrap();
+        live.write_all(b"in progress").unwrap();
+        std::fs::write(store.tmp_dir().join(".blob-dead"), b"killed").unwrap();
+        let swept = store.sweep_temp_files().unwrap();
+        assert_eq!(swept, SweptTemp { files: 1, bytes: 6 });
+        let (digest, _) = live.commit(None, None).unwrap();
+        assert_eq!(store.read_blob(&digest).unwrap(), b"in progress");
     }
 
     #[test]

@@ -93,13 +93,9 @@ impl Store {
             fs::remove_dir_all(entry.path()).map_err(io_error(entry.path()))?;
             reclaimed.layers += 1;
         }
-        // No writer holds a lease, so leftover temp blobs are from crashes.
-        let tmp = self.tmp_dir();
-        for entry in fs::read_dir(&tmp).map_err(io_error(&tmp))?.flatten() {
-            if entry.file_name().to_string_lossy().starts_with(".blob-") {
-                let _ = fs::remove_file(entry.path());
-            }
-        }
+        // Temp blobs of killed pulls and builds are garbage too, and count.
+        let swept = self.sweep_temp_files()?;
+        reclaimed.bytes += swept.bytes;
         // Build directories whose builder died, with the overlays it left.
         reclaimed.bytes += self.sweep_scratch(SCRATCH_BUILD);
         drop(guard);

@@ -8,7 +8,7 @@ mod image;
 mod index;
 mod scratch;
 
-pub use blob::{BlobWriter, VerifiedBlob};
+pub use blob::{BlobWriter, SweptTemp, VerifiedBlob};
 pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};

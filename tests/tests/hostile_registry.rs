@@ -1,0 +1,301 @@
+//! img-pull against registries that misbehave on purpose, served by the
+//! test itself on 127.0.0.1 (the harness's `hostile` module): endless and
+//! oversized manifests, stalls in every phase, redirect loops, digests we
+//! cannot verify, and images that cannot run. Each must fail in bounded
+//! time and memory with one line naming the cause, and leave the store as
+//! it was.
+
+use berth::Digest;
+use berth_harness::hostile::{FakeRegistry, Layer, Reply, config_for, tar_of};
+use berth_harness::{Run, tool, wait_for};
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The deadline the tests give img-pull (`BERTH_REGISTRY_TIMEOUT`).
+const TIMEOUT_SECS: u64 = 2;
+/// Far above what any bounded case needs (a few deadlines), far below
+/// what the unbounded ones took (minutes).
+const WITHIN_SECS: u64 = 30;
+
+/// img-pull with the short deadline and no credentials from the machine.
+fn img_pull(root: &Path) -> Command {
+    let mut command = tool("img-pull", root);
+    command
+        .env("DOCKER_CONFIG", "/nonexistent/berth-test-docker-config")
+        .env("BERTH_REGISTRY_TIMEOUT", TIMEOUT_SECS.to_string());
+    command
+}
+
+/// Runs `command` to its end, which must come within [`WITHIN_SECS`]: a
+/// run still going then is killed and the test fails saying so.
+fn run_bounded(command: &mut Command) -> (Run, Duration) {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn img-pull");
+    let finished = wait_for(WITHIN_SECS, || child.try_wait().unwrap().is_some());
+    if !finished {
+        child.kill().unwrap();
+    }
+    let run = Run::from(child.wait_with_output().unwrap());
+    assert!(finished, "still running after {WITHIN_SECS} s: {run:#?}");
+    (run, started.elapsed())
+}
+
+/// Every file under the store but its locks, with sizes, and index.json.
+fn listing(root: &Path) -> BTreeMap<String, String> {
+    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            if name.starts_with("locks") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if name == "images/index.json" {
+                out.insert(name, std::fs::read_to_string(&path).unwrap());
+            } else {
+                out.insert(name, std::fs::metadata(&path).unwrap().len().to_string());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+/// A fresh store, opened so that its empty layout is the "before".
+fn empty_store() -> (tempfile::TempDir, BTreeMap<String, String>) {
+    let store = tempfile::tempdir().unwrap();
+    berth::Store::open(store.path()).unwrap();
+    let before = listing(store.path());
+    (store, before)
+}
+
+/// Pulls `reference` expecting exit 1 with a last stderr line naming every
+/// one of `parts`, as the only error line, and the store untouched.
+fn refused(reference: &str, parts: &[&str]) -> Duration {
+    let (store, before) = empty_store();
+    let (run, elapsed) = run_bounded(img_pull(store.path()).arg(reference));
+    let run = run.failure(1);
+    let errors: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("img-pull:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {run:#?}");
+    eprintln!("{reference}: {} ({elapsed:?})", errors[0]);
+    assert_eq!(run.stderr.lines().last(), Some(errors[0]), "{run:#?}");
+    for part in parts {
+        assert!(errors[0].contains(part), "lacks {part:?}: {run:#?}");
+    }
+    assert_eq!(listing(store.path()), before, "{reference}: store changed");
+    elapsed
+}
+
+fn valid_layer() -> (Layer, Digest) {
+    Layer::gzip_tar("hello.txt", b"hello\n")
+}
+
+#[test]
+fn the_fake_registry_serves_a_valid_image_that_pulls() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = valid_layer();
+    let served = fake.image("ok/app", "1", &config_for(&[diff_id]), &[layer], |_| {});
+    let store = tempfile::tempdir().unwrap();
+    let (run, _) = run_bounded(img_pull(store.path()).args(["-q", &served.reference]));
+    let run = run.success();
+    assert_eq!(
+        run.stdout,
+        format!("{}@{}\n", served.reference, Digest::of(&served.manifest))
+    );
+}
+
+#[test]
+fn manifests_over_four_mib_are_refused_without_being_buffered() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = valid_layer();
+    let config = config_for(&[diff_id]);
+    // Valid JSON of 5 MiB with a length: refused from its header.
+    let served = fake.image("big/app", "1", &config, std::slice::from_ref(&layer), |m| {
+        m["annotations"] = json!({"padding": " ".repeat(5 << 20)});
+    });
+    refused(&served.reference, &["too large", &served.reference]);
+
+    // An endless body: reading stops just past 4 MiB.
+    fake.route(
+        "/v2/big/app/manifests/endless",
+        Reply::Endless {
+            content_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        },
+    );
+    let endless = format!("{}/big/app:endless", fake.host);
+    refused(&endless, &["too large", &endless]);
+
+    // A config announced over the limit is not even fetched.
+    let served = fake.image("big/config", "1", &config, &[layer], |m| {
+        m["config"]["size"] = json!(5 << 20);
+    });
+    refused(
+        &served.reference,
+        &["too large", &served.config_digest.to_string()],
+    );
+    let config_path = format!("/v2/big/config/blobs/{}", served.config_digest);
+    assert!(
+        !fake.requests().iter().any(|r| r.contains(&config_path)),
+        "{:#?}",
+        fake.requests()
+    );
+}
+
+#[test]
+fn images_that_cannot_run_are_refused_and_nothing_is_stored() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = valid_layer();
+
+    let not_json = fake.image(
+        "bad/notjson",
+        "1",
+        b"<html>no</html>",
+        std::slice::from_ref(&layer),
+        |_| {},
+    );
+    refused(
+        &not_json.reference,
+        &["not an image config", &not_json.reference],
+    );
+
+    let not_tar = Layer {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        bytes: vec![0x5a; 3000],
+    };
+    let served = fake.image(
+        "bad/nottar",
+        "1",
+        &config_for(&[Digest::of(&not_tar.bytes)]),
+        &[not_tar],
+        |_| {},
+    );
+    refused(
+        &served.reference,
+        &["not a tar archive", &served.layer_digests[0].to_string()],
+    );
+
+    // 5000 layers against one diff ID: refused before any layer is fetched.
+    let served = fake.image(
+        "bad/count",
+        "1",
+        &config_for(std::slice::from_ref(&diff_id)),
+        std::slice::from_ref(&layer),
+        |m| {
+            let one = m["layers"][0].clone();
+            m["layers"] = json!(vec![one; 5000]);
+        },
+    );
+    refused(&served.reference, &["5000 layers", "1 diff IDs"]);
+    let layer_path = format!("/v2/bad/count/blobs/{}", served.layer_digests[0]);
+    assert!(!fake.requests().iter().any(|r| r.contains(&layer_path)));
+
+    // A layer whose content is another tar than its diff ID says.
+    let other = Digest::of(&tar_of("other.txt", b"other\n"));
+    let served = fake.image(
+        "bad/diffid",
+        "1",
+        &config_for(std::slice::from_ref(&other)),
+        &[layer],
+        |_| {},
+    );
+    refused(
+        &served.reference,
+        &["diff ID mismatch", &other.to_string(), &diff_id.to_string()],
+    );
+}
+
+#[test]
+fn a_stalled_blob_times_out_in_seconds() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = valid_layer();
+    let served = fake.image(
+        "slow/blob",
+        "1",
+        &config_for(&[diff_id]),
+        std::slice::from_ref(&layer),
+        |_| {},
+    );
+    fake.route(
+        &format!("/v2/slow/blob/blobs/{}", served.layer_digests[0]),
+        Reply::Stall {
+            content_type: "application/octet-stream".into(),
+            length: layer.bytes.len() as u64,
+            prefix: layer.bytes[..10].to_vec(),
+        },
+    );
+    let elapsed = refused(
+        &served.reference,
+        &["timed out", &served.layer_digests[0].to_string()],
+    );
+    eprintln!("stalled blob failed after {elapsed:?}");
+}
+
+#[test]
+fn a_stalled_manifest_times_out_in_seconds() {
+    let fake = FakeRegistry::start();
+    fake.route(
+        "/v2/slow/manifest/manifests/1",
+        Reply::Stall {
+            content_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            length: 1000,
+            prefix: b"{\"schemaVersion\":".to_vec(),
+        },
+    );
+    let reference = format!("{}/slow/manifest:1", fake.host);
+    let elapsed = refused(&reference, &["timed out", &reference]);
+    eprintln!("stalled manifest failed after {elapsed:?}");
+}
+
+#[test]
+fn a_silent_api_root_times_out_and_says_so() {
+    let fake = FakeRegistry::start();
+    fake.route("/v2/", Reply::Silent);
+    let reference = format!("{}/slow/root:1", fake.host);
+    let elapsed = refused(&reference, &["cannot reach registry", "timed out"]);
+    eprintln!("silent /v2/ failed after {elapsed:?}");
+}
+
+#[test]
+fn a_redirect_loop_is_reported_as_one_not_as_tls() {
+    let fake = FakeRegistry::start();
+    fake.route("/v2/", Reply::Redirect("/v2/".into()));
+    let reference = format!("{}/loop/app:1", fake.host);
+    let (store, _) = empty_store();
+    let (run, _) = run_bounded(img_pull(store.path()).arg(&reference));
+    let run = run.failure(1).one_error_line(&["too many redirects"]);
+    assert!(!run.stderr.contains("InvalidContentType"), "{run:#?}");
+}
+
+#[test]
+fn digests_in_other_algorithms_are_refused_by_name() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = valid_layer();
+    let sha512 = format!("sha512:{}", "ab".repeat(64));
+    let served = fake.image("algo/app", "1", &config_for(&[diff_id]), &[layer], |m| {
+        m["layers"][0]["digest"] = json!(sha512);
+    });
+    refused(
+        &served.reference,
+        &["unsupported digest algorithm sha512 in", &served.reference],
+    );
+    assert!(
+        !fake.requests().iter().any(|r| r.contains("/blobs/sha256:")
+            && !r.contains(&served.config_digest.to_string())),
+        "no layer fetched under a made-up sha256: {:#?}",
+        fake.requests()
+    );
+}
