@@ -234,6 +234,57 @@ fn bind_mounts_read_only_and_tmpfs_are_honoured() {
 }
 
 #[test]
+fn bind_mounts_take_files_sockets_devices_and_follow_image_symlinks() {
+    let fixture = Fixture::new();
+    // An image whose /data leads to a directory it does not have yet.
+    let base = berth_harness::fixture::busybox_layer("links");
+    let links = layer(&[
+        ("data", tar::EntryType::Symlink, "/srv/data"),
+        ("relative", tar::EntryType::Symlink, "../srv/rel"),
+    ]);
+    let reference = berth::Reference::parse("test/links:latest").unwrap();
+    write_layers(
+        &fixture.store,
+        &reference,
+        &[base, links],
+        json!({"Cmd": ["sh"]}),
+    );
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "from the host\n").unwrap();
+    let socket = host.path().join("s.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let volume = |source: &Path, target: &str| format!("{}:{target}", source.display());
+    let run = ctr_run(
+        &fixture,
+        &[
+            "--rm",
+            "-v",
+            &volume(host.path(), "/data"),
+            "-v",
+            &volume(host.path(), "/relative"),
+            "-v",
+            &volume(&host.path().join("f"), "/etc/from-host:ro"),
+            "-v",
+            &volume(&socket, "/run/s.sock"),
+            "-v",
+            "/dev/null:/devnull",
+            "test/links:latest",
+            "sh",
+            "-c",
+            "cat /srv/data/f /srv/rel/f /etc/from-host; test -S /run/s.sock && echo socket; \
+             test -c /devnull && echo device; echo x > /etc/from-host || echo ro",
+        ],
+    )
+    .success();
+    assert_eq!(
+        run.stdout, "from the host\nfrom the host\nfrom the host\nsocket\ndevice\nro\n",
+        "{run:#?}"
+    );
+    // Nothing of the host's was replaced by a directory.
+    assert!(host.path().join("f").is_file());
+}
+
+#[test]
 fn capabilities_and_proc_masks_follow_docker() {
     let fixture = fixture();
     let caps = |extra: &[&str]| {

@@ -698,7 +698,21 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
 
     let mut volumes = checked.volumes.clone();
     for v in &volumes {
-        fs::create_dir_all(&v.source).map_err(io_error(&v.source))?;
+        // Docker makes a missing host path a directory; a file, socket or
+        // device that is there is bound as it is.
+        if fs::symlink_metadata(&v.source).is_err() {
+            fs::create_dir_all(&v.source).map_err(io_error(&v.source))?;
+        }
+        // The target as the container resolves it: a symlink in the image
+        // leads inside the root, and what it names is made if missing.
+        let target_dir = if v.source.is_dir() {
+            v.target.as_str()
+        } else {
+            v.target.rsplit_once('/').map_or("/", |(dir, _)| dir)
+        };
+        mkdir_in_root(&prepared.rootfs, target_dir).map_err(io_error(
+            &prepared.rootfs.join(v.target.trim_start_matches('/')),
+        ))?;
     }
     for (i, target) in record.config.volumes.keys().enumerate() {
         if volumes.iter().any(|v| v.target == *target) {
@@ -830,30 +844,54 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
 /// `mkdir -p` inside the container's root, with every lookup resolved as
 /// if the rootfs were `/` so an image symlink cannot point us outside.
 fn mkdir_in_root(rootfs: &Path, path: &str) -> io::Result<()> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use rustix::fs::{Mode, OFlags};
     let root = rustix::fs::open(
         rootfs,
         OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
         Mode::empty(),
     )?;
-    let mut prefix = String::new();
-    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
-        let parent = rustix::fs::openat2(
-            &root,
-            if prefix.is_empty() {
-                "."
-            } else {
-                prefix.as_str()
-            },
+    mkdir_following(&root, path, 0)
+}
+
+/// `mkdir -p` of `path` below `root`, resolving as the container will: a
+/// component that is a symlink leading nowhere yet (`/data -> /srv/data`)
+/// has its target made, inside the root, as Docker makes a volume's.
+fn mkdir_following(root: &std::os::fd::OwnedFd, path: &str, depth: u32) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    // The kernel's own limit on links followed in one lookup.
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let open_in_root = |path: &str| {
+        rustix::fs::openat2(
+            root,
+            if path.is_empty() { "." } else { path },
             OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
             Mode::empty(),
             ResolveFlags::IN_ROOT,
-        )?;
+        )
+    };
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let parent = open_in_root(&prefix)?;
         match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
             Ok(()) | Err(rustix::io::Errno::EXIST) => {}
             Err(e) => return Err(e.into()),
         }
-        prefix = format!("{prefix}/{part}");
+        let here = format!("{prefix}/{part}");
+        if let Err(rustix::io::Errno::NOENT) = open_in_root(&here)
+            && let Ok(target) = rustix::fs::readlinkat(&parent, part, Vec::new())
+        {
+            let target = target.to_string_lossy().into_owned();
+            // Relative to the link's directory; IN_ROOT keeps `..` inside.
+            let target = if target.starts_with('/') {
+                target
+            } else {
+                format!("{prefix}/{target}")
+            };
+            mkdir_following(root, &target, depth + 1)?;
+        }
+        prefix = here;
     }
     Ok(())
 }
