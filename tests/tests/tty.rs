@@ -32,6 +32,34 @@ fn an_interactive_shell_has_a_pty_of_the_terminals_size_and_its_exit_code_comes_
 }
 
 #[test]
+fn a_terminal_container_that_ends_at_once_still_shows_its_output_and_code() {
+    let fixture = fixture();
+    // The container may end before ctr-run connects to its monitor (9 runs
+    // in 20 lost the output to a reset connection): each run must hold.
+    for _ in 0..15 {
+        let mut session = PtySession::spawn(tool("ctr-run", fixture.root()).args([
+            "--rm",
+            "-t",
+            IMG,
+            "sh",
+            "-c",
+            "echo quick; exit 3",
+        ]));
+        session.expect("quick", 20);
+        let status = session.wait(20);
+        assert_eq!(status.code(), Some(3), "terminal showed {:?}", session.seen);
+    }
+    let mut missing = PtySession::spawn(tool("ctr-run", fixture.root()).args([
+        "--rm",
+        "-t",
+        IMG,
+        "no-such-command",
+    ]));
+    assert_eq!(missing.wait(20).code(), Some(127), "{:?}", missing.seen);
+    assert!(fixture.container_ids().is_empty());
+}
+
+#[test]
 fn ctrl_p_ctrl_q_detaches_and_the_container_runs_on() {
     let fixture = fixture();
     let mut session = PtySession::spawn(

@@ -99,7 +99,9 @@ impl AttachServer {
             if ready[0] {
                 // EIO once the last slave descriptor is closed.
                 let n = match rustix::io::read(master, &mut buf) {
-                    Ok(0) | Err(_) => return client,
+                    Ok(0) | Err(_) => {
+                        return client.or_else(|| backlog.and_then(|b| self.first_client(&b)));
+                    }
                     Ok(n) => n,
                 };
                 output(&buf[..n]);
@@ -142,6 +144,29 @@ impl AttachServer {
                 }
             }
         }
+    }
+
+    /// For a foreground `ctr-run -t` whose container ended before its
+    /// client connected (`sh -c 'echo a; exit 3'`): waits a while for that
+    /// client and gives it the output it missed, so it still gets the
+    /// output and the exit code instead of a reset connection.
+    fn first_client(&self, backlog: &[u8]) -> Option<UnixStream> {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        // The caller connects as soon as the monitor reports the start; a
+        // caller that died never will.
+        let patience = Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
+        };
+        let mut fds = [PollFd::new(&self.listener, PollFlags::IN)];
+        if !matches!(poll(&mut fds, Some(&patience)), Ok(n) if n > 0) {
+            return None;
+        }
+        let (mut stream, _) = self.listener.accept().ok()?;
+        if !backlog.is_empty() {
+            write_frame(&mut stream, OUTPUT, backlog).ok()?;
+        }
+        Some(stream)
     }
 
     /// Feeds each client's input to the container's `stdin`, one client
@@ -206,6 +231,11 @@ pub fn send_stdin(dir: &Path) -> bool {
 /// Tells the attached client how the container ended.
 pub fn send_exit(client: &mut UnixStream, code: i32) {
     let _ = write_frame(client, EXIT, &code.to_be_bytes());
+    // Closing a Unix socket with unread input (a resize the client sent
+    // as we ended) resets the client's side: read until it hangs up.
+    let _ = client.shutdown(std::net::Shutdown::Write);
+    let _ = client.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+    let _ = io::copy(client, &mut io::sink());
 }
 
 /// How an attached session ended.
