@@ -3,6 +3,7 @@
 //! Everything it starts is stopped when its handle drops, even on panic.
 
 pub mod fixture;
+pub mod pause;
 pub mod pty;
 pub mod registry;
 pub mod tools;

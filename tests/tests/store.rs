@@ -3,6 +3,7 @@
 
 use berth::Store;
 use berth_harness::fixture::Format;
+use berth_harness::pause::{Held, PausePoint};
 use berth_harness::tools::{binary, external, skopeo_copy};
 use berth_harness::{Fixture, Registry, Run, tool};
 use std::collections::BTreeSet;
@@ -267,4 +268,75 @@ fn targets_arrive_by_pipe_and_root_by_environment() {
     .success();
     let found = fixture.store.resolve_image("by-short-id:1").unwrap();
     assert_eq!(found.id(), image.config_digest);
+}
+
+/// `ctr-run` held between leasing its image and recording its container:
+/// the window (~1.5 s of unpacking for a Debian image) made deterministic.
+fn hold_ctr_run(fixture: &Fixture, pause: &PausePoint, args: &[&str]) -> Held {
+    pause.hold(tool("ctr-run", fixture.root()).args(args), 30)
+}
+
+#[test]
+fn an_image_a_container_is_being_created_from_survives_img_rm_and_img_prune() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("leased/busybox:latest", "leased");
+    let root = fixture.root();
+    let id = image.config_digest.short().to_string();
+    let pause = PausePoint::new(berth::testhook::AFTER_LEASE);
+    let held = hold_ctr_run(&fixture, &pause, &["-d", "leased/busybox", "sleep", "1000"]);
+
+    // In use, as if a container had it: refused without -f, kept by prune,
+    // only untagged with -f.
+    Run::of(tool("img-rm", root).arg("leased/busybox"), None)
+        .failure(1)
+        .one_error_line(&["(must force)", "a container being created", &id]);
+    Run::of(tool("img-rm", root).arg(&id), None)
+        .failure(1)
+        .one_error_line(&["(must be forced)", "a container being created"]);
+    let pruned = Run::of(tool("img-prune", root).args(["-a", "-f"]), None).success();
+    assert!(!pruned.stdout.contains(&id), "{pruned:#?}");
+    let forced = Run::of(tool("img-rm", root).args(["-f", "leased/busybox"]), None).success();
+    assert_eq!(forced.stdout, "Untagged: leased/busybox:latest\n");
+    Run::of(tool("img-prune", root).args(["-a", "-f"]), None).success();
+    assert!(fixture.store.has_blob(&image.layer_digest));
+
+    // Let it go on: the container is created and runs from the image.
+    let run = held.release().success();
+    let container = run.stdout.trim().to_string();
+    assert_eq!(container.len(), 64, "{run:#?}");
+    let leases = root.join("locks/leases");
+    assert_eq!(entries(&leases), BTreeSet::new(), "the lease ended");
+    Run::of(tool("ctr-stop", root).args(["-t", "0", &container]), None).success();
+    // Its record keeps the image now: the collection after the stop leaves
+    // it, and the container starts again from it.
+    Run::of(tool("img-prune", root).args(["-a", "-f"]), None).success();
+    Run::of(tool("ctr-start", root).arg(&container), None).success();
+    let status = Run::of(
+        tool("ctr-inspect", root).args(["-f", "{{.State.Status}}", &container]),
+        None,
+    )
+    .success();
+    assert_eq!(status.stdout, "running\n");
+    Run::of(tool("ctr-rm", root).args(["-f", &container]), None).success();
+}
+
+#[test]
+fn a_lease_whose_holder_died_pins_nothing() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("orphan/busybox:latest", "orphan");
+    let root = fixture.root();
+    let pause = PausePoint::new(berth::testhook::AFTER_LEASE);
+    let mut held = hold_ctr_run(&fixture, &pause, &["orphan/busybox", "true"]);
+    held.child.kill().unwrap();
+    held.child.wait().unwrap();
+
+    let removed = Run::of(tool("img-rm", root).arg("orphan/busybox"), None).success();
+    assert!(
+        removed
+            .stdout
+            .contains(&format!("Deleted: {}", image.config_digest)),
+        "{removed:#?}"
+    );
+    assert!(!fixture.store.has_blob(&image.layer_digest));
+    assert_eq!(entries(&root.join("locks/leases")), BTreeSet::new());
 }

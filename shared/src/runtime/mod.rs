@@ -469,18 +469,23 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .map_err(|e| bad("--platform", wanted, format!("{e}")))
         })
         .transpose()?;
-    // A multi-platform tag gives the platform asked for, if it is here.
-    let found = match &wanted_platform {
-        Some(platform) => match store.resolve_image_on(&opts.image, platform) {
-            Err(StoreError::NoSuchImage(_)) => store.resolve_image(&opts.image),
-            other => other,
-        },
-        None => store.resolve_image(&opts.image),
-    };
-    let image = found.map_err(|e| match e {
-        StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
-        other => RunError::Store(other),
+    // Leased from here until the container's record names the image, so
+    // img-rm and img-prune see it in use while its layers are unpacked.
+    let (image, lease) = store.lease_image(|store| {
+        // A multi-platform tag gives the platform asked for, if it is here.
+        let found = match &wanted_platform {
+            Some(platform) => match store.resolve_image_on(&opts.image, platform) {
+                Err(StoreError::NoSuchImage(_)) => store.resolve_image(&opts.image),
+                other => other,
+            },
+            None => store.resolve_image(&opts.image),
+        };
+        found.map_err(|e| match e {
+            StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
+            other => RunError::Store(other),
+        })
     })?;
+    crate::testhook::pause(crate::testhook::AFTER_LEASE);
     let image_config = store.read_image_config(&image)?;
     if let (Some(wanted), Some(wanted_platform)) = (&opts.platform, &wanted_platform) {
         let arch = image_config.architecture().to_string();
@@ -626,6 +631,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         platform: "linux".to_string(),
     };
     store.create_container(&record)?;
+    drop(lease); // the record keeps the image in use from now on
     let mut prepared = Prepared {
         store: store.clone(),
         id: id.clone(),

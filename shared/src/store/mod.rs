@@ -6,11 +6,13 @@ mod blob;
 mod gc;
 mod image;
 mod index;
+mod lease;
 
 pub use blob::{BlobWriter, VerifiedBlob};
 pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
+pub use lease::{ImageLease, LeasedImage};
 
 use crate::digest::{Digest, DigestError};
 use std::fs;
