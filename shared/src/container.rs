@@ -1,11 +1,14 @@
 //! Container records: `containers/<id>/container.json` with Docker's field
 //! names, unique names, IDs, and atomic locked updates the lifecycle tools share.
 
-use crate::store::Store;
+mod reserve;
+
+use crate::store::{PRIVATE_DIR, PRIVATE_FILE, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +162,18 @@ pub fn random_name() -> String {
         .replace('-', "_")
 }
 
+/// Writes a file only the owner may read, private from its creation (a
+/// container's runtime spec holds its `-e` values).
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_FILE)
+        .open(path)?
+        .write_all(bytes)
+}
+
 /// Docker's rule for user-chosen names.
 pub fn check_name(name: &str) -> Result<(), ContainerError> {
     let mut chars = name.chars();
@@ -228,7 +243,13 @@ impl Store {
             });
         }
         let dir = self.container_dir(&record.id);
-        fs::create_dir_all(&dir).map_err(io_error(&dir))?;
+        // Private from its creation: it will hold the spec (with the `-e`
+        // values), the log and the upper dir.
+        fs::DirBuilder::new()
+            .mode(PRIVATE_DIR)
+            .create(&dir)
+            .map_err(io_error(&dir))?;
+        reserve::make(&dir).map_err(io_error(&dir))?;
         self.write_record(record)
     }
 
@@ -238,11 +259,28 @@ impl Store {
         id: &str,
         change: impl FnOnce(&mut Record),
     ) -> Result<Record, ContainerError> {
-        let _guard = lock(&self.container_dir(id).join("lock"))?;
+        let dir = self.container_dir(id);
+        let _guard = lock(&dir.join("lock"))?;
         let mut record = self.load_container(id)?;
         change(&mut record);
         self.write_record(&record)?;
+        // A reserve spent on a full disk is made again once there is room.
+        let _ = reserve::make(&dir);
         Ok(record)
+    }
+
+    /// Opens a container's json-file log for appending, private to the
+    /// owner from its creation (it holds everything the container printed).
+    pub fn open_log(&self, id: &str) -> io::Result<File> {
+        OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(PRIVATE_FILE)
+            .open(self.log_path(id))
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
     }
 
     /// Removes a container's directory. Its mounts must be gone already.
@@ -259,14 +297,31 @@ impl Store {
         }
     }
 
+    /// Replaces the record atomically (temp file, fsync, rename; the temp
+    /// file is 0600 from its creation). On a full filesystem the
+    /// container's reserve is given up for it, so an exit is still recorded.
     fn write_record(&self, record: &Record) -> Result<(), ContainerError> {
         let dir = self.container_dir(&record.id);
-        let path = self.record_path(&record.id);
-        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(io_error(&dir))?;
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        tmp.write_all(&bytes).map_err(io_error(tmp.path()))?;
-        tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;
-        tmp.persist(&path).map_err(|e| io_error(&path)(e.error))?;
+        match self.replace_record(&record.id, &bytes) {
+            Err((_, e)) if reserve::is_full(&e) && reserve::release(&dir) => {
+                self.replace_record(&record.id, &bytes)
+            }
+            other => other,
+        }
+        .map_err(|(path, source)| ContainerError::Io { path, source })
+    }
+
+    fn replace_record(&self, id: &str, bytes: &[u8]) -> Result<(), (PathBuf, io::Error)> {
+        let dir = self.container_dir(id);
+        let path = self.record_path(id);
+        let mut tmp = tempfile::NamedTempFile::new_in(&dir).map_err(|e| (dir.clone(), e))?;
+        tmp.write_all(bytes)
+            .map_err(|e| (tmp.path().to_path_buf(), e))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| (tmp.path().to_path_buf(), e))?;
+        tmp.persist(&path).map_err(|e| (path, e.error))?;
         Ok(())
     }
 }

@@ -26,6 +26,7 @@ pub mod registry;
 pub mod root;
 pub mod runtime;
 pub mod store;
+pub mod testhook;
 
 pub use digest::Digest;
 pub use exit::{Exit, Failure};

@@ -4,6 +4,7 @@
 
 pub mod fixture;
 pub mod hostile;
+pub mod pause;
 pub mod pty;
 pub mod registry;
 pub mod tools;

@@ -791,3 +791,57 @@ fn a_detached_container_keeps_none_of_the_callers_descriptors() {
     assert_eq!(fixture.container_record(&id)["State"]["Status"], "running");
     Run::of(tool("ctr-rm", fixture.root()).args(["-f", &id]), None).success();
 }
+
+fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .mode()
+        & 0o7777
+}
+
+#[test]
+fn a_containers_secrets_are_its_owners_alone() {
+    // A store root berth makes is private from its creation.
+    let parent = tempfile::tempdir().unwrap();
+    let fresh = parent.path().join("fresh");
+    Run::of(tool("img-ls", &fresh).arg("-q"), None).success();
+    assert_eq!(mode(&fresh), 0o700);
+    assert_eq!(mode(&fresh.join("containers")), 0o700);
+
+    let fixture = fixture();
+    let run = ctr_run(
+        &fixture,
+        &[
+            "-d",
+            "-e",
+            "PASSWORD=hunter2",
+            IMG,
+            "sh",
+            "-c",
+            "echo the password is $PASSWORD",
+        ],
+    )
+    .success();
+    let id = run.stdout.trim().to_string();
+    assert!(wait_for(
+        10,
+        || fixture.container_record(&id)["State"]["Status"] == "exited"
+    ));
+    let dir = fixture.root().join("containers").join(&id);
+    assert_eq!(mode(&dir), 0o700);
+    let log = format!("{id}-json.log");
+    for (file, holds) in [
+        ("container.json", "PASSWORD=hunter2"),
+        ("config.json", "PASSWORD=hunter2"),
+        (log.as_str(), "the password is hunter2"),
+    ] {
+        let path = dir.join(file);
+        assert_eq!(mode(&path), 0o600, "{file}");
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(holds), "{file} lacks {holds:?}: {text}");
+    }
+    // The container's own root directory stays readable inside it.
+    assert_eq!(mode(&dir.join("upper")), 0o755);
+    ctr_run(&fixture, &["--rm", "-u", "1000", IMG, "ls", "/etc/fixture"]).success();
+}

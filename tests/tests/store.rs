@@ -3,8 +3,10 @@
 
 use berth::Store;
 use berth_harness::fixture::Format;
+use berth_harness::fixture::write_busybox;
+use berth_harness::pause::{Held, PausePoint};
 use berth_harness::tools::{binary, external, skopeo_copy};
-use berth_harness::{Fixture, Registry, Run, tool};
+use berth_harness::{Fixture, Registry, Run, tool, wait_for};
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
@@ -267,4 +269,189 @@ fn targets_arrive_by_pipe_and_root_by_environment() {
     .success();
     let found = fixture.store.resolve_image("by-short-id:1").unwrap();
     assert_eq!(found.id(), image.config_digest);
+}
+
+/// `ctr-run` held between leasing its image and recording its container:
+/// the window (~1.5 s of unpacking for a Debian image) made deterministic.
+fn hold_ctr_run(fixture: &Fixture, pause: &PausePoint, args: &[&str]) -> Held {
+    pause.hold(tool("ctr-run", fixture.root()).args(args), 30)
+}
+
+#[test]
+fn an_image_a_container_is_being_created_from_survives_img_rm_and_img_prune() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("leased/busybox:latest", "leased");
+    let root = fixture.root();
+    let id = image.config_digest.short().to_string();
+    let pause = PausePoint::new(berth::testhook::AFTER_LEASE);
+    let held = hold_ctr_run(&fixture, &pause, &["-d", "leased/busybox", "sleep", "1000"]);
+
+    // In use, as if a container had it: refused without -f, kept by prune,
+    // only untagged with -f.
+    Run::of(tool("img-rm", root).arg("leased/busybox"), None)
+        .failure(1)
+        .one_error_line(&["(must force)", "a container being created", &id]);
+    Run::of(tool("img-rm", root).arg(&id), None)
+        .failure(1)
+        .one_error_line(&["(must be forced)", "a container being created"]);
+    let pruned = Run::of(tool("img-prune", root).args(["-a", "-f"]), None).success();
+    assert!(!pruned.stdout.contains(&id), "{pruned:#?}");
+    let forced = Run::of(tool("img-rm", root).args(["-f", "leased/busybox"]), None).success();
+    assert_eq!(forced.stdout, "Untagged: leased/busybox:latest\n");
+    Run::of(tool("img-prune", root).args(["-a", "-f"]), None).success();
+    assert!(fixture.store.has_blob(&image.layer_digest));
+
+    // Let it go on: the container is created and runs from the image.
+    let run = held.release().success();
+    let container = run.stdout.trim().to_string();
+    assert_eq!(container.len(), 64, "{run:#?}");
+    let leases = root.join("locks/leases");
+    assert_eq!(entries(&leases), BTreeSet::new(), "the lease ended");
+    Run::of(tool("ctr-stop", root).args(["-t", "0", &container]), None).success();
+    // Its record keeps the image now: the collection after the stop leaves
+    // it, and the container starts again from it.
+    Run::of(tool("img-prune", root).args(["-a", "-f"]), None).success();
+    Run::of(tool("ctr-start", root).arg(&container), None).success();
+    let status = Run::of(
+        tool("ctr-inspect", root).args(["-f", "{{.State.Status}}", &container]),
+        None,
+    )
+    .success();
+    assert_eq!(status.stdout, "running\n");
+    Run::of(tool("ctr-rm", root).args(["-f", &container]), None).success();
+}
+
+#[test]
+fn a_lease_whose_holder_died_pins_nothing() {
+    let fixture = Fixture::new();
+    let image = fixture.busybox("orphan/busybox:latest", "orphan");
+    let root = fixture.root();
+    let pause = PausePoint::new(berth::testhook::AFTER_LEASE);
+    let mut held = hold_ctr_run(&fixture, &pause, &["orphan/busybox", "true"]);
+    held.child.kill().unwrap();
+    held.child.wait().unwrap();
+
+    let removed = Run::of(tool("img-rm", root).arg("orphan/busybox"), None).success();
+    assert!(
+        removed
+            .stdout
+            .contains(&format!("Deleted: {}", image.config_digest)),
+        "{removed:#?}"
+    );
+    assert!(!fixture.store.has_blob(&image.layer_digest));
+    assert_eq!(entries(&root.join("locks/leases")), BTreeSet::new());
+}
+
+/// A small tmpfs as a store root for one test. Dropped (even when the test
+/// fails), it frees its space, removes its containers, then is unmounted.
+struct SmallFs {
+    store: Store,
+    dir: tempfile::TempDir,
+}
+
+impl SmallFs {
+    fn mount(size: &str) -> SmallFs {
+        let dir = tempfile::tempdir().unwrap();
+        rustix::mount::mount(
+            "tmpfs",
+            dir.path(),
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            std::ffi::CString::new(format!("size={size},mode=0700"))
+                .unwrap()
+                .as_c_str(),
+        )
+        .expect("mount a tmpfs (as root)");
+        let store = Store::open(dir.path()).unwrap();
+        SmallFs { store, dir }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn filler(&self) -> std::path::PathBuf {
+        self.root().join("filler")
+    }
+
+    /// Writes until the filesystem refuses: not one page is left.
+    fn fill(&self) {
+        let mut file = std::fs::File::create(self.filler()).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        loop {
+            if let Err(e) = file.write_all(&chunk) {
+                assert_eq!(e.kind(), std::io::ErrorKind::StorageFull, "{e}");
+                return;
+            }
+        }
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.filler());
+        for record in berth::lifecycle::list(&self.store).unwrap_or_default() {
+            let _ = berth::lifecycle::remove(&self.store, &record, true);
+        }
+        let _ = rustix::mount::unmount(self.root(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+#[test]
+fn a_detached_container_keeps_its_exit_code_when_the_disk_fills_up() {
+    let disk = SmallFs::mount("16m");
+    let root = disk.root();
+    write_busybox(
+        &disk.store,
+        &berth::Reference::parse("full/busybox").unwrap(),
+        "full",
+    );
+    // The container waits on a FIFO outside the small disk, then prints
+    // (to a log that can no longer grow) and exits 3.
+    let gate = tempfile::tempdir().unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        gate.path().join("go"),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let volume = format!("{}:/gate", gate.path().display());
+    let run = Run::of(
+        tool("ctr-run", root).args([
+            "-d",
+            "-v",
+            &volume,
+            "full/busybox",
+            "sh",
+            "-c",
+            "read line < /gate/go; echo printed on a full disk; exit 3",
+        ]),
+        None,
+    )
+    .success();
+    let id = run.stdout.trim().to_string();
+
+    disk.fill();
+    std::fs::write(gate.path().join("go"), "go\n").unwrap();
+    assert!(
+        wait_for(30, || !berth::runtime::is_owned(&disk.store, &id)),
+        "the monitor never finished"
+    );
+
+    let state = Run::of(
+        tool("ctr-inspect", root).args(["-f", "{{.State.Status}} {{.State.ExitCode}}", &id]),
+        None,
+    )
+    .success();
+    assert_eq!(state.stdout, "exited 3\n", "{state:#?}");
+    // The lost output is reported where ctr-inspect shows it.
+    let error = Run::of(
+        tool("ctr-inspect", root).args(["-f", "{{.State.Error}}", &id]),
+        None,
+    )
+    .success();
+    assert!(
+        error.stdout.contains("log") && error.stdout.contains("No space left on device"),
+        "{error:#?}"
+    );
 }

@@ -2,6 +2,7 @@
 //! ones (skopeo, umoci, podman, runc) by hyperfine in one run, each figure
 //! printed as a ratio. Informational: a bench never fails the build.
 
+use crate::prerequisites::Task;
 use berth_harness::fixture::Format;
 use berth_harness::{Fixture, Registry};
 use std::path::{Path, PathBuf};
@@ -28,9 +29,7 @@ pub fn run() -> Result<(), String> {
         ));
     }
     let want = |section: &str| wanted.is_empty() || wanted.iter().any(|w| w == section);
-    crate::ci::install_prerequisites(crate::ci::PREREQUISITES)?;
-    crate::ci::install_prerequisites(crate::ci::BENCH_PREREQUISITES)?;
-    crate::build_tools(true)?;
+    crate::build_tools(Task::Bench, true)?;
     let registry = Registry::start();
     let fixture = Fixture::new();
     let image = fixture.busybox("bench/busybox:latest", "bench");
@@ -601,7 +600,7 @@ fn debian_rootfs_tar() -> Result<PathBuf, String> {
     if tar.exists() {
         return Ok(tar);
     }
-    crate::ci::install_prerequisites(&[("debootstrap", "debootstrap")])?;
+    crate::prerequisites::install_packages(&[("debootstrap", "debootstrap")])?;
     std::fs::create_dir_all(&cache).map_err(|e| e.to_string())?;
     let work = tempfile::tempdir_in(&cache).map_err(|e| e.to_string())?;
     let rootfs = work.path().join("rootfs");

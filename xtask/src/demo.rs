@@ -2,11 +2,14 @@
 //! a local registry, a busybox image pushed into it, then berth's tools.
 //! It grows with the tools.
 
+use crate::prerequisites::Task;
 use berth_harness::fixture::Format;
 use berth_harness::{Fixture, Registry, Run, tool};
 
 pub fn run() -> Result<(), String> {
-    crate::build_tools(false)?;
+    // On a fresh machine: the registry, busybox-static and libseccomp
+    // (to link the tools) are installed before anything is built.
+    crate::build_tools(Task::Demo, false)?;
     let registry = Registry::start();
     println!(
         "# a registry on {} (Debian's docker-registry)",

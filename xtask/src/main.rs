@@ -6,6 +6,7 @@
 mod bench;
 mod ci;
 mod demo;
+mod prerequisites;
 
 use std::process::{Command, ExitCode};
 
@@ -51,8 +52,10 @@ pub fn workspace_root() -> std::path::PathBuf {
         .to_path_buf()
 }
 
-/// Builds every tool so the harness finds them beside this binary.
-pub fn build_tools(release: bool) -> Result<(), String> {
+/// Installs what `task` needs, then builds every tool so the harness finds
+/// them beside this binary: no task builds before its prerequisites are in.
+pub fn build_tools(task: prerequisites::Task, release: bool) -> Result<(), String> {
+    prerequisites::install(task)?;
     let mut args = vec!["build", "--workspace", "--bins"];
     if release {
         args.push("--release");

@@ -81,18 +81,47 @@ pub fn layer_size(store: &Store, digest: &Digest) -> Result<u64, StoreError> {
     Ok(size)
 }
 
-/// A container that uses an image, as its record says.
+/// A container that uses an image, as its record says, or one being
+/// created from it under a lease.
 #[derive(Debug, Clone)]
 pub struct ImageUser {
+    /// Empty while the container is being created.
     pub container_id: String,
     pub image_id: String,
     pub running: bool,
+    /// The PID of the process creating a container from the image, which
+    /// holds a lease on it until the container's record exists.
+    pub creator: Option<u32>,
 }
 
-/// Every container record's image, read from `containers/*/container.json`.
+impl std::fmt::Display for ImageUser {
+    /// The user as a conflict message names it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.creator {
+            Some(pid) => write!(f, "a container being created (by process {pid})"),
+            None => {
+                let state = if self.running { "running" } else { "stopped" };
+                let id = &self.container_id;
+                write!(f, "{state} container {}", &id[..id.len().min(12)])
+            }
+        }
+    }
+}
+
+/// Every container record's image, read from `containers/*/container.json`,
+/// and every image leased for a container being created.
 pub fn image_users(store: &Store) -> Result<Vec<ImageUser>, StoreError> {
     let dir = store.root().join("containers");
-    let mut users = Vec::new();
+    let mut users: Vec<ImageUser> = store
+        .leased_images(false)?
+        .into_iter()
+        .map(|leased| ImageUser {
+            container_id: String::new(),
+            image_id: leased.image,
+            running: false,
+            creator: Some(leased.pid),
+        })
+        .collect();
     let entries = match fs::read_dir(&dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(users),
@@ -114,6 +143,7 @@ pub fn image_users(store: &Store) -> Result<Vec<ImageUser>, StoreError> {
             container_id: record["Id"].as_str().unwrap_or_default().to_string(),
             image_id: record["Image"].as_str().unwrap_or_default().to_string(),
             running: record["State"]["Running"].as_bool().unwrap_or(false),
+            creator: None,
         });
     }
     Ok(users)

@@ -85,9 +85,12 @@ fn remove_one(
         let last_name = image.is_none_or(|i| i.tags.len() <= 1);
         let user = image.and_then(|i| users.iter().find(|u| u.image_id == i.id().to_string()));
         if let (Some(user), true, false) = (user, last_name, force) {
+            let user = match user.creator {
+                Some(_) => user.to_string(),
+                None => format!("container {}", short(&user.container_id)),
+            };
             return Err(RemoveError::Conflict(format!(
-                "unable to remove repository reference \"{target}\" (must force) - container {} is using its referenced image {}",
-                short(&user.container_id),
+                "unable to remove repository reference \"{target}\" (must force) - {user} is using its referenced image {}",
                 image
                     .map(|i| i.id().short().to_string())
                     .unwrap_or_default()
@@ -114,16 +117,14 @@ fn remove_one(
     let image_users: Vec<&ImageUser> = users.iter().filter(|u| u.image_id == id).collect();
     if let Some(running) = image_users.iter().find(|u| u.running) {
         return Err(RemoveError::Conflict(format!(
-            "unable to delete {} (cannot be forced) - image is being used by running container {}",
+            "unable to delete {} (cannot be forced) - image is being used by {running}",
             image.id().short(),
-            short(&running.container_id)
         )));
     }
     if let (Some(stopped), false) = (image_users.first(), force) {
         return Err(RemoveError::Conflict(format!(
-            "unable to delete {} (must be forced) - image is being used by stopped container {}",
+            "unable to delete {} (must be forced) - image is being used by {stopped}",
             image.id().short(),
-            short(&stopped.container_id)
         )));
     }
     let mut repositories: Vec<String> = image.tags.iter().map(Reference::repository).collect();

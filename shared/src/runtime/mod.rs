@@ -503,18 +503,23 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .map_err(|e| bad("--platform", wanted, format!("{e}")))
         })
         .transpose()?;
-    // A multi-platform tag gives the platform asked for, if it is here.
-    let found = match &wanted_platform {
-        Some(platform) => match store.resolve_image_on(&opts.image, platform) {
-            Err(StoreError::NoSuchImage(_)) => store.resolve_image(&opts.image),
-            other => other,
-        },
-        None => store.resolve_image(&opts.image),
-    };
-    let image = found.map_err(|e| match e {
-        StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
-        other => RunError::Store(other),
+    // Leased from here until the container's record names the image, so
+    // img-rm and img-prune see it in use while its layers are unpacked.
+    let (image, lease) = store.lease_image(|store| {
+        // A multi-platform tag gives the platform asked for, if it is here.
+        let found = match &wanted_platform {
+            Some(platform) => match store.resolve_image_on(&opts.image, platform) {
+                Err(StoreError::NoSuchImage(_)) => store.resolve_image(&opts.image),
+                other => other,
+            },
+            None => store.resolve_image(&opts.image),
+        };
+        found.map_err(|e| match e {
+            StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
+            other => RunError::Store(other),
+        })
     })?;
+    crate::testhook::pause(crate::testhook::AFTER_LEASE);
     let image_config = store.read_image_config(&image)?;
     if let (Some(wanted), Some(wanted_platform)) = (&opts.platform, &wanted_platform) {
         let arch = image_config.architecture().to_string();
@@ -660,6 +665,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         platform: "linux".to_string(),
     };
     store.create_container(&record)?;
+    drop(lease); // the record keeps the image in use from now on
     let mut prepared = Prepared {
         store: store.clone(),
         id: id.clone(),
@@ -754,8 +760,8 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         seccomp,
     })?;
     let spec_path = dir.join("config.json");
-    spec.save(&spec_path)
-        .map_err(|e| RunError::Spec(e.to_string()))?;
+    let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| RunError::Spec(e.to_string()))?;
+    container::write_private(&spec_path, &spec_json).map_err(io_error(&spec_path))?;
     let mounts = volumes
         .iter()
         .map(|v| MountPoint {
@@ -1115,7 +1121,19 @@ pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
 
 /// Records the exit of a container whose init has been waited for, removes
 /// the runtime's state and the cgroups, unmounts, and honours `--rm`.
-pub fn finish(mut prepared: Prepared, container: Container, code: i32) -> Result<(), RunError> {
+pub fn finish(prepared: Prepared, container: Container, code: i32) -> Result<(), RunError> {
+    finish_reporting(prepared, container, code, None)
+}
+
+/// [`finish`], keeping in the record's `State.Error` (as Docker keeps a
+/// failure there) what went wrong while the container ran, e.g. that its
+/// log could not be written.
+pub(crate) fn finish_reporting(
+    mut prepared: Prepared,
+    container: Container,
+    code: i32,
+    problem: Option<String>,
+) -> Result<(), RunError> {
     let oom = oom_killed(&prepared.id);
     // The init has exited, and with it its PID namespace and every process
     // in it, so the cgroups are empty: `cleanup` removes them and the
@@ -1136,6 +1154,7 @@ pub fn finish(mut prepared: Prepared, container: Container, code: i32) -> Result
                 r.state.exit_code = code;
                 r.state.oom_killed = oom;
                 r.state.finished_at = container::now();
+                r.state.error = problem.unwrap_or_default();
             })
             .map(|_| ())
             .map_err(RunError::from)
@@ -1219,12 +1238,7 @@ pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError>
     // SAFETY: changing a signal disposition has no memory effects.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     let pending = pending_signal;
-    let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
-    let mut log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log_path)
-        .ok();
+    let mut log = prepared.store.open_log(&prepared.id).ok();
     monitor::copy_to_log(out_r, err_r, log.as_mut(), true, &|| {
         if let Some(sig) = pending() {
             // SAFETY: sending a signal has no memory effects.

@@ -4,9 +4,11 @@
 
 use super::attach::{self, AttachServer, Attached};
 use super::tty::ConsoleSocket;
-use super::{Prepared, RunError, RunOptions, Stdio, finish, prepare, start, wait};
+use super::{
+    Prepared, RunError, RunOptions, Stdio, finish, finish_reporting, prepare, start, wait,
+};
 use crate::store::Store;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -138,7 +140,6 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
     } else {
         (None, None)
     };
-    let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
     let stdio = Stdio {
         stdin,
         stdout: Some(out_w),
@@ -162,16 +163,43 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
         let once = prepared.stdin_once;
         std::thread::spawn(move || server.serve_stdin(write, once));
     }
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .ok();
-    copy_to_log(out_r, err_r, log.as_mut(), false, &|| {});
+    let (mut log, mut lost) = match prepared.store.open_log(&prepared.id) {
+        Ok(log) => (Some(log), None),
+        Err(e) => (None, Some(e)),
+    };
+    lost = lost.or(copy_to_log(out_r, err_r, log.as_mut(), false, &|| {}));
     let code = wait(pid, &|| None);
-    let _ = finish(prepared, container, code);
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) }
+    report_exit(finish_reporting(
+        prepared,
+        container,
+        code,
+        lost_output(lost),
+    ))
+}
+
+/// What the record says when output could not be kept: on a full disk the
+/// container runs on, and its exit is still recorded (the record has a
+/// reserve), but `ctr-logs` lacks what it printed from then on.
+fn lost_output(error: Option<io::Error>) -> Option<String> {
+    error.map(|e| format!("writing the container's log failed, later output was lost: {e}"))
+}
+
+/// Ends the monitor. An exit it could not record is said where an
+/// administrator looks (syslog: nobody reads the monitor's stderr) and in
+/// its own exit status; the record then shows the exit as unseen (255).
+fn report_exit(recorded: Result<(), RunError>) -> ! {
+    let code = match recorded {
+        Ok(()) => 0,
+        Err(e) => {
+            let line = std::ffi::CString::new(format!("berth monitor: recording the exit: {e}"))
+                .unwrap_or_default();
+            // SAFETY: a constant format and a valid C string.
+            unsafe { libc::syslog(libc::LOG_ERR, c"%s".as_ptr(), line.as_ptr()) };
+            1
+        }
+    };
+    // SAFETY: leaving the forked monitor without unwinding.
+    unsafe { libc::_exit(code) }
 }
 
 /// The container's stdin pipe (close-on-exec, so only the init's dup of
@@ -224,12 +252,10 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
     drop(console);
     let _ = status.write_all(b"ok");
     drop(status);
-    let log_path = prepared.dir.join(format!("{}-json.log", prepared.id));
-    let mut log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .ok();
+    let (mut log, open_failed) = match prepared.store.open_log(&prepared.id) {
+        Ok(log) => (Some(log), None),
+        Err(e) => (None, Some(e)),
+    };
     let mut stream = LogStream::new("stdout");
     let client = server.serve(
         &master,
@@ -245,12 +271,12 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
     }
     drop(master);
     let code = wait(pid, &|| None);
-    let _ = finish(prepared, container, code);
+    let lost = lost_output(open_failed.or(stream.lost.take()));
+    let recorded = finish_reporting(prepared, container, code, lost);
     if let Some(mut client) = client {
         attach::send_exit(&mut client, code);
     }
-    // SAFETY: as above.
-    unsafe { libc::_exit(0) }
+    report_exit(recorded)
 }
 
 /// Copies both streams into Docker's json-file format, one JSON object per
@@ -258,14 +284,15 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
 /// With `tee` each also goes to our own stdout or stderr, as an attached
 /// `docker run` shows it; when ours is closed (`ctr-run … | head -1`) the
 /// container's end is closed too, so it gets EPIPE as it would writing to
-/// ours directly. `interrupted` runs whenever a signal woke us.
+/// ours directly. `interrupted` runs whenever a signal woke us. Returns
+/// the first failure to write the log (the copy goes on regardless).
 pub(super) fn copy_to_log(
     out: OwnedFd,
     err: OwnedFd,
     mut log: Option<&mut File>,
     tee: bool,
     interrupted: &dyn Fn(),
-) {
+) -> Option<io::Error> {
     let mut streams = [
         (Some(out), LogStream::new("stdout"), 1),
         (Some(err), LogStream::new("stderr"), 2),
@@ -281,7 +308,8 @@ pub(super) fn copy_to_log(
             }
         }
         if fds.is_empty() {
-            return;
+            let [(_, out, _), (_, err, _)] = &mut streams;
+            return out.lost.take().or(err.lost.take());
         }
         if rustix::event::poll(&mut fds, None).is_err() {
             interrupted();
@@ -336,6 +364,8 @@ fn write_all_to(fd: i32, mut bytes: &[u8]) -> rustix::io::Result<()> {
 struct LogStream {
     name: &'static str,
     pending: Vec<u8>,
+    /// The first failure to write an entry (a full disk): kept to report.
+    lost: Option<io::Error>,
 }
 
 impl LogStream {
@@ -343,6 +373,7 @@ impl LogStream {
         LogStream {
             name,
             pending: Vec::new(),
+            lost: None,
         }
     }
 
@@ -350,27 +381,31 @@ impl LogStream {
         self.pending.extend_from_slice(bytes);
         while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.pending.drain(..=pos).collect();
-            write_entry(log, self.name, &line);
+            self.write_entry(log, &line);
         }
         while self.pending.len() >= 16 * 1024 {
             let chunk: Vec<u8> = self.pending.drain(..16 * 1024).collect();
-            write_entry(log, self.name, &chunk);
+            self.write_entry(log, &chunk);
         }
     }
 
     fn flush(&mut self, log: &mut File) {
         if !self.pending.is_empty() {
-            write_entry(log, self.name, &self.pending);
-            self.pending.clear();
+            let pending = std::mem::take(&mut self.pending);
+            self.write_entry(log, &pending);
         }
     }
-}
 
-fn write_entry(log: &mut File, stream: &str, bytes: &[u8]) {
-    let entry = serde_json::json!({
-        "log": String::from_utf8_lossy(bytes),
-        "stream": stream,
-        "time": crate::container::now(),
-    });
-    let _ = writeln!(log, "{entry}");
+    fn write_entry(&mut self, log: &mut File, bytes: &[u8]) {
+        let entry = serde_json::json!({
+            "log": String::from_utf8_lossy(bytes),
+            "stream": self.name,
+            "time": crate::container::now(),
+        });
+        // One write per entry, so a full disk cuts no entry in two.
+        let line = format!("{entry}\n");
+        if let Err(e) = log.write_all(line.as_bytes()) {
+            self.lost.get_or_insert(e);
+        }
+    }
 }

@@ -2,7 +2,8 @@
 //! `index.json` stays, with the unpacked layers its images need; the rest
 //! goes. Writers hold a shared lease while their blobs are not yet tagged;
 //! the collector takes the lease lock exclusively, so it never sweeps a blob
-//! an unfinished pull or build is about to reference.
+//! an unfinished pull or build is about to reference, nor an image leased
+//! for a container being created.
 
 use super::image::{MediaKind, descriptor_digest};
 use super::{SCRATCH_BUILD, Store, StoreError, io_error};
@@ -62,6 +63,15 @@ impl Store {
             self.mark(
                 &descriptor_digest(descriptor),
                 MediaKind::of(descriptor.media_type().as_ref()),
+                &mut blobs,
+                &mut chains,
+            )?;
+        }
+        // An image a container is being created from stays, tagged or not.
+        for leased in self.leased_images(true)? {
+            self.mark(
+                &leased.manifest,
+                MediaKind::Manifest,
                 &mut blobs,
                 &mut chains,
             )?;

@@ -6,21 +6,30 @@ mod blob;
 mod gc;
 mod image;
 mod index;
+mod lease;
 mod scratch;
 
 pub use blob::{BlobWriter, SweptTemp, VerifiedBlob};
 pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
+pub use lease::{ImageLease, LeasedImage};
 pub use scratch::Scratch;
 
 use crate::digest::{Digest, DigestError};
 use std::fs;
 use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 const EMPTY_INDEX: &str = r#"{"schemaVersion":2,"manifests":[]}"#;
+
+/// The mode of the store root and of every directory holding a
+/// container's secrets: the owner's alone.
+pub const PRIVATE_DIR: u32 = 0o700;
+/// The mode of a container's record, spec and log.
+pub const PRIVATE_FILE: u32 = 0o600;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -84,10 +93,18 @@ impl Store {
     /// An existing `images/` layout (ours or another tool's) is used as is.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let store = Store { root: root.into() };
+        // Containers' records, specs and logs hold their `-e` values and
+        // output: the root is the owner's alone from the moment it exists
+        // (Docker's root is 0710 for the same reason).
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR)
+            .create(&store.root)
+            .map_err(io_error(&store.root))?;
+        store.private_containers_dir()?;
         for dir in [
             store.blobs_dir(),
             store.root.join("layers"),
-            store.root.join("containers"),
             store.tmp_dir(),
             store.locks_dir(),
         ] {
@@ -97,6 +114,24 @@ impl Store {
         store.ensure_file(&store.index_path(), EMPTY_INDEX)?;
         store.check_layout()?;
         Ok(store)
+    }
+
+    /// `containers/`, created 0700; one an older berth made world-readable
+    /// is closed before any container is created in it by us.
+    fn private_containers_dir(&self) -> Result<(), StoreError> {
+        let dir = self.root.join("containers");
+        match fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let mode = fs::metadata(&dir).map_err(io_error(&dir))?.mode();
+                if mode & 0o077 != 0 {
+                    fs::set_permissions(&dir, fs::Permissions::from_mode(PRIVATE_DIR))
+                        .map_err(io_error(&dir))?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(io_error(&dir)(e)),
+        }
     }
 
     pub fn root(&self) -> &Path {
