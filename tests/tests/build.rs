@@ -1195,3 +1195,63 @@ RUN echo from-run > /run
         "one two three\nx\n/w/data\nvia-shell\nfrom-run\n"
     );
 }
+
+#[test]
+fn a_context_tar_on_stdin_is_unpacked_plain_or_compressed_with_file_naming_the_dockerfile_in_it() {
+    let fixture = fixture();
+    let ctx = context(&[
+        ("Dockerfile", &format!("FROM {BASE}\nCOPY hello /hello\n")),
+        (
+            "sub/Other.dockerfile",
+            &format!("FROM {BASE}\nCOPY hello /other\n"),
+        ),
+        ("hello", "from the tar\n"),
+    ]);
+    let mut plain = tar::Builder::new(Vec::new());
+    plain.append_dir_all(".", ctx.path()).unwrap();
+    let plain = plain.into_inner().unwrap();
+    let run = Run::of_bytes(
+        tool("img-build", fixture.root()).args(["-q", "-t", "from-tar", "-"]),
+        Some(&plain),
+    )
+    .success();
+    assert!(run.stdout.starts_with("sha256:"), "{run:#?}");
+    assert_eq!(
+        ctr_run(&fixture, &["from-tar", "cat", "/hello"])
+            .success()
+            .stdout,
+        "from the tar\n"
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &plain).unwrap();
+    let gz = gz.finish().unwrap();
+    Run::of_bytes(
+        tool("img-build", fixture.root()).args([
+            "-q",
+            "-t",
+            "from-gz",
+            "-f",
+            "sub/Other.dockerfile",
+            "-",
+        ]),
+        Some(&gz),
+    )
+    .success();
+    assert_eq!(
+        ctr_run(&fixture, &["from-gz", "cat", "/other"])
+            .success()
+            .stdout,
+        "from the tar\n"
+    );
+    // Neither a Dockerfile nor a tar: one clear line, nothing left behind.
+    let garbage: Vec<u8> = (0..4096u32).map(|i| (i * 7 + 0x80) as u8).collect();
+    Run::of_bytes(tool("img-build", fixture.root()).arg("-"), Some(&garbage))
+        .failure(1)
+        .one_error_line(&["stdin", "tar"]);
+    let leftovers: Vec<_> = std::fs::read_dir(fixture.root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -499,7 +499,7 @@ impl Root {
 /// ADD unpacks a local file when it is a tar, plain or compressed (gzip,
 /// bzip2, xz as Docker's classic builder; zstd as BuildKit): the tar stream
 /// if it is one, `None` to copy the file as is.
-fn archive(path: &Path) -> Result<Option<Box<dyn Read>>, CopyError> {
+pub(super) fn archive(path: &Path) -> Result<Option<Box<dyn Read>>, CopyError> {
     let mut file = fs::File::open(path).map_err(io_err(path))?;
     let mut magic = [0u8; 6];
     let n = file.read(&mut magic).map_err(io_err(path))?;
@@ -557,7 +557,11 @@ fn is_tar_header(block: &[u8]) -> bool {
     stored == Some(sum) && block[0] != 0
 }
 
-fn extract_archive(path: &Path, plain: Box<dyn Read>, dest: &OwnedFd) -> Result<(), CopyError> {
+pub(super) fn extract_archive(
+    path: &Path,
+    plain: Box<dyn Read>,
+    dest: &OwnedFd,
+) -> Result<(), CopyError> {
     let extract_err = |source| CopyError::Extract {
         path: path.to_path_buf(),
         source,

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod fetch;
 pub mod layer;
 pub mod rootfs;
+pub mod stdin;
 
 use crate::digest::Digest;
 use crate::dockerfile::{

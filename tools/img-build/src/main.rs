@@ -2,6 +2,7 @@
 //! Prints the image ID on stdout; Docker's step lines go to stderr.
 
 use berth::build::layer::LayerCompression;
+use berth::build::stdin::StdinInput;
 use berth::build::{self, BuildObserver, BuildOptions};
 use berth::cli::StoreArgs;
 use berth::output::{self, Progress};
@@ -66,7 +67,7 @@ struct Cli {
     /// Timestamps for history and layer files, for reproducible images
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
-    /// The build context directory ("-": read a Dockerfile from stdin, no context)
+    /// The build context directory ("-": stdin holds a Dockerfile, or a context as a tar, plain or compressed)
     context: String,
 }
 
@@ -123,11 +124,31 @@ fn main() -> std::process::ExitCode {
                 .map_err(|e| Failure::new(Exit::Failed, format!("reading stdin: {e}")))?;
             Ok(text)
         };
+        let store = cli.store.open()?;
+        // Held for the build: a context that came on stdin lives in it.
+        let mut _stdin_context = None;
         let (context, dockerfile_name, dockerfile) = match (cli.context.as_str(), &cli.file) {
-            ("-", Some(_)) => {
-                return Err(usage("a Dockerfile on stdin (\"-\") takes no --file"));
+            ("-", file) => {
+                match StdinInput::read(&store, std::io::stdin().lock())? {
+                    StdinInput::Dockerfile(_) if file.is_some() => {
+                        return Err(usage("a Dockerfile on stdin (\"-\") takes no --file"));
+                    }
+                    StdinInput::Dockerfile(text) => (None, "Dockerfile".to_string(), text),
+                    // A context tar: --file names the Dockerfile inside it.
+                    StdinInput::Context { scratch, dir } => {
+                        let name = file.clone().unwrap_or_else(|| "Dockerfile".to_string());
+                        let path = dir.join(name.trim_start_matches('/'));
+                        let text = std::fs::read_to_string(&path).map_err(|e| {
+                        Failure::new(
+                            Exit::Failed,
+                            format!("failed to read Dockerfile {name} from the context on stdin: {e}"),
+                        )
+                    })?;
+                        _stdin_context = Some(scratch);
+                        (Some(dir), name, text)
+                    }
+                }
             }
-            ("-", None) => (None, "Dockerfile".to_string(), stdin_text()?),
             (dir, Some(file)) if file == "-" => (
                 Some(PathBuf::from(dir)),
                 "Dockerfile".to_string(),
@@ -215,7 +236,6 @@ fn main() -> std::process::ExitCode {
             source_date_epoch: epoch,
             secrets,
         };
-        let store = cli.store.open()?;
         let progress = Progress::new(cli.quiet);
         let mut lines = Lines {
             progress,
