@@ -15,11 +15,23 @@ use std::time::SystemTime;
 )]
 pub struct BadFilter(pub String);
 
+/// Docker's `name=` filter: a regular expression, matched against the name
+/// with its leading slash (`^/app$`, as Docker stores names) or without it
+/// (`^app$`); a plain word matches anywhere in the name.
+#[derive(Debug, Clone)]
+pub struct NamePattern(regex::Regex);
+
+impl PartialEq for NamePattern {
+    fn eq(&self, other: &NamePattern) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
 /// One `--filter KEY=VALUE` of `docker ps`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
     Status(String),
-    Name(String),
+    Name(NamePattern),
     Id(String),
     Ancestor(String),
     Label(String, Option<String>),
@@ -46,7 +58,7 @@ impl Filter {
                 }
                 Filter::Status(value.to_string())
             }
-            "name" => Filter::Name(value.to_string()),
+            "name" => Filter::Name(NamePattern(regex::Regex::new(value).map_err(|_| bad())?)),
             "id" => Filter::Id(value.to_string()),
             "ancestor" => Filter::Ancestor(value.to_string()),
             "label" => match value.split_once('=') {
@@ -63,7 +75,10 @@ impl Filter {
     pub fn matches(&self, store: &Store, record: &Record) -> bool {
         match self {
             Filter::Status(status) => record.state.status == *status,
-            Filter::Name(part) => record.name.trim_start_matches('/').contains(part.as_str()),
+            Filter::Name(pattern) => {
+                pattern.0.is_match(&record.name)
+                    || pattern.0.is_match(record.name.trim_start_matches('/'))
+            }
             Filter::Id(prefix) => record.id.starts_with(prefix.as_str()),
             Filter::Ancestor(image) => {
                 record.config.image == *image
@@ -242,6 +257,25 @@ mod tests {
         assert!(Filter::parse("status=sleepy").is_err());
         assert!(Filter::parse("colour=red").is_err());
         assert!(Filter::parse("exited=x").is_err());
+        assert!(Filter::parse("name=(unclosed").is_err());
+    }
+
+    #[test]
+    fn name_filters_are_regular_expressions_as_docker_s() {
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let named = |name: &str| Record {
+            name: format!("/{name}"),
+            ..Record::default()
+        };
+        let passes =
+            |filter: &str, name: &str| Filter::parse(filter).unwrap().matches(&store, &named(name));
+        assert!(passes("name=app", "my-app-1"));
+        assert!(passes("name=^/app$", "app"));
+        assert!(passes("name=^app$", "app"));
+        assert!(!passes("name=^app$", "app2"));
+        assert!(!passes("name=^/app$", "webapp"));
+        assert!(passes("name=^web.*[0-9]$", "web_7"));
     }
 
     #[test]

@@ -201,6 +201,9 @@ fn ps_filters_formats_and_the_pipe_to_rm() {
     assert_eq!(names(&["-f", "status=exited"]), ["done0", "done3"]);
     assert_eq!(names(&["-a", "-f", "exited=3"]), ["done3"]);
     assert_eq!(names(&["-a", "-f", "name=done"]), ["done0", "done3"]);
+    // Docker's name filter is a regular expression, on `/name` or `name`.
+    assert_eq!(names(&["-a", "-f", "name=^/done3$"]), ["done3"]);
+    assert_eq!(names(&["-a", "-f", "name=^d.*0$"]), ["done0"]);
     assert_eq!(names(&["-a", "-f", &format!("id={}", &up[..8])]), ["up"]);
     assert_eq!(names(&["-a", "-f", &format!("ancestor={IMG}")]).len(), 3);
     assert_eq!(names(&["-l"]), ["up"]);
