@@ -242,15 +242,22 @@ impl Store {
                 id: other.id,
             });
         }
-        let dir = self.container_dir(&record.id);
-        // Private from its creation: it will hold the spec (with the `-e`
-        // values), the log and the upper dir.
-        fs::DirBuilder::new()
-            .mode(PRIVATE_DIR)
-            .create(&dir)
-            .map_err(io_error(&dir))?;
+        let dir = self.make_container_dir(&record.id)?;
         reserve::make(&dir).map_err(io_error(&dir))?;
         self.write_record(record)
+    }
+
+    /// A container's directory, private from its creation: it will hold
+    /// the spec (with the `-e` values), the log and the upper dir. Made by
+    /// the creator before it takes the owner lock, and found made when the
+    /// record is then written (IDs are random: it is never another's).
+    pub fn make_container_dir(&self, id: &str) -> Result<PathBuf, ContainerError> {
+        let dir = self.container_dir(id);
+        match fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
+            Ok(()) => Ok(dir),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(dir),
+            Err(e) => Err(io_error(&dir)(e)),
+        }
     }
 
     /// Read-modify-write of a record under its own lock.

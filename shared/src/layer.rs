@@ -2,7 +2,7 @@
 //! bytes, diff ID verification, overlay-style whiteouts, hostile-tar defence.
 
 use crate::digest::{Digest, HashingWriter};
-use crate::store::{Image, Store, StoreError, descriptor_digest};
+use crate::store::{Image, SCRATCH_LAYER, Scratch, Store, StoreError, descriptor_digest};
 use oci_spec::image::ImageConfiguration;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFlags};
 use rustix::fs::{Gid, Uid};
@@ -121,17 +121,13 @@ impl Store {
         Ok(dirs)
     }
 
-    /// Unpacks one layer blob into a fresh directory under `tmp/`, checks
+    /// Unpacks one layer blob into a fresh scratch directory under `tmp/`, checks
     /// its diff ID, then renames it to `dest`: a layer directory exists
     /// only once it is complete. If another process won the race, theirs stands.
     fn unpack_layer(&self, blob: &Digest, diff_id: &Digest, dest: &Path) -> Result<(), LayerError> {
-        let tmp = tempfile::Builder::new()
-            .prefix("layer-")
-            .tempdir_in(self.tmp_dir())
-            .map_err(|source| LayerError::Io {
-                path: self.tmp_dir(),
-                source,
-            })?;
+        // What a killed unpack left (its owner's lock is free) goes first.
+        self.sweep_scratch(SCRATCH_LAYER);
+        let tmp = Scratch::new(self, SCRATCH_LAYER)?;
         let file = self.open_blob(blob)?;
         unpack(file, tmp.path(), blob, diff_id)?;
         let io_err = |path: &Path| {
@@ -145,12 +141,8 @@ impl Store {
         .map_err(io_err(tmp.path()))?;
         let root = std::fs::File::open(tmp.path()).map_err(io_err(tmp.path()))?;
         rustix::fs::syncfs(&root).map_err(|e| io_err(tmp.path())(e.into()))?;
-        match std::fs::rename(tmp.path(), dest) {
-            Ok(()) => {
-                // The directory now lives at `dest`; nothing left to delete.
-                let _ = tmp.keep();
-                Ok(())
-            }
+        match tmp.rename_to(dest) {
+            Ok(()) => Ok(()),
             Err(e) if dest.is_dir() => {
                 drop(e);
                 Ok(())

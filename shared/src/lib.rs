@@ -10,6 +10,7 @@ pub mod digest;
 pub mod dockerfile;
 pub mod exit;
 pub mod format;
+pub mod fsck;
 pub mod glob;
 pub mod image;
 pub mod layer;

@@ -100,12 +100,22 @@ pub fn init_alive(id: &str, pid: i32) -> bool {
 
 /// The record made true: a container whose init died while nobody owned it
 /// (its monitor was killed too, or the machine restarted) is saved as
-/// exited, with 255 as Docker shows for an exit nobody saw.
+/// exited, with 255 as Docker shows for an exit nobody saw; one a killed
+/// ctr-run left created loses its mount and cgroups.
 pub fn current(store: &Store, record: Record) -> Record {
-    if !record.state.running
-        || runtime::is_owned(store, &record.id)
-        || init_alive(&record.id, record.state.pid)
-    {
+    if !record.state.running {
+        if record.state.status == "created" && !runtime::is_owned(store, &record.id) {
+            // A ctr-run killed before its container started: what it
+            // mounted and made for it goes; the record stays, as Docker
+            // keeps a created container.
+            let rootfs = store.container_dir(&record.id).join("rootfs");
+            let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+            runtime::kill_cgroup(&record.id);
+            runtime::release_runtime(store, &record.id);
+        }
+        return record;
+    }
+    if runtime::is_owned(store, &record.id) || init_alive(&record.id, record.state.pid) {
         return record;
     }
     let id = record.id.clone();

@@ -43,7 +43,7 @@ pub fn lookup(store: &Store, key: &CacheKey) -> Option<Digest> {
 pub fn record(store: &Store, key: &CacheKey, manifest: &Digest) -> Result<(), StoreError> {
     let dir = cache_dir(store);
     fs::create_dir_all(&dir).map_err(io_error(&dir))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(store.tmp_dir()).map_err(io_error(&dir))?;
+    let mut tmp = store.temp_file(".cache-")?;
     writeln!(tmp, "{manifest}").map_err(io_error(tmp.path()))?;
     let target = dir.join(key.0.hex());
     tmp.persist(&target)

@@ -3,13 +3,13 @@
 
 use crate::digest::Digest;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 /// A downloaded file, ready to be copied like a context file.
 pub struct Downloaded {
     /// Holds the file; removed on drop.
-    _dir: tempfile::TempDir,
+    _dir: crate::store::Scratch,
     /// `<dir>/<name>`: the name is the URL's last path segment.
     pub path: PathBuf,
     pub name: String,
@@ -29,7 +29,11 @@ pub fn url_name(url: &str) -> String {
 
 /// Fetches `url` into a fresh directory under `scratch`, mode 0600 as
 /// Docker leaves remote files, verifying `checksum` (`sha256:<hex>`).
-pub fn download(url: &str, checksum: Option<&str>, scratch: &Path) -> Result<Downloaded, String> {
+pub fn download(
+    url: &str,
+    checksum: Option<&str>,
+    store: &crate::store::Store,
+) -> Result<Downloaded, String> {
     let expected = checksum
         .map(|c| {
             c.parse::<Digest>()
@@ -74,10 +78,8 @@ pub fn download(url: &str, checksum: Option<&str>, scratch: &Path) -> Result<Dow
             "{url}: checksum mismatch: expected {expected}, got {digest}"
         ));
     }
-    let dir = tempfile::Builder::new()
-        .prefix("add-")
-        .tempdir_in(scratch)
-        .map_err(|e| format!("{}: {e}", scratch.display()))?;
+    // Locked while it lives, so a sweep knows a killed build's from ours.
+    let dir = crate::store::Scratch::new(store, "add-").map_err(|e| e.to_string())?;
     let name = url_name(url);
     let path = dir.path().join(&name);
     let mut file = std::fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;

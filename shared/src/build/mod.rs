@@ -1453,7 +1453,7 @@ impl Builder<'_> {
                 continue;
             }
             if is_url(source) {
-                let got = fetch::download(source, args.checksum.as_deref(), &self.store.tmp_dir())
+                let got = fetch::download(source, args.checksum.as_deref(), self.store)
                     .map_err(|e| self.at(node, format!("{keyword} failed: {e}")))?;
                 let s = Source {
                     rel: got.name.clone(),

@@ -468,13 +468,27 @@ pub fn kill_cgroup(id: &str) {
     }
 }
 
-/// Removes a container's cgroup directory. The kernel may still be
+/// Removes a container's cgroup directory, with any cgroups made below it
+/// (a privileged container may make its own). The kernel may still be
 /// detaching the last exited task for a moment (EBUSY): retried briefly.
-fn remove_cgroup(path: &Path) {
+pub(crate) fn remove_cgroup(path: &Path) {
     for _ in 0..50 {
         match fs::remove_dir(path) {
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                std::thread::sleep(std::time::Duration::from_millis(2));
+                let children: Vec<PathBuf> = fs::read_dir(path)
+                    .map(|dir| {
+                        dir.flatten()
+                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                            .map(|e| e.path())
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                if children.is_empty() {
+                    std::thread::sleep(std::time::Duration::from_millis(2));
+                }
+                for child in children {
+                    remove_cgroup(&child);
+                }
             }
             _ => return,
         }
@@ -664,7 +678,14 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         driver: "overlay2".to_string(),
         platform: "linux".to_string(),
     };
-    store.create_container(&record)?;
+    // The owner lock comes before the record: a record nobody owns is never
+    // one being made.
+    store.make_container_dir(&id)?;
+    let owner = take_ownership(&dir)?;
+    if let Err(e) = store.create_container(&record) {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e.into());
+    }
     drop(lease); // the record keeps the image in use from now on
     let mut prepared = Prepared {
         store: store.clone(),
@@ -675,7 +696,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         interactive: opts.interactive,
         stdin_once: opts.interactive && !opts.detach,
         tty: opts.tty,
-        owner: Some(take_ownership(&dir)?),
+        owner: Some(owner),
         new: true,
         armed: true,
     };

@@ -58,12 +58,16 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
         }
         let owner = prepared.owner.as_ref().map(|f| f.as_raw_fd());
         close_inherited(&[Some(status_w.as_raw_fd()), owner]);
+        // The tools die of SIGPIPE (for `| head`); the monitor must not when
+        // the ctr-run it reports to was killed before reading the report.
+        // SAFETY: setting a signal disposition to ignore is always sound.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
         monitor(prepared, status_w, attached);
     }
     // The parent: the monitor owns the container and its cleanup now (the
     // owner lock stays held through the monitor's copy of the descriptor).
     drop(prepared.owner.take());
-    std::mem::forget(prepared);
+    prepared.armed = false;
     drop(status_w);
     let mut status = 0;
     // SAFETY: waitpid writes only the status integer.
@@ -74,9 +78,18 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
         .map_err(|e| RunError::Monitor(e.to_string()))?;
     match report.strip_prefix("ok") {
         Some(_) => Ok(id),
-        None if report.is_empty() => Err(RunError::Monitor(
-            "it exited before starting the container".to_string(),
-        )),
+        None if report.is_empty() => {
+            // The monitor died (killed) before it could report, so nobody
+            // cleans up after it: what it started goes, then the container.
+            super::kill_cgroup(&id);
+            if let Ok(owner) = super::take_ownership(&prepared.dir) {
+                prepared.owner = Some(owner);
+                prepared.cleanup(prepared.new);
+            }
+            Err(RunError::Monitor(
+                "it exited before starting the container".to_string(),
+            ))
+        }
         None => Err(RunError::Runtime(report.trim().to_string())),
     }
 }

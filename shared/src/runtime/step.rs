@@ -14,11 +14,6 @@ use std::path::Path;
 /// can be told from a user's containers.
 pub const STEP_LABEL: &str = "berth.build-step";
 
-/// How long a step's record may exist unowned before it counts as left
-/// behind: between writing its record and taking its owner lock, a live
-/// builder holds neither.
-const UNOWNED_GRACE: std::time::Duration = std::time::Duration::from_secs(60);
-
 /// What one RUN step runs, and how.
 pub struct StepOptions<'a> {
     /// The mounted root filesystem (the builder unmounts nothing itself:
@@ -80,7 +75,14 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
         platform: "linux".to_string(),
         ..Record::default()
     };
-    store.create_container(&record)?;
+    // The owner lock comes before the record, so a step record nobody owns
+    // is always one whose builder died.
+    store.make_container_dir(&id)?;
+    let owner = super::take_ownership(&dir)?;
+    if let Err(e) = store.create_container(&record) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e.into());
+    }
     let prepared = Prepared {
         store: store.clone(),
         id: id.clone(),
@@ -90,7 +92,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
         interactive: false,
         stdin_once: false,
         tty: false,
-        owner: Some(super::take_ownership(&dir)?),
+        owner: Some(owner),
         new: true,
         armed: true,
     };
@@ -165,28 +167,25 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     Ok(code)
 }
 
+/// Whether the record is a build step's whose builder died: a live builder
+/// holds its step's owner lock from before the record exists.
+pub fn is_orphan(store: &Store, record: &Record) -> bool {
+    record.config.labels.contains_key(STEP_LABEL) && !super::is_owned(store, &record.id)
+}
+
 /// Removes the containers of build steps whose builder died: their
 /// processes (anything the parent-death signal missed), cgroups, runtime
-/// state and records. A live builder holds its step's owner lock.
+/// state and records.
 pub fn sweep_orphans(store: &Store) {
     let Ok(entries) = std::fs::read_dir(store.root().join("containers")) else {
         return;
     };
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().into_owned();
-        if super::is_owned(store, &id) {
-            continue;
-        }
         let Ok(record) = store.load_container(&id) else {
             continue;
         };
-        if !record.config.labels.contains_key(STEP_LABEL) {
-            continue;
-        }
-        let unowned_for = chrono::DateTime::parse_from_rfc3339(&record.created)
-            .ok()
-            .and_then(|created| (chrono::Utc::now() - created.to_utc()).to_std().ok());
-        if !record.state.running && unowned_for.is_some_and(|age| age < UNOWNED_GRACE) {
+        if !is_orphan(store, &record) {
             continue;
         }
         super::kill_cgroup(&id);

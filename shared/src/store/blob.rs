@@ -8,6 +8,7 @@ use super::{Store, StoreError, io_error, sync_dir};
 use crate::digest::{Digest, HashingWriter};
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
+use std::path::PathBuf;
 
 /// An in-progress blob. Dropping it without [`BlobWriter::commit`] discards
 /// the temp file; a process killed mid-write leaves only a file in `tmp/`.
@@ -136,7 +137,7 @@ pub struct SweptTemp {
 }
 
 impl Store {
-    fn temp_lock(&self, exclusive: bool) -> Result<File, StoreError> {
+    pub(super) fn temp_lock(&self, exclusive: bool) -> Result<File, StoreError> {
         let path = self.locks_dir().join("tmp.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
@@ -153,26 +154,13 @@ impl Store {
         Ok(file)
     }
 
-    /// Removes the blob temp files no live writer owns: those of killed or
-    /// crashed pulls and builds. A writer holds an flock on its temp file
-    /// until it is renamed or dropped, so a file we can lock has no owner.
+    /// Removes the temp files no live writer owns: those of killed or
+    /// crashed pulls, builds and index updates. A writer holds an flock on
+    /// its temp file until it is renamed or dropped, so a file we can lock
+    /// has no owner.
     pub fn sweep_temp_files(&self) -> Result<SweptTemp, StoreError> {
-        let _no_new_files = self.temp_lock(true)?;
-        let dir = self.tmp_dir();
         let mut swept = SweptTemp::default();
-        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))?.flatten() {
-            if !entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                continue;
-            }
-            let path = entry.path();
-            // Gone already (its writer finished), or not ours to open.
-            let Ok(file) = File::open(&path) else {
-                continue;
-            };
-            if file.try_lock().is_err() {
-                continue; // a live writer's
-            }
-            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        for (path, size, _lock) in self.dead_temp_files()? {
             match std::fs::remove_file(&path) {
                 Ok(()) => {
                     swept.files += 1;
@@ -185,21 +173,49 @@ impl Store {
         Ok(swept)
     }
 
+    /// The temp files in `tmp/` whose writer died, with their sizes and the
+    /// locks we now hold on them (so no one can take them until dropped).
+    pub fn dead_temp_files(&self) -> Result<Vec<(PathBuf, u64, File)>, StoreError> {
+        let _no_new_files = self.temp_lock(true)?;
+        let dir = self.tmp_dir();
+        let mut dead = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_error(&dir))?.flatten() {
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue; // scratch directories have their own sweep
+            }
+            let path = entry.path();
+            // Gone already (its writer finished), or not ours to open.
+            let Ok(file) = File::open(&path) else {
+                continue;
+            };
+            if file.try_lock().is_err() {
+                continue; // a live writer's
+            }
+            let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+            dead.push((path, size, file));
+        }
+        Ok(dead)
+    }
+
+    /// A new temp file `tmp/<prefix>XXXXXX`, flocked by us until it is
+    /// persisted or dropped, so a sweep never takes it for a dead one.
+    pub fn temp_file(&self, prefix: &str) -> Result<tempfile::NamedTempFile, StoreError> {
+        // Shared with other writers, exclusive for a sweep: no sweep sees
+        // this file between its creation and its lock.
+        let _creating = self.temp_lock(false)?;
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempfile_in(self.tmp_dir())
+            .map_err(io_error(self.tmp_dir()))?;
+        tmp.as_file().lock().map_err(io_error(tmp.path()))?;
+        Ok(tmp)
+    }
+
     /// Starts writing a new blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         // Lease first: the collector clears tmp/ when no lease is held.
         let lease = self.lease()?;
-        let tmp = {
-            // Shared with other writers, exclusive for a sweep: no sweep
-            // sees this file between its creation and its lock.
-            let _creating = self.temp_lock(false)?;
-            let tmp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .tempfile_in(self.tmp_dir())
-                .map_err(io_error(self.tmp_dir()))?;
-            tmp.as_file().lock().map_err(io_error(tmp.path()))?;
-            tmp
-        };
+        let tmp = self.temp_file(TEMP_PREFIX)?;
         Ok(BlobWriter {
             _lease: lease,
             store: self.clone(),

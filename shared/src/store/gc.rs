@@ -6,7 +6,7 @@
 //! for a container being created.
 
 use super::image::{MediaKind, descriptor_digest};
-use super::{SCRATCH_BUILD, Store, StoreError, io_error};
+use super::{Store, StoreError, io_error};
 use crate::digest::Digest;
 use std::collections::HashSet;
 use std::fs::{self, File, OpenOptions};
@@ -51,6 +51,18 @@ impl Store {
         file.lock()
             .map_err(io_error(self.locks_dir().join("gc.lock")))?;
         Ok(Lease { _file: file })
+    }
+
+    /// The collector's lock if no writer holds a lease now, without waiting.
+    pub fn try_exclusive_lease(&self) -> Result<Option<Lease>, StoreError> {
+        let file = self.lease_file()?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(Lease { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(io_error(self.locks_dir().join("gc.lock"))(e))
+            }
+        }
     }
 
     /// Removes every blob and unpacked layer that `index.json` no longer
@@ -106,8 +118,9 @@ impl Store {
         // Temp blobs of killed pulls and builds are garbage too, and count.
         let swept = self.sweep_temp_files()?;
         reclaimed.bytes += swept.bytes;
-        // Build directories whose builder died, with the overlays it left.
-        reclaimed.bytes += self.sweep_scratch(SCRATCH_BUILD);
+        // Scratch directories whose owner died (build overlays, layers
+        // half unpacked), with what they left mounted.
+        reclaimed.bytes += self.sweep_scratch("");
         drop(guard);
         Ok(reclaimed)
     }

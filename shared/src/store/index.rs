@@ -162,11 +162,7 @@ impl IndexGuard {
     pub fn save(mut self) -> Result<(), StoreError> {
         self.index
             .set_manifests(std::mem::take(&mut self.manifests));
-        let tmp_dir = self.store.tmp_dir();
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".index-")
-            .tempfile_in(&tmp_dir)
-            .map_err(io_error(&tmp_dir))?;
+        let mut tmp = self.store.temp_file(".index-")?;
         let bytes = serde_json::to_vec(&self.index).expect("an ImageIndex always serialises");
         tmp.write_all(&bytes).map_err(io_error(tmp.path()))?;
         tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;

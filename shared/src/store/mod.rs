@@ -14,7 +14,7 @@ pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
 pub use lease::{ImageLease, LeasedImage};
-pub use scratch::Scratch;
+pub use scratch::{Scratch, mount_points};
 
 use crate::digest::{Digest, DigestError};
 use std::fs;
@@ -81,6 +81,8 @@ pub(crate) fn io_error(path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> St
 
 /// The prefix of img-build's scratch directories under `tmp/`.
 pub const SCRATCH_BUILD: &str = "build-";
+/// The prefix of the directories a layer is unpacked in before its rename.
+pub const SCRATCH_LAYER: &str = "layer-";
 
 /// A handle on one store root. Cheap to create; all state is on disk.
 #[derive(Debug, Clone)]
@@ -176,7 +178,7 @@ impl Store {
             return Ok(());
         }
         let dir = path.parent().expect("store files live in a directory");
-        let mut tmp = tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(io_error(dir))?;
+        let mut tmp = self.temp_file(".layout-")?;
         io::Write::write_all(&mut tmp, contents.as_bytes()).map_err(io_error(tmp.path()))?;
         tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;
         // persist_noclobber: if another process won the race, theirs stands.
