@@ -1,6 +1,6 @@
 //! The concurrency suite: pulls, builds, runs, tags, removals and prunes
 //! on one store at once, as `make -j` runs them, repeated. No tag is lost,
-//! no image a container uses is deleted, and the store stays sound.
+//! no image a container uses is deleted, and img-fsck finds the store sound.
 
 use berth_harness::fixture::Format;
 use berth_harness::{Fixture, Registry, Run, tool};
@@ -126,5 +126,8 @@ fn mixed_parallel_writers_lose_no_tag_and_no_image_in_use() {
         )
         .success();
         assert_eq!(check.stdout, format!("copiedround {round}\n"));
+        let fsck = run(root, "img-fsck", &[]);
+        assert_eq!(fsck.code, Some(0), "round {round}: {fsck:#?}");
+        assert_eq!(fsck.stdout, "", "round {round}");
     }
 }

@@ -259,16 +259,25 @@ fn a_killed_build_takes_its_step_along_and_the_next_command_cleans_up() {
     // The step is running once its record says so.
     let mut step = None;
     assert!(wait_for(30, || {
-        step = fixture
-            .container_ids()
-            .into_iter()
-            .find(|id| fixture.container_record(id)["State"]["Running"] == true);
+        // A container's directory exists a moment before its record.
+        step = fixture.container_ids().into_iter().find_map(|id| {
+            let path = fixture
+                .root()
+                .join("containers")
+                .join(&id)
+                .join("container.json");
+            let record: serde_json::Value = serde_json::from_slice(&fs::read(path).ok()?).ok()?;
+            let pid = record["State"]["Pid"].as_i64().filter(|p| *p > 0)?;
+            // Running its command: past the executor, which set the
+            // parent-death signal just before the exec.
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .contains("4321")
+                .then_some((id, pid))
+        });
         step.is_some()
     }));
-    let id = step.unwrap();
-    let pid = fixture.container_record(&id)["State"]["Pid"]
-        .as_i64()
-        .unwrap();
+    let (id, pid) = step.unwrap();
     builder.kill().unwrap();
     builder.wait().unwrap();
     // The step dies with its builder, not reparented to PID 1.
@@ -297,6 +306,12 @@ fn a_killed_build_takes_its_step_along_and_the_next_command_cleans_up() {
     assert_eq!(run(&fixture, "ctr-ps", &["-aq"]).success().stdout, "");
     assert!(fixture.container_ids().is_empty());
     assert!(!Path::new("/sys/fs/cgroup/pids/berth").join(&id).exists());
+    let fsck = run(&fixture, "img-fsck", &[]);
+    assert_eq!(
+        (fsck.code, fsck.stdout.as_str()),
+        (Some(0), ""),
+        "{fsck:#?}"
+    );
     let mut again = tool("img-build", fixture.root());
     let rebuilt = again
         .args(["-q", "-f", "-", context.path().to_str().unwrap()])
