@@ -260,6 +260,40 @@ impl Store {
         }
     }
 
+    /// Creates `containers/<id>/` and takes its owner lock with `claim`, under
+    /// the names lock: a directory without a record is then either being
+    /// claimed (locked) or left by a tool that died (see
+    /// [`Store::leftover_container_dirs`]).
+    pub fn claim_container_dir<T, E: From<ContainerError>>(
+        &self,
+        id: &str,
+        claim: impl FnOnce(&Path) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let _names = lock(&self.root().join("locks").join("names.lock"))?;
+        let dir = self.make_container_dir(id)?;
+        claim(&dir)
+    }
+
+    /// The container directories without a record whose owner died (killed
+    /// between claiming the directory and writing the record, or while
+    /// removing it).
+    pub fn leftover_container_dirs(&self) -> Vec<PathBuf> {
+        let Ok(_names) = lock(&self.root().join("locks").join("names.lock")) else {
+            return Vec::new();
+        };
+        let Ok(entries) = fs::read_dir(self.containers_dir()) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|dir| dir.is_dir() && !dir.join("container.json").exists())
+            .filter(|dir| {
+                File::open(dir.join("monitor.lock")).map_or(true, |f| f.try_lock().is_ok())
+            })
+            .collect()
+    }
+
     /// Read-modify-write of a record under its own lock.
     pub fn update_container(
         &self,

@@ -347,9 +347,11 @@ pub fn build(
         None => Context::none(),
     };
     // What a killed builder left: its steps' containers, then the overlays
-    // and directories they ran on.
+    // and directories they ran on, and its half-written layer blobs (as a
+    // pull removes a killed pull's). Best effort: leftovers never fail a build.
     crate::runtime::step::sweep_orphans(store);
-    store.sweep_scratch(SCRATCH_BUILD);
+    store.sweep_scratch("");
+    let _ = store.sweep_temp_files();
     // A writer's lease: no collection sweeps the steps' blobs mid-build.
     let _lease = store.lease()?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);

@@ -49,20 +49,20 @@ fn check_containers(store: &Store, problems: &mut Vec<Problem>) -> Result<(), St
         .images()
         .map(|images| images.iter().map(|i| i.id().to_string()).collect())
         .unwrap_or_default();
+    let leftovers = store.leftover_container_dirs();
     for id in ids {
         let subject = format!("containers/{id}");
         let record = match store.load_container(&id) {
             Ok(record) => record,
             Err(ContainerError::NoSuchContainer(_)) => {
-                // Owned: one being made (its lock comes before its record).
-                if !runtime::is_owned(store, &id) {
+                if leftovers.contains(&store.container_dir(&id)) {
                     problems.push(
                         Problem::new(
                             Kind::Container,
                             subject,
                             "a directory without a record, left by a tool that died",
                         )
-                        .repaired_by(Target::Leftover(store.container_dir(&id))),
+                        .repaired_by(Target::Swept),
                     );
                 }
                 continue;
@@ -299,11 +299,6 @@ pub(super) fn repair(store: &Store, problems: &[Problem]) {
                 runtime::release_runtime(store, id);
             }
             Target::ForeignCgroup(path) => runtime::remove_cgroup(path),
-            Target::Leftover(dir) => {
-                if lock_is_free(&dir.join("monitor.lock")) || !dir.join("monitor.lock").exists() {
-                    let _ = fs::remove_dir_all(dir);
-                }
-            }
             Target::Stale(id) => {
                 if let Ok(record) = store.load_container(id) {
                     lifecycle::current(store, record);

@@ -69,8 +69,6 @@ enum Target {
     OurCgroup(String),
     /// An empty cgroup no container of this store owns.
     ForeignCgroup(PathBuf),
-    /// A container directory without a record, to remove.
-    Leftover(PathBuf),
     /// A record whose state a lifecycle read brings up to date.
     Stale(String),
     /// Nothing: only a person can decide.
@@ -153,8 +151,11 @@ pub fn repair(store: &Store) -> Result<Repaired, FsckError> {
             .iter()
             .any(|p| p.repairable && matches!(p.kind, Kind::Blob | Kind::Layer))
         {
-            let lease = store.exclusive_lease()?;
-            store.collect_garbage(&lease)?;
+            // Never waits: with a writer's lease held, what it may be about
+            // to reference stays, and is reported again below.
+            if let Some(lease) = store.try_exclusive_lease()? {
+                store.collect_garbage(&lease)?;
+            }
         }
     }
     let left = check(store)?;

@@ -680,8 +680,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     };
     // The owner lock comes before the record: a record nobody owns is never
     // one being made.
-    store.make_container_dir(&id)?;
-    let owner = take_ownership(&dir)?;
+    let owner = store.claim_container_dir(&id, take_ownership)?;
     if let Err(e) = store.create_container(&record) {
         let _ = fs::remove_dir_all(&dir);
         return Err(e.into());

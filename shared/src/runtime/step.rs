@@ -77,8 +77,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     };
     // The owner lock comes before the record, so a step record nobody owns
     // is always one whose builder died.
-    store.make_container_dir(&id)?;
-    let owner = super::take_ownership(&dir)?;
+    let owner = store.claim_container_dir(&id, super::take_ownership)?;
     if let Err(e) = store.create_container(&record) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e.into());
@@ -175,8 +174,14 @@ pub fn is_orphan(store: &Store, record: &Record) -> bool {
 
 /// Removes the containers of build steps whose builder died: their
 /// processes (anything the parent-death signal missed), cgroups, runtime
-/// state and records.
+/// state and records; and any container directory a killed tool left
+/// without a record.
 pub fn sweep_orphans(store: &Store) {
+    // Directories of containers whose tool died before the record was
+    // written (or while removing it): nothing was mounted or started yet.
+    for dir in store.leftover_container_dirs() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let Ok(entries) = std::fs::read_dir(store.root().join("containers")) else {
         return;
     };

@@ -1,0 +1,303 @@
+//! The crash suite: img-pull, img-build and a detached ctr-run (and its
+//! monitor) SIGKILLed at a spread of instants and at events seen on disk.
+//! After each kill the store holds nothing img-fsck cannot repair; after
+//! the next ordinary command (the one the design says cleans up) img-fsck
+//! passes, and running the command again completes.
+
+use berth_harness::{Fixture, Registry, Run, tool, wait_for};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const IMG: &str = "crash/busybox:1";
+
+fn fsck(root: &Path, args: &[&str]) -> Run {
+    Run::of(tool("img-fsck", root).args(args), None)
+}
+
+fn spawn(command: &mut Command) -> Child {
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// SIGKILLs `child` (whatever it is doing); returns whether it was still
+/// running then.
+fn kill(mut child: Child) -> bool {
+    let running = child.try_wait().unwrap().is_none();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    running
+}
+
+/// Runs `command` and SIGKILLs it after `delay`: the kill instant is what
+/// varies, not a wait for something.
+fn kill_after(command: &mut Command, delay: Duration) -> bool {
+    let child = spawn(command);
+    std::thread::sleep(delay);
+    kill(child)
+}
+
+/// Right after a kill: whatever img-fsck reports is repairable garbage.
+fn only_garbage_left(root: &Path, what: &str) {
+    let report = fsck(root, &["--json"]);
+    for line in report.stdout.lines() {
+        let problem: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(problem["repairable"], true, "{what}: {report:#?}");
+    }
+    assert_eq!(
+        report.code,
+        Some(if report.stdout.is_empty() { 0 } else { 1 }),
+        "{what}: {report:#?}"
+    );
+}
+
+fn clean(root: &Path, what: &str) {
+    let report = fsck(root, &[]);
+    assert_eq!(report.code, Some(0), "{what}: {report:#?}");
+    assert_eq!(report.stdout, "", "{what}: {report:#?}");
+}
+
+/// After a kill: either `img-fsck --repair` first or straight to `next`
+/// (the next ordinary command, which cleans up), then a clean store.
+fn recover(root: &Path, what: &str, repair_first: bool, next: impl FnOnce()) {
+    only_garbage_left(root, what);
+    if repair_first {
+        let repaired = fsck(root, &["--repair"]);
+        assert_eq!(repaired.code, Some(0), "{what}: {repaired:#?}");
+        clean(root, what);
+    }
+    next();
+    clean(root, what);
+}
+
+fn delays(ms: &[u64]) -> impl Iterator<Item = (usize, Duration)> + '_ {
+    ms.iter()
+        .enumerate()
+        .map(|(i, ms)| (i, Duration::from_millis(*ms)))
+}
+
+#[test]
+fn a_killed_pull_leaves_only_garbage_and_the_next_pull_completes() {
+    let registry = Registry::start();
+    let source = Fixture::new();
+    source.random("src/crash:1", 3, 4 << 20);
+    let reference = format!("{}/crash/pull:1", registry.host);
+    berth_harness::tools::skopeo_copy(
+        &format!(
+            "oci:{}:docker.io/src/crash:1",
+            source.store.images_dir().display()
+        ),
+        &format!("docker://{reference}"),
+    );
+    let pull = |root: &Path| {
+        let mut command = tool("img-pull", root);
+        command
+            .env("DOCKER_CONFIG", "/nonexistent/berth-test-docker-config")
+            .args(["-q", &reference]);
+        command
+    };
+    let mut mid_pull = 0;
+    for (i, delay) in delays(&[0, 5, 15, 30, 50, 80, 120, 180, 260, 400]) {
+        let store = tempfile::tempdir().unwrap();
+        let root = store.path();
+        mid_pull += usize::from(kill_after(&mut pull(root), delay));
+        recover(
+            root,
+            &format!("pull killed after {delay:?}"),
+            i % 2 == 1,
+            || {
+                Run::of(&mut pull(root), None).success();
+            },
+        );
+    }
+    // At an event: once a layer's temp file has bytes in it.
+    let store = tempfile::tempdir().unwrap();
+    let root = store.path();
+    berth::Store::open(root).unwrap();
+    let child = spawn(&mut pull(root));
+    assert!(wait_for(30, || {
+        std::fs::read_dir(root.join("tmp"))
+            .unwrap()
+            .flatten()
+            .any(|e| e.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+    }));
+    assert!(
+        kill(child),
+        "the pull finished before its temp file was seen"
+    );
+    recover(root, "pull killed mid-layer", false, || {
+        Run::of(&mut pull(root), None).success();
+    });
+    assert!(mid_pull >= 3, "only {mid_pull} kills landed mid-pull");
+}
+
+#[test]
+#[ignore = "finds a bug not fixed yet: a builder killed between libcontainer's create and start \
+            leaves the step's init waiting for its start signal forever, holding copies of the \
+            builder's gc lease and locks, so img-prune blocks and the step looks owned"]
+fn a_killed_build_leaves_only_garbage_and_the_next_build_completes() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    fixture.busybox(IMG, "crash build");
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("file.txt"), "copied\n").unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {IMG}\nRUN echo step > /step\nCOPY file.txt /file.txt\nRUN cat /file.txt /step > /both\n"
+        ),
+    )
+    .unwrap();
+    let build = || {
+        let mut command = tool("img-build", root);
+        command.args([
+            "-q",
+            "--no-cache",
+            "-t",
+            "crash/built:1",
+            context.path().to_str().unwrap(),
+        ]);
+        command
+    };
+    let check = || {
+        let out = Run::of(
+            tool("ctr-run", root).args(["--rm", "crash/built:1", "cat", "/both"]),
+            None,
+        )
+        .success();
+        assert_eq!(out.stdout, "copied\nstep\n");
+    };
+    let mut mid_build = 0;
+    for (i, delay) in delays(&[0, 30, 70, 120, 200, 300, 450, 650]) {
+        mid_build += usize::from(kill_after(&mut build(), delay));
+        recover(
+            root,
+            &format!("build killed after {delay:?}"),
+            i % 2 == 0,
+            || {
+                Run::of(&mut build(), None).success();
+                check();
+                // Blobs a killed build stored but never named are the
+                // collector's, as the design has it.
+                Run::of(tool("img-prune", root).arg("-f"), None).success();
+            },
+        );
+    }
+    // At an event: while a RUN step's container exists; ctr-ps is the next
+    // command, and sweeps what the builder left.
+    let child = spawn(&mut build());
+    assert!(wait_for(30, || !container_dirs(root).is_empty()));
+    assert!(kill(child), "the build finished before its RUN was seen");
+    recover(root, "build killed in a RUN step", false, || {
+        Run::of(tool("ctr-ps", root).arg("-a"), None).success();
+        Run::of(&mut build(), None).success();
+        check();
+        Run::of(tool("img-prune", root).arg("-f"), None).success();
+    });
+    assert!(mid_build >= 3, "only {mid_build} kills landed mid-build");
+}
+
+fn container_dirs(root: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(root.join("containers"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default()
+}
+
+/// The processes holding `path` open (its owner lock), from /proc.
+fn holders(path: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        if fds
+            .flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == path))
+        {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// The monitor of the container in `dir`: a holder of its owner lock that
+/// is not `not` (the ctr-run that made it), and whose parent holds no copy
+/// (libcontainer's own forks inherit the monitor's descriptors).
+fn monitor_of(dir: &Path, not: i32) -> Option<i32> {
+    let holding = holders(&dir.join("monitor.lock"));
+    holding.iter().copied().find(|pid| {
+        *pid != not
+            && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    let after = stat.rsplit_once(')')?.1.to_string();
+                    after.split_whitespace().nth(1)?.parse::<i32>().ok()
+                })
+                .is_some_and(|parent| !holding.contains(&parent) || parent == not)
+    })
+}
+
+fn owned(dir: &Path) -> bool {
+    // The lock file goes with its directory: gone is not owned.
+    std::fs::File::open(dir.join("monitor.lock")).is_ok_and(|f| f.try_lock().is_err())
+}
+
+#[test]
+fn a_killed_detached_run_or_monitor_leaves_only_garbage_and_runs_complete() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    fixture.busybox(IMG, "crash run");
+    let run_d = || {
+        let mut command = tool("ctr-run", root);
+        command.args(["-d", IMG, "sleep", "600"]);
+        command
+    };
+    let rerun = || {
+        Run::of(tool("ctr-ps", root).arg("-a"), None).success();
+        Run::of(&mut run_d(), None).success();
+    };
+    let mut mid_run = 0;
+    for (i, delay) in delays(&[0, 5, 10, 20, 35, 50, 80, 120, 200]) {
+        mid_run += usize::from(kill_after(&mut run_d(), delay));
+        recover(
+            root,
+            &format!("ctr-run -d killed after {delay:?}"),
+            i % 2 == 1,
+            rerun,
+        );
+    }
+    assert!(mid_run >= 3, "only {mid_run} kills landed mid-run");
+
+    // The monitor of a running container: nobody logs or records it now,
+    // which img-fsck says; stopping it is the next command.
+    let id = Run::of(&mut run_d(), None)
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let dir = root.join("containers").join(&id);
+    let monitor = monitor_of(&dir, 0).expect("the monitor holds the owner lock");
+    // SAFETY: signalling a process has no memory effects.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    assert!(wait_for(10, || !owned(&dir)));
+    let report = fsck(root, &[]).failure(1);
+    assert_eq!(
+        report.stdout,
+        format!(
+            "container containers/{id}: running, but its monitor is gone: its output is not \
+             logged and its exit will not be recorded; ctr-rm -f it\n"
+        ),
+    );
+    Run::of(tool("ctr-rm", root).args(["-f", &id]), None).success();
+    clean(root, "after removing a container whose monitor was killed");
+    Run::of(&mut run_d(), None).success();
+    clean(root, "after running again");
+}
