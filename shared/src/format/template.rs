@@ -32,8 +32,9 @@ impl Template {
         inner.add_func("upper", |a| map_string(a, "upper", |s| s.to_uppercase()));
         inner.add_func("title", |a| map_string(a, "title", title_case));
         inner.add_func("truncate", truncate);
+        let text = with_go_printing(text).map_err(TemplateError::Parse)?;
         inner
-            .parse(with_go_printing(text))
+            .parse(text)
             .map_err(|e| TemplateError::Parse(e.to_string()))?;
         Ok(Template { inner })
     }
@@ -50,25 +51,30 @@ impl Template {
 /// `%v`. So every action that prints its value gets `| __berth_print`
 /// appended; control actions (`if`, `range`, `end`, …) and assignments are
 /// left alone.
-fn with_go_printing(text: &str) -> String {
+///
+/// Two inputs gtmpl cannot take are refused here, before it sees them (both
+/// found by the `template` fuzz target): an action that never closes
+/// (`{{index .`), on which its lexer spins forever, and a non-ASCII
+/// character in an action outside a string or comment (`{{ é}}`), on which
+/// it panics slicing inside the character.
+fn with_go_printing(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after_open = &rest[open + 2..];
-        let Some(close) = find_action_end(after_open) else {
-            // Unbalanced: let the parser report it.
-            out.push_str(&rest[open..]);
-            return out;
-        };
+        let close = find_action_end(after_open).ok_or("unclosed action")?;
         let action = &after_open[..close];
+        if let Some(c) = non_ascii_outside_strings(action) {
+            return Err(format!("unexpected {c:?} in action"));
+        }
         out.push_str("{{");
         out.push_str(&rewrite_action(action));
         out.push_str("}}");
         rest = &after_open[close + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// The offset of the `}}` that closes an action, skipping quoted strings.
@@ -91,6 +97,29 @@ fn find_action_end(action: &str) -> Option<usize> {
             _ => {}
         }
         i += 1;
+    }
+    None
+}
+
+/// The first non-ASCII character of an action that is not inside a quoted
+/// string or a comment.
+fn non_ascii_outside_strings(action: &str) -> Option<char> {
+    let trimmed = action.trim_start_matches(['-', ' ', '\t', '\r', '\n']);
+    if trimmed.starts_with("/*") {
+        return None;
+    }
+    let mut quote = None;
+    let mut escaped = false;
+    for c in action.chars() {
+        match quote {
+            Some(_) if escaped => escaped = false,
+            Some(q) if c == '\\' && q != '`' => escaped = true,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if matches!(c, '"' | '`' | '\'') => quote = Some(c),
+            None if !c.is_ascii() => return Some(c),
+            None => {}
+        }
     }
     None
 }
@@ -334,6 +363,30 @@ mod tests {
     #[test]
     fn braces_inside_strings_do_not_end_an_action() {
         assert_eq!(render("{{\"}}\"}}", json!({})), "}}");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's lexer never returned.
+    #[test]
+    fn an_unclosed_action_is_a_parse_error_not_a_hang() {
+        for text in ["{{index .", "{{index . \"}}", "a {{/* b", "{{if .}}x{{end"] {
+            let err = Template::parse(text).err().expect(text);
+            assert_eq!(err.to_string(), "template parsing error: unclosed action");
+        }
+    }
+
+    /// Found by the `template` fuzz target: gtmpl panicked slicing inside
+    /// a multi-byte character (`{{ߖ}}`, minimised from the crash).
+    #[test]
+    fn non_ascii_in_an_action_is_a_parse_error_not_a_panic() {
+        for text in ["{{ߖ}}", "{{ é}}", "{{$é := 1}}{{$é}}"] {
+            let err = Template::parse(text).err().expect(text);
+            assert!(err.to_string().contains("in action"), "{text}: {err}");
+        }
+        // Outside actions, in strings and in comments it is plain text.
+        let data = json!({"A": "x"});
+        assert_eq!(render("é{{.A}}ü", data.clone()), "éxü");
+        assert_eq!(render("{{\"é\"}}{{`ß`}}{{/* ö */}}", data.clone()), "éß");
+        assert_eq!(render("{{printf \"%s-ñ\" .A}}", data), "x-ñ");
     }
 
     #[test]
