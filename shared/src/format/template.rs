@@ -54,9 +54,8 @@ impl Template {
 ///
 /// Two inputs gtmpl cannot take are refused here, before it sees them (both
 /// found by the `template` fuzz target): an action that never closes
-/// (`{{index .`), on which its lexer spins forever, and a non-ASCII
-/// character in an action outside a string or comment (`{{ é}}`), on which
-/// it panics slicing inside the character.
+/// (`{{index .`), on which its lexer spins forever, and what it panics
+/// on (see [`check_action`]).
 fn with_go_printing(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text;
@@ -65,9 +64,7 @@ fn with_go_printing(text: &str) -> Result<String, String> {
         let after_open = &rest[open + 2..];
         let close = find_action_end(after_open).ok_or("unclosed action")?;
         let action = &after_open[..close];
-        if let Some(c) = non_ascii_outside_strings(action) {
-            return Err(format!("unexpected {c:?} in action"));
-        }
+        check_action(action)?;
         out.push_str("{{");
         out.push_str(&rewrite_action(action));
         out.push_str("}}");
@@ -101,27 +98,65 @@ fn find_action_end(action: &str) -> Option<usize> {
     None
 }
 
-/// The first non-ASCII character of an action that is not inside a quoted
-/// string or a comment.
-fn non_ascii_outside_strings(action: &str) -> Option<char> {
+/// Refuses what gtmpl would panic on inside an action: a non-ASCII
+/// character outside a string or comment, and in a string (of any quote,
+/// since gtmpl unescapes raw strings too) an escape that is not one of
+/// Go's complete ones, or an escape beside a non-ASCII character.
+fn check_action(action: &str) -> Result<(), String> {
     let trimmed = action.trim_start_matches(['-', ' ', '\t', '\r', '\n']);
     if trimmed.starts_with("/*") {
-        return None;
+        return Ok(());
     }
-    let mut quote = None;
-    let mut escaped = false;
-    for c in action.chars() {
-        match quote {
-            Some(_) if escaped => escaped = false,
-            Some(q) if c == '\\' && q != '`' => escaped = true,
-            Some(q) if c == q => quote = None,
-            Some(_) => {}
-            None if matches!(c, '"' | '`' | '\'') => quote = Some(c),
-            None if !c.is_ascii() => return Some(c),
-            None => {}
+    let mut chars = action.chars();
+    while let Some(c) = chars.next() {
+        if matches!(c, '"' | '`' | '\'') {
+            let mut literal = String::new();
+            while let Some(inner) = chars.next() {
+                if inner == c {
+                    break;
+                }
+                literal.push(inner);
+                if inner == '\\' && c != '`' {
+                    literal.extend(chars.next());
+                }
+            }
+            check_literal(&literal)?;
+        } else if !c.is_ascii() {
+            return Err(format!("unexpected {c:?} in action"));
         }
     }
-    None
+    Ok(())
+}
+
+fn check_literal(literal: &str) -> Result<(), String> {
+    if !literal.contains('\\') {
+        return Ok(());
+    }
+    let bad = || Err(format!("unsupported escape in string {literal:?}"));
+    if !literal.is_ascii() {
+        return bad();
+    }
+    let bytes = literal.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let digits = match bytes.get(i + 1) {
+            Some(b'\\' | b'"' | b'\'' | b'n' | b'r' | b't' | b'b' | b'f') => 0,
+            Some(b'x') => 2,
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => return bad(),
+        };
+        let hex = bytes.get(i + 2..i + 2 + digits);
+        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            return bad();
+        }
+        i += 2 + digits;
+    }
+    Ok(())
 }
 
 fn rewrite_action(action: &str) -> String {
@@ -387,6 +422,29 @@ mod tests {
         assert_eq!(render("é{{.A}}ü", data.clone()), "éxü");
         assert_eq!(render("{{\"é\"}}{{`ß`}}{{/* ö */}}", data.clone()), "éß");
         assert_eq!(render("{{printf \"%s-ñ\" .A}}", data), "x-ñ");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl unescapes raw strings
+    /// too, and sliced past the end of `` `\` `` (minimised from the crash)
+    /// or inside a character; an incomplete `\x` never ended.
+    #[test]
+    fn escapes_gtmpl_cannot_take_are_parse_errors_not_panics() {
+        for text in [
+            "{{eq `\\` `o1`}}",
+            "{{`a\\`}}",
+            "{{\"\\é\"}}",
+            "{{\"\\x4é\"}}",
+            "{{\"\\x\"}}",
+            "{{\"\\x4\"}}",
+            "{{\"\\u12\"}}",
+            "{{'\\q'}}",
+        ] {
+            let err = Template::parse(text).err().expect(text);
+            assert!(err.to_string().contains("escape"), "{text}: {err}");
+        }
+        let data = json!({});
+        assert_eq!(render("{{\"a\\tb\\x41\"}}", data.clone()), "a\tbA");
+        assert_eq!(render("{{`é`}}{{\"é\"}}", data), "éé");
     }
 
     #[test]
