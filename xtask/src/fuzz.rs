@@ -125,13 +125,37 @@ fn install_cargo_fuzz() -> Result<(), String> {
     step("cargo", &["install", "cargo-fuzz", "--locked"])
 }
 
+/// `cargo <args>` in the workspace root with the fuzz crate's target dir,
+/// without the package variables `cargo run` gave xtask: build scripts such
+/// as ring's rerun when they change, so a manual `cargo fuzz` and this task
+/// would rebuild half the dependencies each time they alternate.
+fn fuzz_cargo(args: &[&str], target_dir: &str) -> Command {
+    let mut command = Command::new("cargo");
+    command
+        .args(args)
+        .env("CARGO_TARGET_DIR", target_dir)
+        .current_dir(workspace_root());
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&&*name)
+        {
+            command.env_remove(&*name);
+        }
+    }
+    command
+}
+
 /// `cargo <args>` in the workspace root with the fuzz crate's target dir.
 fn step_in(args: &[&str], target_dir: &str) -> Result<(), String> {
     eprintln!("$ CARGO_TARGET_DIR={target_dir} cargo {}", args.join(" "));
-    let status = Command::new("cargo")
-        .args(args)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(workspace_root())
+    let status = fuzz_cargo(args, target_dir)
         .status()
         .map_err(|e| format!("cargo: {e}"))?;
     if status.success() {
@@ -168,10 +192,7 @@ fn fuzz_one(
     let artifacts = fuzz_dir.join("artifacts").join(target);
     let before = artifact_names(&artifacts);
     let started = Instant::now();
-    let mut child = Command::new("cargo")
-        .args(args)
-        .env("CARGO_TARGET_DIR", target_dir)
-        .current_dir(workspace_root())
+    let mut child = fuzz_cargo(&args, target_dir)
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| format!("cargo fuzz run {target}: {e}"))?;
