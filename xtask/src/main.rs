@@ -1,11 +1,13 @@
 //! Developer tasks, in Rust so they run wherever cargo does:
 //! `cargo xtask ci` (install prerequisites, fmt, clippy, tests),
 //! `cargo xtask demo` (the main job end to end, offline),
-//! `cargo xtask bench` (side-by-side timings against established tools).
+//! `cargo xtask bench` (side-by-side timings against established tools),
+//! `cargo xtask fuzz` (the cargo-fuzz targets in `fuzz/`, on nightly).
 
 mod bench;
 mod ci;
 mod demo;
+mod fuzz;
 mod prerequisites;
 
 use std::process::{Command, ExitCode};
@@ -16,8 +18,9 @@ fn main() -> ExitCode {
         "ci" => ci::run(),
         "demo" => demo::run(),
         "bench" => bench::run(),
+        "fuzz" => fuzz::run(),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo|bench>");
+            eprintln!("usage: cargo xtask <ci|demo|bench|fuzz>");
             return ExitCode::from(2);
         }
     };

@@ -32,8 +32,9 @@ impl Template {
         inner.add_func("upper", |a| map_string(a, "upper", |s| s.to_uppercase()));
         inner.add_func("title", |a| map_string(a, "title", title_case));
         inner.add_func("truncate", truncate);
+        let text = with_go_printing(text).map_err(TemplateError::Parse)?;
         inner
-            .parse(with_go_printing(text))
+            .parse(text)
             .map_err(|e| TemplateError::Parse(e.to_string()))?;
         Ok(Template { inner })
     }
@@ -50,25 +51,27 @@ impl Template {
 /// `%v`. So every action that prints its value gets `| __berth_print`
 /// appended; control actions (`if`, `range`, `end`, …) and assignments are
 /// left alone.
-fn with_go_printing(text: &str) -> String {
+///
+/// Two inputs gtmpl cannot take are refused here, before it sees them (both
+/// found by the `template` fuzz target): an action that never closes
+/// (`{{index .`), on which its lexer spins forever, and what it panics
+/// on (see [`check_action`]).
+fn with_go_printing(text: &str) -> Result<String, String> {
     let mut out = String::with_capacity(text.len() + 32);
     let mut rest = text;
     while let Some(open) = rest.find("{{") {
         out.push_str(&rest[..open]);
         let after_open = &rest[open + 2..];
-        let Some(close) = find_action_end(after_open) else {
-            // Unbalanced: let the parser report it.
-            out.push_str(&rest[open..]);
-            return out;
-        };
+        let close = find_action_end(after_open).ok_or("unclosed action")?;
         let action = &after_open[..close];
+        check_action(action)?;
         out.push_str("{{");
         out.push_str(&rewrite_action(action));
         out.push_str("}}");
         rest = &after_open[close + 2..];
     }
     out.push_str(rest);
-    out
+    Ok(out)
 }
 
 /// The offset of the `}}` that closes an action, skipping quoted strings.
@@ -93,6 +96,67 @@ fn find_action_end(action: &str) -> Option<usize> {
         i += 1;
     }
     None
+}
+
+/// Refuses what gtmpl would panic on inside an action: a non-ASCII
+/// character outside a string or comment, and in a string (of any quote,
+/// since gtmpl unescapes raw strings too) an escape that is not one of
+/// Go's complete ones, or an escape beside a non-ASCII character.
+fn check_action(action: &str) -> Result<(), String> {
+    let trimmed = action.trim_start_matches(['-', ' ', '\t', '\r', '\n']);
+    if trimmed.starts_with("/*") {
+        return Ok(());
+    }
+    let mut chars = action.chars();
+    while let Some(c) = chars.next() {
+        if matches!(c, '"' | '`' | '\'') {
+            let mut literal = String::new();
+            while let Some(inner) = chars.next() {
+                if inner == c {
+                    break;
+                }
+                literal.push(inner);
+                if inner == '\\' && c != '`' {
+                    literal.extend(chars.next());
+                }
+            }
+            check_literal(&literal)?;
+        } else if !c.is_ascii() {
+            return Err(format!("unexpected {c:?} in action"));
+        }
+    }
+    Ok(())
+}
+
+fn check_literal(literal: &str) -> Result<(), String> {
+    if !literal.contains('\\') {
+        return Ok(());
+    }
+    let bad = || Err(format!("unsupported escape in string {literal:?}"));
+    if !literal.is_ascii() {
+        return bad();
+    }
+    let bytes = literal.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let digits = match bytes.get(i + 1) {
+            Some(b'\\' | b'"' | b'\'' | b'n' | b'r' | b't' | b'b' | b'f') => 0,
+            Some(b'x') => 2,
+            Some(b'u') => 4,
+            Some(b'U') => 8,
+            _ => return bad(),
+        };
+        let hex = bytes.get(i + 2..i + 2 + digits);
+        if !hex.is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit)) {
+            return bad();
+        }
+        i += 2 + digits;
+    }
+    Ok(())
 }
 
 fn rewrite_action(action: &str) -> String {
@@ -334,6 +398,53 @@ mod tests {
     #[test]
     fn braces_inside_strings_do_not_end_an_action() {
         assert_eq!(render("{{\"}}\"}}", json!({})), "}}");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl's lexer never returned.
+    #[test]
+    fn an_unclosed_action_is_a_parse_error_not_a_hang() {
+        for text in ["{{index .", "{{index . \"}}", "a {{/* b", "{{if .}}x{{end"] {
+            let err = Template::parse(text).err().expect(text);
+            assert_eq!(err.to_string(), "template parsing error: unclosed action");
+        }
+    }
+
+    /// Found by the `template` fuzz target: gtmpl panicked slicing inside
+    /// a multi-byte character (`{{ߖ}}`, minimised from the crash).
+    #[test]
+    fn non_ascii_in_an_action_is_a_parse_error_not_a_panic() {
+        for text in ["{{ߖ}}", "{{ é}}", "{{$é := 1}}{{$é}}"] {
+            let err = Template::parse(text).err().expect(text);
+            assert!(err.to_string().contains("in action"), "{text}: {err}");
+        }
+        // Outside actions, in strings and in comments it is plain text.
+        let data = json!({"A": "x"});
+        assert_eq!(render("é{{.A}}ü", data.clone()), "éxü");
+        assert_eq!(render("{{\"é\"}}{{`ß`}}{{/* ö */}}", data.clone()), "éß");
+        assert_eq!(render("{{printf \"%s-ñ\" .A}}", data), "x-ñ");
+    }
+
+    /// Found by the `template` fuzz target: gtmpl unescapes raw strings
+    /// too, and sliced past the end of `` `\` `` (minimised from the crash)
+    /// or inside a character; an incomplete `\x` never ended.
+    #[test]
+    fn escapes_gtmpl_cannot_take_are_parse_errors_not_panics() {
+        for text in [
+            "{{eq `\\` `o1`}}",
+            "{{`a\\`}}",
+            "{{\"\\é\"}}",
+            "{{\"\\x4é\"}}",
+            "{{\"\\x\"}}",
+            "{{\"\\x4\"}}",
+            "{{\"\\u12\"}}",
+            "{{'\\q'}}",
+        ] {
+            let err = Template::parse(text).err().expect(text);
+            assert!(err.to_string().contains("escape"), "{text}: {err}");
+        }
+        let data = json!({});
+        assert_eq!(render("{{\"a\\tb\\x41\"}}", data.clone()), "a\tbA");
+        assert_eq!(render("{{`é`}}{{\"é\"}}", data), "éé");
     }
 
     #[test]

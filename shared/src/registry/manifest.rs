@@ -237,6 +237,43 @@ pub(crate) fn select<'a>(
     })
 }
 
+/// Runs every check `img-pull` makes of untrusted manifest, index and config
+/// bytes, in pull's order: the media type, the kind, then for an index the
+/// platform's entry and its digest and size, for a manifest its layers and
+/// config descriptor; `config` goes through the config check against the
+/// manifest's layer count (or, with no manifest, each count up to 3). For
+/// the fuzz targets (`fuzz/`), which must reach these without a registry.
+#[doc(hidden)]
+pub fn check_untrusted(manifest: &[u8], config: &[u8], platform: &Platform) {
+    let what = "fuzz";
+    let layers = match media_type(manifest, what).and_then(|m| check_kind(&m, what)) {
+        Ok(MediaKind::Index) => {
+            if let Ok(index) = parse_index(manifest, what)
+                && let Ok(entry) = select(&index, platform, what)
+            {
+                let _ = checked_digest(entry, what);
+                let _ = check_size(entry, what);
+            }
+            None
+        }
+        _ => parse_image(manifest, what).ok().map(|image| {
+            let _ = check_size(image.config(), what);
+            image.layers().len()
+        }),
+    };
+    match layers {
+        Some(n) => {
+            let _ = check_config(config, n, what);
+        }
+        None => {
+            for n in 0..=3 {
+                let _ = check_config(config, n, what);
+            }
+        }
+    }
+    let _ = Platform::of_config(config);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,8 @@ mod tls;
 pub use auth::{AuthError, DockerConfig};
 pub use limits::{MAX_MANIFEST_BYTES, TIMEOUT_ENV};
 pub use manifest::ManifestError;
+#[doc(hidden)]
+pub use manifest::check_untrusted;
 pub use policy::{BadPolicy, PullNeed, PullPolicy};
 pub use pull::{LayerEvent, PullError, PullObserver, PullOptions, Pulled, Puller, pull};
 pub use tls::RegistryOptions;
