@@ -25,3 +25,31 @@ pub fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
     }
     false
 }
+
+/// Every file under the store (but its lock files) with its size, and the
+/// index itself: equal listings mean nothing was added, removed or retagged.
+pub fn store_listing(root: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    fn walk(
+        dir: &std::path::Path,
+        root: &std::path::Path,
+        out: &mut std::collections::BTreeMap<String, String>,
+    ) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.strip_prefix(root).unwrap().display().to_string();
+            if name.starts_with("locks") {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, root, out);
+            } else if name == "images/index.json" {
+                out.insert(name, std::fs::read_to_string(&path).unwrap());
+            } else {
+                out.insert(name, std::fs::metadata(&path).unwrap().len().to_string());
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}

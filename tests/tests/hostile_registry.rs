@@ -7,7 +7,7 @@
 
 use berth::Digest;
 use berth_harness::hostile::{FakeRegistry, Layer, Reply, config_for, tar_of};
-use berth_harness::{Run, tool, wait_for};
+use berth_harness::{Run, store_listing, tool, wait_for};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,34 +48,11 @@ fn run_bounded(command: &mut Command) -> (Run, Duration) {
     (run, started.elapsed())
 }
 
-/// Every file under the store but its locks, with sizes, and index.json.
-fn listing(root: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.strip_prefix(root).unwrap().display().to_string();
-            if name.starts_with("locks") {
-                continue;
-            }
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else if name == "images/index.json" {
-                out.insert(name, std::fs::read_to_string(&path).unwrap());
-            } else {
-                out.insert(name, std::fs::metadata(&path).unwrap().len().to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
 /// A fresh store, opened so that its empty layout is the "before".
 fn empty_store() -> (tempfile::TempDir, BTreeMap<String, String>) {
     let store = tempfile::tempdir().unwrap();
     berth::Store::open(store.path()).unwrap();
-    let before = listing(store.path());
+    let before = store_listing(store.path());
     (store, before)
 }
 
@@ -96,7 +73,11 @@ fn refused(reference: &str, parts: &[&str]) -> Duration {
     for part in parts {
         assert!(errors[0].contains(part), "lacks {part:?}: {run:#?}");
     }
-    assert_eq!(listing(store.path()), before, "{reference}: store changed");
+    assert_eq!(
+        store_listing(store.path()),
+        before,
+        "{reference}: store changed"
+    );
     elapsed
 }
 

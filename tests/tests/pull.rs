@@ -5,9 +5,8 @@
 use berth_harness::fixture::Format;
 use berth_harness::registry::free_port;
 use berth_harness::tools::external;
-use berth_harness::{Fixture, Registry, Run, tool};
+use berth_harness::{Fixture, Registry, Run, store_listing, tool};
 use serde_json::Value;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -36,30 +35,6 @@ fn assert_store_matches_registry(root: &Path, reference: &str, extra: &[&str]) {
     assert_eq!(ours["Digest"], theirs["Digest"], "{reference}");
     assert_eq!(ours["Layers"], theirs["Layers"], "{reference}");
     assert_eq!(ours["Architecture"], theirs["Architecture"], "{reference}");
-}
-
-/// Every file under the store (but its lock files) with its size, and the
-/// index itself: equal listings mean nothing was added, removed or retagged.
-fn listing(root: &Path) -> BTreeMap<String, String> {
-    fn walk(dir: &Path, root: &Path, out: &mut BTreeMap<String, String>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path.strip_prefix(root).unwrap().display().to_string();
-            if name.starts_with("locks") {
-                continue;
-            }
-            if path.is_dir() {
-                walk(&path, root, out);
-            } else if name == "images/index.json" {
-                out.insert(name, std::fs::read_to_string(&path).unwrap());
-            } else {
-                out.insert(name, std::fs::metadata(&path).unwrap().len().to_string());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
 }
 
 fn index_json(root: &Path) -> Value {
@@ -158,7 +133,7 @@ fn a_second_pull_is_up_to_date_and_fetches_no_blob() {
     );
     let fetched = blob_requests(&registry);
     assert_eq!(fetched, 2, "a config and a layer: {}", registry.log());
-    let before = listing(store.path());
+    let before = store_listing(store.path());
     let second = Run::of(img_pull(store.path()).arg(reference.repository()), None).success();
     assert_eq!(second.stdout, first.stdout);
     assert!(
@@ -169,7 +144,7 @@ fn a_second_pull_is_up_to_date_and_fetches_no_blob() {
     );
     assert!(!second.stderr.contains("Pulling fs layer"), "{second:#?}");
     assert_eq!(blob_requests(&registry), fetched, "{}", registry.log());
-    assert_eq!(listing(store.path()), before);
+    assert_eq!(store_listing(store.path()), before);
 }
 
 #[test]
@@ -425,11 +400,11 @@ fn a_tls_registry_needs_its_credentials_and_its_ca() {
     );
     let store = tempfile::tempdir().unwrap();
     berth::Store::open(store.path()).unwrap();
-    let before = listing(store.path());
+    let before = store_listing(store.path());
     Run::of(img_pull(store.path()).arg(&reference), None)
         .failure(1)
         .one_error_line(&[&registry.host, "401", "Unauthorized"]);
-    assert_eq!(listing(store.path()), before);
+    assert_eq!(store_listing(store.path()), before);
 
     // Credentials from config.json's auths ("berth:s3cret" in base64).
     let config = tempfile::tempdir().unwrap();
@@ -518,7 +493,7 @@ fn a_tampered_blob_is_refused_and_the_store_keeps_what_it_had() {
     std::fs::write(&data, &bytes).unwrap();
     let actual = berth::Digest::of(&bytes);
 
-    let before = listing(store.path());
+    let before = store_listing(store.path());
     let run = Run::of(img_pull(store.path()).arg(reference.to_string()), None).failure(1);
     let last = run.stderr.lines().last().unwrap();
     assert!(last.starts_with("img-pull: "), "{run:#?}");
@@ -526,7 +501,7 @@ fn a_tampered_blob_is_refused_and_the_store_keeps_what_it_had() {
         assert!(last.contains(&part), "{part}: {run:#?}");
     }
     assert_eq!(
-        listing(store.path()),
+        store_listing(store.path()),
         before,
         "nothing stored, old tag kept"
     );
@@ -544,7 +519,7 @@ fn bad_names_fail_with_one_line_and_leave_the_store_alone() {
     let reference = fixture.push(&image, &registry.host, "bad/app:1", Format::Oci);
     let store = tempfile::tempdir().unwrap();
     Run::of(img_pull(store.path()).arg(reference.to_string()), None).success();
-    let before = listing(store.path());
+    let before = store_listing(store.path());
     let unknown_image = format!("{}/bad/nothere:1", registry.host);
     let unknown_tag = format!("{}/bad/app:nope", registry.host);
     let unreachable = format!("127.0.0.1:{}/bad/app:1", free_port());
@@ -563,7 +538,7 @@ fn bad_names_fail_with_one_line_and_leave_the_store_alone() {
         Run::of(img_pull(store.path()).arg(name), None)
             .failure(code)
             .one_error_line(&parts);
-        assert_eq!(listing(store.path()), before, "{name}");
+        assert_eq!(store_listing(store.path()), before, "{name}");
     }
     Run::of(img_pull(store.path()).args(["--platform", "linux"]), None).failure(2);
     // A malformed name among good ones stops everything before any pull.

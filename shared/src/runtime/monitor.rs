@@ -342,7 +342,11 @@ pub(super) fn copy_to_log(
                     if let Some(log) = log.as_deref_mut() {
                         stream.push(log, &buf[..n]);
                     }
-                    if tee && write_all_to(*ours, &buf[..n]).is_err() {
+                    if tee
+                        && super::relay::Sink::Ours(*ours)
+                            .write_all(&buf[..n])
+                            .is_err()
+                    {
                         *fd = None;
                     }
                 }
@@ -356,20 +360,6 @@ pub(super) fn copy_to_log(
             }
         }
     }
-}
-
-/// Writes all of `bytes` to our descriptor `fd` (1 or 2).
-fn write_all_to(fd: i32, mut bytes: &[u8]) -> rustix::io::Result<()> {
-    // SAFETY: 1 and 2 stay open for the whole process.
-    let target = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
-    while !bytes.is_empty() {
-        match rustix::io::write(target, bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
 }
 
 /// One stream's bytes on their way into json-file entries: whole lines,

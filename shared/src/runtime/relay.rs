@@ -21,7 +21,8 @@ pub enum Sink {
 }
 
 impl Sink {
-    fn write_all(&self, mut bytes: &[u8]) -> rustix::io::Result<()> {
+    /// Writes all of `bytes`, through EINTR.
+    pub fn write_all(&self, mut bytes: &[u8]) -> rustix::io::Result<()> {
         let target: BorrowedFd = match self {
             // SAFETY: 1 and 2 stay open for the whole process.
             Sink::Ours(fd) => unsafe { BorrowedFd::borrow_raw(*fd) },
