@@ -137,9 +137,6 @@ fn a_killed_pull_leaves_only_garbage_and_the_next_pull_completes() {
 }
 
 #[test]
-#[ignore = "finds a bug not fixed yet: a builder killed between libcontainer's create and start \
-            leaves the step's init waiting for its start signal forever, holding copies of the \
-            builder's gc lease and locks, so img-prune blocks and the step looks owned"]
 fn a_killed_build_leaves_only_garbage_and_the_next_build_completes() {
     let fixture = Fixture::new();
     let root = fixture.root();

@@ -142,13 +142,18 @@ pub struct Repaired {
 pub fn repair(store: &Store) -> Result<Repaired, FsckError> {
     let found = check(store)?;
     if found.iter().any(|p| p.repairable) {
+        // Dead builders' steps first: one created but never started holds
+        // copies of its builder's locks (scratch directories, the lease),
+        // which make what the builder left look alive until it is gone.
+        crate::runtime::step::sweep_orphans(store);
+        let now = check(store)?;
         // Mounts first: nothing is deleted through a mount.
-        host::repair(store, &found);
+        host::repair(store, &now);
         store.sweep_temp_files()?;
         store.sweep_scratch("");
-        crate::runtime::step::sweep_orphans(store);
         if found
             .iter()
+            .chain(&now)
             .any(|p| p.repairable && matches!(p.kind, Kind::Blob | Kind::Layer))
         {
             // Never waits: with a writer's lease held, what it may be about

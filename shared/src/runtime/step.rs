@@ -169,7 +169,47 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
 /// Whether the record is a build step's whose builder died: a live builder
 /// holds its step's owner lock from before the record exists.
 pub fn is_orphan(store: &Store, record: &Record) -> bool {
-    record.config.labels.contains_key(STEP_LABEL) && !super::is_owned(store, &record.id)
+    record.config.labels.contains_key(STEP_LABEL)
+        && (!super::is_owned(store, &record.id)
+            || !lock_taker_alive(&store.container_dir(&record.id).join("monitor.lock")))
+}
+
+/// Whether the process that took the flock on `path` still lives. A lock
+/// outlives its taker while a process forked from it holds a copy of the
+/// descriptor: a step's init that libcontainer created but whose builder
+/// was killed before starting it waits for its start signal forever,
+/// holding the builder's locks. The kernel's lock table names the taker.
+fn lock_taker_alive(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Ok(table) = std::fs::read_to_string("/proc/locks") else {
+        return true; // cannot tell: the lock stands
+    };
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(meta.dev()),
+        libc::minor(meta.dev()),
+        meta.ino()
+    );
+    let takers: Vec<&str> = table
+        .lines()
+        .filter(|line| !line.contains("->")) // waiters, not holders
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&file.as_str()))
+                .then(|| fields[4])
+        })
+        .collect();
+    // No entry: the lock was just released or taken; it stands.
+    takers.is_empty()
+        || takers.iter().any(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+            })
+        })
 }
 
 /// Removes the containers of build steps whose builder died: their
