@@ -1106,20 +1106,8 @@ pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
     let pidfd = rustix::process::Pid::from_raw(pid)
         .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
     loop {
-        let mut status = 0;
-        // SAFETY: waitpid only writes the status integer we own.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
-        if r == pid {
-            if libc::WIFEXITED(status) {
-                return libc::WEXITSTATUS(status);
-            }
-            if libc::WIFSIGNALED(status) {
-                return 128 + libc::WTERMSIG(status);
-            }
-            continue;
-        }
-        if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return 125;
+        if let Some(code) = try_reap(pid) {
+            return code;
         }
         if let Some(sig) = forward() {
             // SAFETY: sending a signal to a PID has no memory effects.
@@ -1137,6 +1125,28 @@ pub fn wait(pid: i32, forward: &dyn Fn() -> Option<i32>) -> i32 {
             None => std::thread::sleep(std::time::Duration::from_millis(20)),
         }
     }
+}
+
+/// Docker's exit code of `pid` if it has exited (128+N for signal N), or
+/// 125 if it cannot be waited for; `None` while it runs. It is not our
+/// ordinary child (no exit signal), hence __WALL.
+pub(super) fn try_reap(pid: i32) -> Option<i32> {
+    let mut status = 0;
+    // SAFETY: waitpid only writes the status integer we own.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
+    if r == pid {
+        if libc::WIFEXITED(status) {
+            return Some(libc::WEXITSTATUS(status));
+        }
+        if libc::WIFSIGNALED(status) {
+            return Some(128 + libc::WTERMSIG(status));
+        }
+        return None; // stopped or continued: still there
+    }
+    if r < 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+        return Some(125);
+    }
+    None
 }
 
 /// Records the exit of a container whose init has been waited for, removes

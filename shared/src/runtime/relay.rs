@@ -125,7 +125,7 @@ impl Relaying {
         let mut stdin_open = input.is_some();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if let Some(code) = reap(pid) {
+            if let Some(code) = super::try_reap(pid) {
                 for (fd, sink) in &mut streams {
                     if let Some(fd) = fd.take() {
                         drain(&fd, sink, &mut buf);
@@ -236,27 +236,6 @@ enum Role {
     Output(usize),
     OurStdin,
     InputRoom,
-}
-
-/// The exit code of `pid` if it has exited (it is not our ordinary child:
-/// no exit signal, hence __WALL).
-fn reap(pid: i32) -> Option<i32> {
-    let mut status = 0;
-    // SAFETY: waitpid only writes the status integer we own.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
-    if r == pid {
-        if libc::WIFEXITED(status) {
-            return Some(libc::WEXITSTATUS(status));
-        }
-        if libc::WIFSIGNALED(status) {
-            return Some(128 + libc::WTERMSIG(status));
-        }
-        return None;
-    }
-    if r < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ECHILD) {
-        return Some(125);
-    }
-    None
 }
 
 /// Copies what is in the pipe now, without waiting for more, and at most
