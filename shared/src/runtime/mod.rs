@@ -427,10 +427,12 @@ pub fn release_runtime(store: &Store, id: &str) {
             "hugetlb",
             "unified",
         ] {
+            // The shared `berth` parent stays, as Docker's `docker` does:
+            // removing it when it looked empty raced another container's
+            // start, whose runtime had just made it and was making its own
+            // cgroup below ("failed to create dir …: No such file").
             let base = Path::new("/sys/fs/cgroup").join(controller).join("berth");
             remove_cgroup(&base.join(id));
-            // Fails while another container still uses it: that is fine.
-            let _ = fs::remove_dir(&base);
         }
     }
 }
