@@ -215,6 +215,15 @@ fn ctr_attach_without_a_terminal_follows_the_output_to_the_exit() {
         None,
     )
     .success();
+    // "before" is in the log before we attach, so it is not ours to see.
+    let id = fixture.container_ids().pop().unwrap();
+    let log = fixture
+        .root()
+        .join("containers")
+        .join(&id)
+        .join(format!("{id}-json.log"));
+    assert!(wait_for(10, || std::fs::read_to_string(&log)
+        .is_ok_and(|text| text.contains("before"))));
     let mut attach = tool("ctr-attach", fixture.root())
         .arg("plain")
         .stdout(std::process::Stdio::piped())
