@@ -10,6 +10,10 @@ use std::io;
 /// unpacked and the container's record is written.
 pub const AFTER_LEASE: &str = "BERTH_TEST_PAUSE_AFTER_LEASE";
 
+/// Starting a container (in `ctr-run`, or its monitor with `-d`/`-t`):
+/// after libcontainer created the init, before it is told to start.
+pub const BEFORE_START: &str = "BERTH_TEST_PAUSE_BEFORE_START";
+
 /// If `variable` names a FIFO, waits here until the test has opened it for
 /// writing and closed it again. The test's open returns once we got here
 /// (a FIFO's open waits for both ends), so it knows where we are without

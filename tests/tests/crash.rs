@@ -4,6 +4,7 @@
 //! the next ordinary command (the one the design says cleans up) img-fsck
 //! passes, and running the command again completes.
 
+use berth_harness::pause::PausePoint;
 use berth_harness::{Fixture, Registry, Run, tool, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -296,5 +297,38 @@ fn a_killed_detached_run_or_monitor_leaves_only_garbage_and_runs_complete() {
     Run::of(tool("ctr-rm", root).args(["-f", &id]), None).success();
     clean(root, "after removing a container whose monitor was killed");
     Run::of(&mut run_d(), None).success();
+    clean(root, "after running again");
+}
+
+/// A monitor killed after libcontainer created the init and before it was
+/// told to start: the created init holds everything the monitor had open,
+/// the report pipe too, so `ctr-run -d` once waited for ever. It must see
+/// the monitor die, kill what was created and leave no container behind.
+#[test]
+fn a_monitor_killed_between_create_and_start_fails_the_run_cleanly() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    fixture.busybox(IMG, "crash monitor start");
+    let pause = PausePoint::new(berth::testhook::BEFORE_START);
+    let mut held = pause.hold(tool("ctr-run", root).args(["-d", IMG, "sleep", "600"]), 30);
+    // The monitor is the process waiting at the pause point: the holder of
+    // the FIFO that is neither the ctr-run we started nor this test.
+    let not_monitor = [held.child.id() as i32, std::process::id() as i32];
+    let monitor = holders(pause.path())
+        .into_iter()
+        .find(|pid| !not_monitor.contains(pid))
+        .expect("the monitor waits at the pause point");
+    // SAFETY: signalling a process has no memory effects.
+    unsafe { libc::kill(monitor, libc::SIGKILL) };
+    assert!(
+        wait_for(20, || held.child.try_wait().unwrap().is_some()),
+        "ctr-run -d still waits for a monitor that was killed"
+    );
+    held.release()
+        .failure(125)
+        .one_error_line(&["monitor", "exited before starting the container"]);
+    assert!(container_dirs(root).is_empty(), "the container stayed");
+    clean(root, "after a monitor killed before start");
+    Run::of(tool("ctr-run", root).args(["-d", IMG, "true"]), None).success();
     clean(root, "after running again");
 }

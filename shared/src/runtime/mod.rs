@@ -1084,6 +1084,7 @@ fn start_with(
         .with_detach(console)
         .build()
         .map_err(runtime)?;
+    crate::testhook::pause(crate::testhook::BEFORE_START);
     container.start().map_err(runtime)?;
     let pid = container
         .pid()

@@ -38,8 +38,9 @@ pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError
 /// ID once it runs. With `attached`, output is kept for the first client.
 pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, RunError> {
     let id = prepared.id.clone();
-    let (status_r, status_w) =
-        rustix::pipe::pipe().map_err(|e| RunError::Monitor(e.to_string()))?;
+    // Close-on-exec: the container's process must never hold our report.
+    let (status_r, status_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| RunError::Monitor(e.to_string()))?;
     // SAFETY: ctr-run is single-threaded here, so the child may run
     // arbitrary code after fork.
     let first = unsafe { libc::fork() };
@@ -62,7 +63,9 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
         // the ctr-run it reports to was killed before reading the report.
         // SAFETY: setting a signal disposition to ignore is always sound.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
-        monitor(prepared, status_w, attached);
+        let mut status = File::from(status_w);
+        let _ = writeln!(status, "{}", std::process::id());
+        monitor(prepared, status, attached);
     }
     // The parent: the monitor owns the container and its cleanup now (the
     // owner lock stays held through the monitor's copy of the descriptor).
@@ -72,10 +75,7 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
     let mut status = 0;
     // SAFETY: waitpid writes only the status integer.
     unsafe { libc::waitpid(first, &mut status, 0) };
-    let mut report = String::new();
-    File::from(status_r)
-        .read_to_string(&mut report)
-        .map_err(|e| RunError::Monitor(e.to_string()))?;
+    let report = read_report(status_r).map_err(|e| RunError::Monitor(e.to_string()))?;
     match report.strip_prefix("ok") {
         Some(_) => Ok(id),
         None if report.is_empty() => {
@@ -92,6 +92,66 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
         }
         None => Err(RunError::Runtime(report.trim().to_string())),
     }
+}
+
+/// Reads the monitor's report: its PID on the first line, then "ok" or
+/// why it failed. The report ends where the pipe does, or where the
+/// monitor does: a monitor killed between libcontainer's create and start
+/// leaves the pipe's write end in the created init (forked before the
+/// report was due, waiting for a start that never comes), so the end of
+/// the pipe would never come.
+fn read_report(status: OwnedFd) -> io::Result<String> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    let mut status = File::from(status);
+    let mut bytes = Vec::new();
+    // The PID line comes first, before anything can fork.
+    let mut byte = [0u8];
+    while status.read(&mut byte)? == 1 && byte[0] != b'\n' {
+        bytes.push(byte[0]);
+    }
+    let pidfd = std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|pid| pid.parse().ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .and_then(|pid| {
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).ok()
+        });
+    bytes.clear();
+    let Some(pidfd) = pidfd else {
+        // Dead before it said who it was (or already gone): no init can
+        // hold the pipe then, so it ends.
+        status.read_to_end(&mut bytes)?;
+        return Ok(String::from_utf8_lossy(&bytes).into_owned());
+    };
+    loop {
+        let mut fds = [
+            PollFd::new(&status, PollFlags::IN),
+            PollFd::new(&pidfd, PollFlags::IN),
+        ];
+        match poll(&mut fds, None) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+            Ok(_) => {}
+        }
+        let readable = !fds[0].revents().is_empty();
+        let monitor_gone = !fds[1].revents().is_empty();
+        if readable {
+            let mut chunk = [0u8; 4096];
+            let n = status.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&chunk[..n]);
+            if bytes.starts_with(b"ok") {
+                break; // started: nothing else follows
+            }
+            continue;
+        }
+        if monitor_gone {
+            break; // what it wrote was read above: the pipe was not readable
+        }
+    }
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// Closes every descriptor above stderr but `keep`. The monitor outlives
@@ -116,7 +176,7 @@ fn close_inherited(keep: &[Option<i32>]) {
 }
 
 /// With `attached`, output made before the client connects is kept for it.
-fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
+fn monitor(prepared: Prepared, mut status: File, attached: bool) -> ! {
     let devnull = File::options().read(true).write(true).open("/dev/null");
     if let Ok(null) = &devnull {
         for fd in 0..3 {
@@ -124,7 +184,6 @@ fn monitor(prepared: Prepared, status_w: OwnedFd, attached: bool) -> ! {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
-    let mut status = File::from(status_w);
     if prepared.tty {
         monitor_terminal(prepared, status, attached);
     }
