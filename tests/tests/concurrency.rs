@@ -3,7 +3,7 @@
 //! no image a container uses is deleted, and img-fsck finds the store sound.
 
 use berth_harness::fixture::Format;
-use berth_harness::{Fixture, Registry, Run, tool};
+use berth_harness::{Fixture, Registry, Run, tool, wait_for};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -130,4 +130,69 @@ fn mixed_parallel_writers_lose_no_tag_and_no_image_in_use() {
         assert_eq!(fsck.code, Some(0), "round {round}: {fsck:#?}");
         assert_eq!(fsck.stdout, "", "round {round}");
     }
+}
+
+/// A build lets go of the writers' lock while a RUN step's process runs,
+/// pinning what it still needs instead: img-prune and img-rm beside it
+/// finish without waiting for the build (they once waited for all of it),
+/// and the build still has every layer it started from and made.
+#[test]
+fn prune_and_rm_beside_a_running_build_neither_wait_nor_take_what_it_needs() {
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    fixture.busybox("base:1", "concurrency build lease");
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        "FROM base:1\n\
+         RUN echo one > /one\n\
+         RUN --mount=type=cache,id=gate,target=/gate \
+         sh -c 'touch /gate/started; until [ -e /gate/go ]; do sleep 0.05; done'\n\
+         RUN cp /one /two\n",
+    )
+    .unwrap();
+    // The step waits for a file only this test makes, in its cache mount.
+    let gate = root
+        .join("cache/mounts")
+        .join(berth::digest::Digest::of(b"gate").hex());
+    let (_, mut build) = spawn(
+        root,
+        "img-build",
+        &["-q", "-t", "built:1", context.path().to_str().unwrap()],
+    );
+    assert!(
+        wait_for(60, || gate.join("started").exists()),
+        "the gate step never ran"
+    );
+    for (name, args) in [("img-rm", &["base:1"][..]), ("img-prune", &["-a", "-f"])] {
+        let (what, mut child) = spawn(root, name, args);
+        let finished = wait_for(30, || child.try_wait().unwrap().is_some());
+        if !finished {
+            std::fs::write(gate.join("go"), "").unwrap();
+        }
+        assert!(finished, "{what} waited for the build");
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{what}: {output:?}");
+    }
+    assert!(build.try_wait().unwrap().is_none(), "the build ended early");
+    assert_eq!(
+        run(root, "img-ls", &["-q"]).success().stdout,
+        "",
+        "the prune left an image"
+    );
+    std::fs::write(gate.join("go"), "").unwrap();
+    let output = build.wait_with_output().unwrap();
+    assert!(output.status.success(), "img-build: {output:?}");
+    let check = run(root, "ctr-run", &["--rm", "built:1", "cat", "/one", "/two"]).success();
+    assert_eq!(check.stdout, "one\none\n");
+    // The pruned base's manifest and config were kept for the build only:
+    // garbage now, which the next prune takes, and nothing else.
+    run(root, "img-prune", &["-f"]).success();
+    let fsck = run(root, "img-fsck", &[]);
+    assert_eq!(
+        (fsck.code, fsck.stdout.as_str()),
+        (Some(0), ""),
+        "{fsck:#?}"
+    );
+    run(root, "ctr-run", &["--rm", "built:1", "cat", "/two"]).success();
 }

@@ -19,13 +19,16 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::{self, PullError, PullNeed, PullObserver, PullOptions, PullPolicy};
 use crate::runtime::{self, NetworkMode, RunError, step};
-use crate::store::{Image, SCRATCH_BUILD, Scratch, Store, StoreError, descriptor_digest};
+use crate::store::{
+    ContentLease, Image, Lease, SCRATCH_BUILD, Scratch, Store, StoreError, descriptor_digest,
+};
 use cache::CacheKey;
 use context::{Context, ContextError, Source};
 use copy::{Attributes, CopyError, Item};
 use layer::{LayerCompression, LayerWriteError};
 use rootfs::{ReadRoot, RootfsError, StepRoot};
 use serde_json::{Value, json};
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -320,6 +323,14 @@ struct Builder<'a> {
     built: Vec<ImageState>,
     step: usize,
     total: usize,
+    /// The writers' lock, held except while a RUN step's process runs (so
+    /// img-rm and img-prune wait for a step's bookkeeping, never for the
+    /// whole build).
+    writers: Option<Lease>,
+    /// Every manifest this build has made or started from: what a
+    /// collection must keep while the writers' lock is let go.
+    pinned: RefCell<BTreeSet<Digest>>,
+    pins: ContentLease,
 }
 
 /// Builds the image `options` describe, tags it, and returns it.
@@ -353,7 +364,8 @@ pub fn build(
     store.sweep_scratch("");
     let _ = store.sweep_temp_files();
     // A writer's lease: no collection sweeps the steps' blobs mid-build.
-    let _lease = store.lease()?;
+    let writers = store.lease()?;
+    let pins = store.content_lease(&writers)?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
     let mut builder = Builder {
         store,
@@ -369,6 +381,9 @@ pub fn build(
         total: stages[..=target].iter().map(|s| 1 + s.steps.len()).sum(),
         platform,
         dockerfile: parsed,
+        writers: Some(writers),
+        pinned: RefCell::default(),
+        pins,
     };
     builder.meta_args(&globals)?;
     builder.precheck(&stages[..=target])?;
@@ -658,6 +673,9 @@ impl Builder<'_> {
     }
 
     fn state_of(&self, image: &Image) -> Result<ImageState, BuildError> {
+        self.pinned
+            .borrow_mut()
+            .insert(image.manifest_digest.clone());
         let id = image.id();
         let config: Value =
             serde_json::from_slice(&self.store.read_blob(&id)?).map_err(|source| {
@@ -701,9 +719,23 @@ impl Builder<'_> {
             "layers": state.layers,
         });
         let manifest = serde_json::to_vec(&manifest).expect("JSON serialises");
-        state.manifest = Some(self.store.put_blob(&manifest)?);
+        let manifest = self.store.put_blob(&manifest)?;
+        self.pinned.borrow_mut().insert(manifest.clone());
+        state.manifest = Some(manifest);
         state.id = Some(config_digest);
         Ok(())
+    }
+
+    /// Runs `job` (a RUN step's process) without the writers' lock, the
+    /// content this build needs pinned instead.
+    fn unlocked<T>(&mut self, job: impl FnOnce(&mut Self) -> T) -> Result<T, BuildError> {
+        let writers = self.writers.take().expect("held between steps");
+        self.pins
+            .pin(self.store, &writers, self.pinned.borrow().iter().cloned())?;
+        drop(writers);
+        let done = job(self);
+        self.writers = Some(self.store.lease()?);
+        Ok(done)
     }
 
     /// The state a cache entry names, if all its blobs are still here.
@@ -1163,21 +1195,24 @@ impl Builder<'_> {
                     .chain(tmpfs.iter().map(|t| t.target.clone()))
                     .collect();
                 let stubs = rootfs::missing_stubs(merged, &targets);
-                let code = step::run_step(
-                    builder.store,
-                    step::StepOptions {
-                        rootfs: merged,
-                        args: &argv,
-                        env: &env,
-                        workdir: &workdir,
-                        user: &user,
-                        network,
-                        volumes: &volumes,
-                        tmpfs: &tmpfs,
-                        output: builder.observer.run_output(),
-                    },
-                )
-                .map_err(|e| builder.at(&node, e.to_string()))?;
+                let code = builder
+                    .unlocked(|builder| {
+                        step::run_step(
+                            builder.store,
+                            step::StepOptions {
+                                rootfs: merged,
+                                args: &argv,
+                                env: &env,
+                                workdir: &workdir,
+                                user: &user,
+                                network,
+                                volumes: &volumes,
+                                tmpfs: &tmpfs,
+                                output: builder.observer.run_output(),
+                            },
+                        )
+                    })?
+                    .map_err(|e| builder.at(&node, e.to_string()))?;
                 if code != 0 {
                     return Err(builder.at(
                         &node,

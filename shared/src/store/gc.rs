@@ -3,7 +3,7 @@
 //! goes. Writers hold a shared lease while their blobs are not yet tagged;
 //! the collector takes the lease lock exclusively, so it never sweeps a blob
 //! an unfinished pull or build is about to reference, nor an image leased
-//! for a container being created.
+//! for a container being created, nor the states a build pinned.
 
 use super::image::{MediaKind, descriptor_digest};
 use super::{Store, StoreError, io_error};
@@ -79,14 +79,12 @@ impl Store {
                 &mut chains,
             )?;
         }
-        // An image a container is being created from stays, tagged or not.
-        for leased in self.leased_images(true)? {
-            self.mark(
-                &leased.manifest,
-                MediaKind::Manifest,
-                &mut blobs,
-                &mut chains,
-            )?;
+        // An image a container is being created from stays, tagged or not,
+        // and so does every state a running build still needs.
+        let leased = self.leased_images(true)?.into_iter().map(|l| l.manifest);
+        let pinned = self.pinned_content(true)?.into_iter();
+        for manifest in leased.chain(pinned.flat_map(|p| p.manifests)) {
+            self.mark(&manifest, MediaKind::Manifest, &mut blobs, &mut chains)?;
         }
         let mut reclaimed = Reclaimed::default();
         let blobs_dir = self.blobs_dir();

@@ -1,12 +1,19 @@
-//! Image leases (containerd's idea): while a container is being created
-//! from an image, a file under `locks/leases/` names the image and is held
-//! with an flock by its creator. Removal, pruning and collection treat a
-//! leased image as in use; a lease whose holder died is no longer locked,
-//! so it pins nothing and is swept.
+//! Leases (containerd's idea): files under `locks/leases/`, each held with
+//! an flock by the process it serves; one whose holder died is no longer
+//! locked, so it pins nothing and is swept.
+//!
+//! - An image lease names the image a container is being created from:
+//!   removal, pruning and collection treat that image as in use.
+//! - A content lease lists the manifests a build still needs: collection
+//!   keeps what they reach, tagged or not, so a build need not hold the
+//!   writers' lock (and keep every img-rm and img-prune waiting) while its
+//!   RUN steps run.
 
+use super::gc::Lease;
 use super::image::Image;
 use super::{Store, StoreError, io_error};
 use crate::digest::Digest;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -37,6 +44,54 @@ pub struct LeasedImage {
     pub pid: u32,
 }
 
+/// A held content lease; dropping it (or dying) ends it.
+#[derive(Debug)]
+pub struct ContentLease {
+    path: PathBuf,
+    // Closing it releases the flock that keeps the lease alive.
+    _file: File,
+}
+
+impl Drop for ContentLease {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// A live content lease, as collectors see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PinnedContent {
+    /// The process that needs the content (a build).
+    pub pid: u32,
+    /// Manifests whose config, layers and unpacked layers stay.
+    pub manifests: Vec<Digest>,
+}
+
+const IMAGE_LEASE: &str = "lease-";
+const CONTENT_LEASE: &str = "pins-";
+
+impl ContentLease {
+    /// Replaces what the lease pins with `manifests`. Taking the writers'
+    /// lock (shown by `_writers`) means no collection is under way, so the
+    /// new list is whole before any collector reads it; the old file stays
+    /// locked until the new one has its name.
+    pub fn pin(
+        &mut self,
+        store: &Store,
+        _writers: &Lease,
+        manifests: impl IntoIterator<Item = Digest>,
+    ) -> Result<(), StoreError> {
+        let pinned = PinnedContent {
+            pid: std::process::id(),
+            manifests: manifests.into_iter().collect(),
+        };
+        let (path, file) = store.write_locked(CONTENT_LEASE, &pinned, Some(&self.path))?;
+        self.path = path;
+        self._file = file;
+        Ok(())
+    }
+}
+
 impl Store {
     fn leases_dir(&self) -> PathBuf {
         self.locks_dir().join("leases")
@@ -60,36 +115,79 @@ impl Store {
         Ok((image, lease))
     }
 
-    /// Writes the lease under a hidden temp name, locks it, then names it:
-    /// a named lease that is not locked is always a dead one.
     fn write_lease(&self, leased: &LeasedImage) -> Result<ImageLease, StoreError> {
+        let (path, file) = self.write_locked(IMAGE_LEASE, leased, None)?;
+        Ok(ImageLease { path, _file: file })
+    }
+
+    /// A content lease pinning nothing yet, for a build (`_writers`: see
+    /// [`ContentLease::pin`]).
+    pub fn content_lease(&self, _writers: &Lease) -> Result<ContentLease, StoreError> {
+        let empty = PinnedContent {
+            pid: std::process::id(),
+            manifests: Vec::new(),
+        };
+        let (path, file) = self.write_locked(CONTENT_LEASE, &empty, None)?;
+        Ok(ContentLease { path, _file: file })
+    }
+
+    /// Writes a lease under a hidden temp name, locks it, then names it (a
+    /// new `kind…` name, or `replacing` an older lease of ours): a named
+    /// lease that is not locked is always a dead one.
+    fn write_locked(
+        &self,
+        kind: &str,
+        what: &impl Serialize,
+        replacing: Option<&PathBuf>,
+    ) -> Result<(PathBuf, File), StoreError> {
         let dir = self.leases_dir();
         fs::create_dir_all(&dir).map_err(io_error(&dir))?;
         let mut tmp = tempfile::Builder::new()
-            .prefix(".lease-")
+            .prefix(&format!(".{kind}"))
             .tempfile_in(&dir)
             .map_err(io_error(&dir))?;
-        let bytes = serde_json::to_vec(leased).expect("leases serialise");
+        let bytes = serde_json::to_vec(what).expect("leases serialise");
         tmp.write_all(&bytes).map_err(io_error(tmp.path()))?;
         tmp.as_file().lock().map_err(io_error(tmp.path()))?;
-        let name = tmp
-            .path()
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_prefix('.'))
-            .expect("tempfile names what we prefixed")
-            .to_string();
-        let path = dir.join(name);
-        let file = tmp
-            .persist_noclobber(&path)
-            .map_err(|e| io_error(&path)(e.error))?;
-        Ok(ImageLease { path, _file: file })
+        match replacing {
+            Some(path) => {
+                let file = tmp.persist(path).map_err(|e| io_error(path)(e.error))?;
+                Ok((path.clone(), file))
+            }
+            None => {
+                let name = tmp
+                    .path()
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(|n| n.strip_prefix('.'))
+                    .expect("tempfile names what we prefixed")
+                    .to_string();
+                let path = dir.join(name);
+                let file = tmp
+                    .persist_noclobber(&path)
+                    .map_err(|e| io_error(&path)(e.error))?;
+                Ok((path, file))
+            }
+        }
     }
 
     /// The images leased by live processes. With `sweep` (the collector,
     /// holding the exclusive lock, so no lease is half-written), dead
     /// leases and temp files are removed as they are found.
     pub fn leased_images(&self, sweep: bool) -> Result<Vec<LeasedImage>, StoreError> {
+        self.live_leases(IMAGE_LEASE, sweep)
+    }
+
+    /// The content pinned by live builds; `sweep` as for images.
+    pub fn pinned_content(&self, sweep: bool) -> Result<Vec<PinnedContent>, StoreError> {
+        self.live_leases(CONTENT_LEASE, sweep)
+    }
+
+    fn live_leases<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        sweep: bool,
+    ) -> Result<Vec<T>, StoreError> {
         let dir = self.leases_dir();
         let entries = match fs::read_dir(&dir) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -99,10 +197,14 @@ impl Store {
         for entry in entries {
             let entry = entry.map_err(io_error(&dir))?;
             let path = entry.path();
-            if entry.file_name().to_string_lossy().starts_with('.') {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
                 if sweep {
                     let _ = fs::remove_file(&path);
                 }
+                continue;
+            }
+            if !name.starts_with(kind) {
                 continue;
             }
             let Ok(file) = File::open(&path) else {
@@ -147,6 +249,32 @@ mod tests {
         assert_eq!(store.leased_images(true).unwrap(), vec![leased]);
         drop(lease);
         assert!(store.leased_images(false).unwrap().is_empty());
+        assert_eq!(fs::read_dir(store.leases_dir()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_content_lease_lists_what_it_last_pinned_and_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let writers = store.lease().unwrap();
+        let mut lease = store.content_lease(&writers).unwrap();
+        let pinned = |store: &Store| -> Vec<Vec<Digest>> {
+            store
+                .pinned_content(false)
+                .unwrap()
+                .into_iter()
+                .map(|p| p.manifests)
+                .collect()
+        };
+        assert_eq!(pinned(&store), vec![Vec::<Digest>::new()]);
+        let (a, b) = (Digest::of(b"a"), Digest::of(b"b"));
+        lease.pin(&store, &writers, [a.clone()]).unwrap();
+        lease.pin(&store, &writers, [a.clone(), b.clone()]).unwrap();
+        assert_eq!(pinned(&store), vec![vec![a, b]]);
+        // Image leases and content leases share the directory, not a list.
+        assert!(store.leased_images(false).unwrap().is_empty());
+        drop(lease);
+        assert!(pinned(&store).is_empty());
         assert_eq!(fs::read_dir(store.leases_dir()).unwrap().count(), 0);
     }
 

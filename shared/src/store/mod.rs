@@ -13,7 +13,7 @@ pub use blob::{BlobWriter, SweptTemp, VerifiedBlob};
 pub use gc::{Lease, Reclaimed, chain_ids};
 pub use image::{Image, ImageEntry, MediaKind, descriptor_digest};
 pub use index::{IndexGuard, REF_NAME_ANNOTATION, TAGGED_AT_ANNOTATION, tag_of};
-pub use lease::{ImageLease, LeasedImage};
+pub use lease::{ContentLease, ImageLease, LeasedImage, PinnedContent};
 pub use scratch::{Scratch, mount_points};
 
 use crate::digest::{Digest, DigestError};
