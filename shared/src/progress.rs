@@ -1,10 +1,12 @@
-//! How a pull looks on stderr, in Docker's words: live per-layer bars on a
-//! terminal, one plain line per event in logs, nothing with `-q`.
+//! How a pull or a push looks on stderr, in Docker's words: live per-layer
+//! bars on a terminal, one plain line per event in logs, nothing with `-q`.
 
 use crate::digest::Digest;
 use crate::output::Progress;
 use crate::reference::Reference;
-use crate::registry::{LayerEvent, PullObserver, Pulled};
+use crate::registry::{
+    LayerEvent, PullObserver, Pulled, PushEvent, PushLayer, PushObserver, Pushed, Uploaded,
+};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use oci_spec::image::Descriptor;
 use std::collections::HashMap;
@@ -154,6 +156,115 @@ impl PullObserver for PullProgress {
             }
             bar.set_length(total);
             bar.set_position(received);
+        }
+    }
+}
+
+/// Renders a [`PushObserver`]'s events for a person.
+pub struct PushProgress {
+    progress: Progress,
+    bars: Option<MultiProgress>,
+    layers: HashMap<Digest, ProgressBar>,
+}
+
+impl PushProgress {
+    pub fn new(progress: Progress) -> PushProgress {
+        let bars = progress
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        PushProgress {
+            progress,
+            bars,
+            layers: HashMap::new(),
+        }
+    }
+
+    fn line(&self, message: impl std::fmt::Display) {
+        match &self.bars {
+            Some(bars) => {
+                let _ = bars.println(message.to_string());
+            }
+            None => self.progress.line(message),
+        }
+    }
+
+    /// Docker's closing line: `<tag>: digest: sha256:… size: N`.
+    pub fn finish(&mut self, pushed: &Pushed) {
+        for bar in self.layers.values() {
+            if !bar.is_finished() {
+                bar.finish();
+            }
+        }
+        self.layers.clear();
+        let name = match (pushed.reference.digest(), pushed.reference.tag()) {
+            (Some(digest), _) => digest.to_string(),
+            (None, tag) => tag.unwrap_or("latest").to_string(),
+        };
+        self.line(format_args!(
+            "{name}: digest: {} size: {}",
+            pushed.digest, pushed.size
+        ));
+    }
+
+    fn say(&mut self, layer: &PushLayer, words: &str, done: bool) {
+        if self.progress.is_quiet() {
+            return;
+        }
+        match self.layers.get(&layer.digest) {
+            Some(bar) if done => bar.finish_with_message(words.to_string()),
+            Some(bar) => bar.set_message(words.to_string()),
+            None => self.line(format_args!("{}: {words}", layer.short_id())),
+        }
+    }
+}
+
+impl PushObserver for PushProgress {
+    fn start(&mut self, repository: &Reference) {
+        self.line(format_args!(
+            "The push refers to repository [{}]",
+            repository.repository()
+        ));
+    }
+
+    /// Docker lists an image's layers top first.
+    fn layers(&mut self, layers: &[PushLayer]) {
+        let style =
+            ProgressStyle::with_template("{prefix}: {msg:<18} [{bar:40}] {bytes}/{total_bytes}")
+                .expect("a valid template")
+                .progress_chars("=> ");
+        for layer in layers.iter().rev() {
+            match &self.bars {
+                Some(bars) => {
+                    let bar = bars.add(
+                        ProgressBar::new(layer.size)
+                            .with_style(style.clone())
+                            .with_prefix(layer.short_id().to_string())
+                            .with_message("Preparing"),
+                    );
+                    self.layers.insert(layer.digest.clone(), bar);
+                }
+                None => self.say(layer, "Preparing", false),
+            }
+        }
+    }
+
+    fn layer(&mut self, layer: &PushLayer, event: PushEvent) {
+        let (words, done) = match &event {
+            PushEvent::Waiting => ("Waiting".to_string(), false),
+            PushEvent::Pushing => ("Pushing".to_string(), false),
+            PushEvent::Retrying { attempt, reason } => {
+                (format!("Retrying (attempt {attempt}): {reason}"), false)
+            }
+            PushEvent::Done(Uploaded::Exists) => ("Layer already exists".to_string(), true),
+            PushEvent::Done(Uploaded::Mounted(from)) => (format!("Mounted from {from}"), true),
+            PushEvent::Done(Uploaded::Pushed) => ("Pushed".to_string(), true),
+        };
+        self.say(layer, &words, done);
+    }
+
+    fn progress(&mut self, layer: &PushLayer, sent: u64) {
+        if let Some(bar) = self.layers.get(&layer.digest) {
+            bar.set_position(sent);
         }
     }
 }

@@ -141,6 +141,12 @@ impl DockerConfig {
         Ok(RegistryAuth::Basic(user.to_string(), password.to_string()))
     }
 
+    /// Whether anything is configured for `domain`: a helper, or an entry.
+    /// (Whether a helper actually holds a secret is its own business.)
+    pub fn has_credentials(&self, domain: &str) -> bool {
+        self.helper_for(domain).is_some() || self.entry_for(domain).is_some()
+    }
+
     fn helper_for(&self, domain: &str) -> Option<&str> {
         self.cred_helpers
             .iter()

@@ -43,6 +43,8 @@ pub(crate) struct Session {
     /// The `Authorization` our own requests carry: the bearer token
     /// oci-client obtained, or basic credentials; renewed on a 401.
     authorization: Mutex<Option<String>>,
+    /// What the token is for: pulling, or pulling and pushing.
+    operation: RegistryOperation,
 }
 
 impl Session {
@@ -52,6 +54,17 @@ impl Session {
         reference: &Reference,
         options: &RegistryOptions,
         config: &DockerConfig,
+    ) -> Result<Session, RegistryError> {
+        Session::connect_for(reference, options, config, RegistryOperation::Pull).await
+    }
+
+    /// As [`Session::connect`], with a token for `operation` on the
+    /// reference's repository (a push needs `pull,push`).
+    pub async fn connect_for(
+        reference: &Reference,
+        options: &RegistryOptions,
+        config: &DockerConfig,
+        operation: RegistryOperation,
     ) -> Result<Session, RegistryError> {
         let host = reference.registry_host().to_string();
         let transport = options.transport(&host)?;
@@ -96,6 +109,7 @@ impl Session {
             http,
             scheme,
             authorization: Mutex::new(None),
+            operation,
         };
         let target = session.oci_reference(reference, None);
         session
@@ -112,10 +126,7 @@ impl Session {
         target: &oci_client::Reference,
     ) -> Result<(), OciDistributionError> {
         let token = retry(
-            || {
-                self.client
-                    .auth(target, &self.auth, RegistryOperation::Pull)
-            },
+            || self.client.auth(target, &self.auth, self.operation),
             |_, _| {},
         )
         .await?;
@@ -184,6 +195,57 @@ impl Session {
             };
             return Err(refusal(status, &body, &url));
         }
+    }
+
+    /// The URL of `path` (`/v2/…`, or an absolute `Location` a registry
+    /// sent) on this registry.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}://{}{path}", self.scheme, self.host)
+        }
+    }
+
+    /// Sends the request `build` makes with our client, carrying our
+    /// credentials; a 401 (an expired token) is answered once with a fresh
+    /// token and `build` is called again, so a body is made per attempt.
+    /// Any status is returned; [`Session::refused`] explains a bad one.
+    pub async fn send(
+        &self,
+        target: &oci_client::Reference,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, OciDistributionError> {
+        let mut renewed = false;
+        loop {
+            let mut request = build(&self.http);
+            let authorization = self
+                .authorization
+                .lock()
+                .expect("authorization lock")
+                .clone();
+            if let Some(value) = authorization {
+                request = request.header("Authorization", value);
+            }
+            let response = request.send().await?;
+            if response.status() == reqwest::StatusCode::UNAUTHORIZED && !renewed {
+                renewed = true;
+                self.authenticate(target).await?;
+                continue;
+            }
+            return Ok(response);
+        }
+    }
+
+    /// The error a refused `response` to a request for `url` means, with
+    /// the registry's explanation if it gave one.
+    pub async fn refused(response: reqwest::Response, url: &str) -> OciDistributionError {
+        let status = response.status();
+        let body = match read_limited(response, ERROR_BODY_LIMIT).await {
+            Ok(Limited::Within(body)) => body,
+            _ => bytes::Bytes::new(),
+        };
+        refusal(status, &body, url)
     }
 
     /// oci-client's reference for `reference`, addressing `digest` if given

@@ -1,5 +1,6 @@
 //! Talking to registries: which scheme and CAs a host gets, whose credentials
-//! go with it, and pulling images from it into the store (over oci-client).
+//! go with it, pulling images from it into the store (over oci-client) and
+//! pushing them back (our own requests, streamed from the store).
 //! The API is blocking; a private tokio runtime lives inside [`Puller`].
 
 mod auth;
@@ -8,7 +9,9 @@ mod limits;
 mod manifest;
 mod policy;
 mod pull;
+mod push;
 mod tls;
+mod upload;
 
 pub use auth::{AuthError, DockerConfig};
 pub use limits::{MAX_MANIFEST_BYTES, TIMEOUT_ENV};
@@ -17,7 +20,9 @@ pub use manifest::ManifestError;
 pub use manifest::check_untrusted;
 pub use policy::{BadPolicy, PullNeed, PullPolicy};
 pub use pull::{LayerEvent, PullError, PullObserver, PullOptions, Pulled, Puller, pull};
+pub use push::{PushError, PushEvent, PushLayer, PushObserver, PushOptions, Pushed, Pusher};
 pub use tls::RegistryOptions;
+pub use upload::Uploaded;
 
 /// Why a conversation with a registry failed, in words a user can act on.
 #[derive(Debug, thiserror::Error)]

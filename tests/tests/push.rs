@@ -1,0 +1,260 @@
+//! img-push against the real docker-registry: the round trip keeps every
+//! digest, a second push sends nothing, another repository mounts, an index
+//! keeps every platform, a TLS registry with auth, and bad input. skopeo
+//! reads back what was pushed.
+
+use berth_harness::tools::external;
+use berth_harness::{Fixture, Registry, Run, tool};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// A berth tool with no credentials from the machine's own docker config.
+fn berth(name: &str, root: &Path) -> Command {
+    let mut command = tool(name, root);
+    command.env("DOCKER_CONFIG", "/nonexistent/berth-test-docker-config");
+    command
+}
+
+fn run(name: &str, root: &Path, args: &[&str]) -> Run {
+    Run::of(berth(name, root).args(args), None)
+}
+
+fn skopeo_inspect(reference: &str, raw: bool) -> String {
+    let mut args = vec!["inspect", "--tls-verify=false"];
+    if raw {
+        args.push("--raw");
+    }
+    let target = format!("docker://{reference}");
+    args.push(&target);
+    external("skopeo", &args)
+}
+
+/// Requests of `method` for blob uploads the registry logged.
+fn uploads(registry: &Registry, method: &str) -> usize {
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains(&format!("\"{method} /v2/")) && l.contains("/blobs/uploads/"))
+        .count()
+}
+
+#[test]
+fn a_pushed_image_pulls_back_with_the_same_digests_and_a_second_push_sends_nothing() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let image = fixture.busybox("src/app:1", "push round trip");
+    let target = format!("{}/team/app:1", registry.host);
+    run("img-tag", root, &["src/app:1", &target]).success();
+
+    let first = run("img-push", root, &[&target]).success();
+    assert_eq!(
+        first.stdout,
+        format!("{}/team/app@{}\n", registry.host, image.manifest_digest)
+    );
+    let lines: Vec<&str> = first.stderr.lines().collect();
+    let short = &image.diff_id.hex()[..12];
+    assert_eq!(
+        lines,
+        [
+            format!("The push refers to repository [{}/team/app]", registry.host),
+            format!("{short}: Preparing"),
+            format!("{short}: Pushing"),
+            format!("{short}: Pushed"),
+            format!(
+                "1: digest: {} size: {}",
+                image.manifest_digest, image.manifest_size
+            ),
+        ],
+        "{first:#?}"
+    );
+    // The registry serves the stored bytes: same digest, same config.
+    let raw = skopeo_inspect(&target, true);
+    assert_eq!(
+        berth::Digest::of(raw.trim_end().as_bytes()),
+        image.manifest_digest
+    );
+    let inspected: Value = serde_json::from_str(&skopeo_inspect(&target, false)).unwrap();
+    assert_eq!(inspected["Digest"], image.manifest_digest.to_string());
+
+    // Into an empty store: the same manifest and image ID.
+    let other = tempfile::tempdir().unwrap();
+    let pulled = run("img-pull", other.path(), &["--json", &target]).success();
+    let pulled: Value = serde_json::from_str(&pulled.stdout).unwrap();
+    assert_eq!(pulled["digest"], image.manifest_digest.to_string());
+    assert_eq!(pulled["id"], image.config_digest.to_string());
+
+    // Again: everything is there, nothing is uploaded.
+    let (posts, puts) = (uploads(&registry, "POST"), uploads(&registry, "PUT"));
+    let again = run("img-push", root, &["--json", &target]).success();
+    let again_json: Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(again_json["pushed"], 0, "{again:#?}");
+    assert_eq!(again_json["existing"], 1, "{again:#?}");
+    assert!(
+        again
+            .stderr
+            .contains(&format!("{short}: Layer already exists")),
+        "{again:#?}"
+    );
+    assert_eq!(uploads(&registry, "POST"), posts, "{}", registry.log());
+    assert_eq!(uploads(&registry, "PUT"), puts, "{}", registry.log());
+
+    // Another repository of the same registry: the layer is mounted.
+    let elsewhere = format!("{}/other/app:2", registry.host);
+    run("img-tag", root, &[&target, &elsewhere]).success();
+    let mounted = run("img-push", root, &[&elsewhere]).success();
+    assert!(
+        mounted
+            .stderr
+            .contains(&format!("{short}: Mounted from team/app")),
+        "{mounted:#?}"
+    );
+    assert_eq!(uploads(&registry, "PATCH"), 0, "{}", registry.log());
+    let inspected: Value = serde_json::from_str(&skopeo_inspect(&elsewhere, false)).unwrap();
+    assert_eq!(inspected["Digest"], image.manifest_digest.to_string());
+}
+
+#[test]
+fn an_index_is_pushed_with_every_platform_and_the_same_digest() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let target = format!("{}/multi/app:1", registry.host);
+    let index = fixture.index(&target, "push index");
+    let pushed = run("img-push", root, &["-q", &target]).success();
+    assert_eq!(
+        pushed.stdout,
+        format!("{}/multi/app@{}\n", registry.host, index.index_digest)
+    );
+    assert_eq!(pushed.stderr, "");
+    let raw = skopeo_inspect(&target, true);
+    assert_eq!(
+        berth::Digest::of(raw.trim_end().as_bytes()),
+        index.index_digest
+    );
+    for child in [&index.host, &index.arm64] {
+        let by_digest = format!("{}/multi/app@{}", registry.host, child.manifest_digest);
+        let inspected: Value = serde_json::from_str(&skopeo_inspect(&by_digest, false)).unwrap();
+        assert_eq!(inspected["Digest"], child.manifest_digest.to_string());
+    }
+
+    // One platform only, under the tag: that image's own manifest.
+    let single = format!("{}/multi/arm:1", registry.host);
+    let index = fixture.index(&single, "push index arm");
+    let arm = run(
+        "img-push",
+        root,
+        &["-q", "--platform", "linux/arm64/v8", &single],
+    )
+    .success();
+    assert_eq!(
+        arm.stdout,
+        format!(
+            "{}/multi/arm@{}\n",
+            registry.host, index.arm64.manifest_digest
+        )
+    );
+
+    // A store without one platform's image says which one it lacks.
+    let partial = tempfile::tempdir().unwrap();
+    run("img-pull", partial.path(), &["-q", &target]).success();
+    run("img-push", partial.path(), &["-q", &target])
+        .failure(1)
+        .one_error_line(&["linux/arm64/v8", "--platform"]);
+}
+
+#[test]
+fn pipes_all_tags_and_push_by_digest() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let image = fixture.busybox("src/app:1", "push pipes");
+    let repository = format!("{}/piped/app", registry.host);
+    // img-tag prints the new reference; img-push reads it from stdin.
+    let tagged = run("img-tag", root, &["src/app:1", &format!("{repository}:a")]).success();
+    let piped = Run::of(berth("img-push", root).arg("-q"), Some(&tagged.stdout)).success();
+    assert_eq!(
+        piped.stdout,
+        format!("{repository}@{}\n", image.manifest_digest)
+    );
+    run("img-tag", root, &["src/app:1", &format!("{repository}:b")]).success();
+    let all = run("img-push", root, &["-q", "-a", &repository]).success();
+    assert_eq!(
+        all.stdout,
+        format!(
+            "{repository}@{0}\n{repository}@{0}\n",
+            image.manifest_digest
+        )
+    );
+    let tags = registry.get("/v2/piped/app/tags/list").unwrap();
+    assert!(
+        tags.contains(r#"["a","b"]"#) || tags.contains(r#"["b","a"]"#),
+        "{tags}"
+    );
+    let by_digest = format!("{repository}@{}", image.manifest_digest);
+    run("img-push", root, &["-q", &by_digest]).success();
+}
+
+#[test]
+fn bad_pushes_fail_with_one_line_and_change_nothing() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    fixture.busybox("src/app:1", "push bad");
+    let missing = format!("{}/none/app:1", registry.host);
+    run("img-push", root, &[&missing])
+        .failure(1)
+        .one_error_line(&["An image does not exist locally with the tag", "none/app:1"]);
+    run("img-push", root, &["Not A Reference!"]).failure(2);
+    // Docker Hub without a login: refused before anything is sent.
+    run("img-push", root, &["src/app:1"])
+        .failure(1)
+        .one_error_line(&["denied: requested access to the resource is denied"]);
+    // A registry nobody listens on.
+    let port = berth_harness::registry::free_port();
+    let nowhere = format!("127.0.0.1:{port}/x/app:1");
+    run("img-tag", root, &["src/app:1", &nowhere]).success();
+    run("img-push", root, &[&nowhere])
+        .failure(1)
+        .one_error_line(&[&format!("127.0.0.1:{port}")]);
+    assert!(
+        registry
+            .get("/v2/_catalog")
+            .unwrap()
+            .contains(r#"{"repositories":[]}"#)
+    );
+}
+
+#[test]
+fn a_tls_registry_takes_a_push_with_its_credentials_only() {
+    let registry = Registry::start_tls_auth("berth", "s3cret");
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    let image = fixture.busybox("src/app:1", "push tls");
+    let target = format!("{}/private/app:1", registry.host);
+    run("img-tag", root, &["src/app:1", &target]).success();
+    run("img-push", root, &["-q", &target])
+        .failure(1)
+        .one_error_line(&[&registry.host, "401"]);
+    let config = tempfile::tempdir().unwrap();
+    std::fs::write(
+        config.path().join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"YmVydGg6czNjcmV0"}}}}}}"#,
+            registry.host
+        ),
+    )
+    .unwrap();
+    let pushed = Run::of(
+        berth("img-push", root)
+            .env("DOCKER_CONFIG", config.path())
+            .args(["-q", &target]),
+        None,
+    )
+    .success();
+    assert_eq!(
+        pushed.stdout,
+        format!("{}/private/app@{}\n", registry.host, image.manifest_digest)
+    );
+}
