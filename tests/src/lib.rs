@@ -2,6 +2,7 @@
 //! on a free loopback port, and build busybox fixture images to push to it.
 //! Everything it starts is stopped when its handle drops, even on panic.
 
+pub mod faulty;
 pub mod fixture;
 pub mod hostile;
 pub mod pause;

@@ -3,6 +3,7 @@
 //! keeps every platform, a TLS registry with auth, and bad input. skopeo
 //! reads back what was pushed.
 
+use berth_harness::faulty::FaultyProxy;
 use berth_harness::tools::external;
 use berth_harness::{Fixture, Registry, Run, tool};
 use serde_json::Value;
@@ -257,4 +258,73 @@ fn a_tls_registry_takes_a_push_with_its_credentials_only() {
         pushed.stdout,
         format!("{}/private/app@{}\n", registry.host, image.manifest_digest)
     );
+}
+
+/// The peak resident memory (VmHWM, in KiB) of a running process, read
+/// until it exits: the last reading holds the peak of its whole run.
+fn peak_rss_kib(child: &mut std::process::Child) -> u64 {
+    let mut peak = 0;
+    while child.try_wait().unwrap().is_none() {
+        if let Ok(status) = std::fs::read_to_string(format!("/proc/{}/status", child.id())) {
+            let hwm = status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok());
+            peak = peak.max(hwm.unwrap_or(0));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    peak
+}
+
+#[test]
+fn a_large_layer_streams_in_chunks_with_flat_memory_and_survives_a_failed_chunk() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    // 200 MiB that gzip cannot shrink: seven chunks of 32 MiB.
+    let layers = fixture.random("src/big:1", 1, 200 << 20);
+    // The third PATCH fails once; the upload resumes where the registry is.
+    let proxy = FaultyProxy::start(&registry.host, "PATCH", |n| n == 3);
+    let target = format!("{}/big/app:1", proxy.host);
+    run("img-tag", root, &["src/big:1", &target]).success();
+    let mut push = berth("img-push", root)
+        .args(["-q", &target])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let peak = peak_rss_kib(&mut push);
+    let pushed = Run::from(push.wait_with_output().unwrap()).success();
+    assert!(peak < 64 << 10, "img-push peaked at {peak} KiB");
+    assert_eq!(proxy.failed(), 1);
+    let patches = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.starts_with("PATCH "))
+        .count();
+    assert_eq!(patches, 8, "seven chunks and the one that failed once");
+    // The registry checked the digest when the upload closed; skopeo and a
+    // pull agree on what it holds.
+    let direct = format!("{}/big/app:1", registry.host);
+    let inspected: Value = serde_json::from_str(&skopeo_inspect(&direct, false)).unwrap();
+    assert_eq!(inspected["Layers"][0], layers[0].to_string());
+    let digest = pushed.stdout.trim().rsplit_once('@').unwrap().1.to_string();
+    assert_eq!(inspected["Digest"], digest);
+}
+
+#[test]
+fn a_registry_that_fails_every_chunk_leaves_no_tag() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let root = fixture.root();
+    fixture.random("src/big:1", 1, 80 << 20);
+    let proxy = FaultyProxy::start(&registry.host, "PATCH", |_| true);
+    let target = format!("{}/broken/app:1", proxy.host);
+    run("img-tag", root, &["src/big:1", &target]).success();
+    run("img-push", root, &["-q", &target])
+        .failure(1)
+        .one_error_line(&[&proxy.host, "500"]);
+    let tags = registry.get("/v2/broken/app/tags/list").unwrap();
+    assert!(!tags.contains("\"1\""), "{tags}");
 }
