@@ -142,3 +142,27 @@ fn the_readme_build_pipeline_does_what_it_says() {
     assert_eq!(out, "built\n");
     assert!(fixture.store.resolve_image("app:built").is_ok());
 }
+
+#[test]
+fn the_readme_push_pipeline_does_what_it_says() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    fixture.busybox("app:latest", "app");
+    let pipelines: Vec<String> = pipelines_after("And to a registry, as a CI job would:")
+        .iter()
+        .map(|l| l.replace("registry.local:5000", &registry.host))
+        .collect();
+    assert_eq!(pipelines.len(), 1, "{pipelines:?}");
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok, "{err}");
+    let built = fixture
+        .store
+        .resolve_image(&format!("{}/app:ci", registry.host))
+        .unwrap();
+    assert_eq!(
+        out,
+        format!("{}/app@{}\n", registry.host, built.manifest_digest)
+    );
+    let tags = registry.get("/v2/app/tags/list").unwrap();
+    assert!(tags.contains(r#"["ci"]"#), "{tags}");
+}

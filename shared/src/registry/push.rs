@@ -130,6 +130,8 @@ pub enum PushError {
     MissingPlatform { reference: String, platform: String },
     #[error("{reference}: no {platform} image in its index")]
     NoSuchPlatform { reference: String, platform: String },
+    #[error("image {0} has no tag to push under: name it with img-tag first")]
+    Untagged(String),
     /// Docker's words for a push to Docker Hub without a login.
     #[error("denied: requested access to the resource is denied ({0}: run img-login first)")]
     NotLoggedIn(String),
@@ -192,6 +194,16 @@ impl Pusher {
         tags.sort_by_key(|t| t.to_string());
         tags.dedup();
         Ok(tags)
+    }
+
+    /// The tags of the image `id` (an image ID or a unique prefix, as
+    /// `img-build -q` prints): what pushing an image by ID means.
+    pub fn tags_of_image(&self, id: &str) -> Result<Vec<Reference>, PushError> {
+        let image = self.store.resolve_image(id)?;
+        if image.tags.is_empty() {
+            return Err(PushError::Untagged(id.to_string()));
+        }
+        Ok(image.tags)
     }
 
     /// Pushes what `reference` names in the store to the same name in its

@@ -39,24 +39,6 @@ fn main() -> std::process::ExitCode {
         let cli = Cli::parse();
         let targets = pipe::targets_from_process(&cli.references, pipe::IMAGE_FIELDS)
             .map_err(|e| Failure::new(Exit::Usage, e.to_string()))?;
-        // Every name is checked before anything is sent.
-        let names = targets
-            .iter()
-            .map(|t| {
-                Reference::parse_unnormalised(t)
-                    .map_err(|e| Failure::new(Exit::Usage, e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if cli.all_tags
-            && let Some(named) = names
-                .iter()
-                .find(|n| n.tag().is_some() || n.digest().is_some())
-        {
-            return Err(Failure::new(
-                Exit::Usage,
-                format!("tag can't be used with --all-tags/-a: {named}"),
-            ));
-        }
         let store = cli.store.open()?;
         let options = PushOptions {
             platform: cli.platform,
@@ -67,6 +49,29 @@ fn main() -> std::process::ExitCode {
             ..PushOptions::default()
         };
         let mut pusher = Pusher::new(&store, options)?;
+        // Every name is checked before anything is sent. An image ID (what
+        // `img-build -q` prints) stands for every tag of that image.
+        let mut names = Vec::new();
+        for target in &targets {
+            if is_image_id(target) {
+                names.extend(pusher.tags_of_image(target)?);
+                continue;
+            }
+            names.push(
+                Reference::parse_unnormalised(target)
+                    .map_err(|e| Failure::new(Exit::Usage, e.to_string()))?,
+            );
+        }
+        if cli.all_tags
+            && let Some(named) = names
+                .iter()
+                .find(|n| n.tag().is_some() || n.digest().is_some())
+        {
+            return Err(Failure::new(
+                Exit::Usage,
+                format!("tag can't be used with --all-tags/-a: {named}"),
+            ));
+        }
         let progress = Progress::new(cli.quiet);
         // A failed image does not stop the others; each failure gets its
         // line and the exit code says some failed.
@@ -118,6 +123,15 @@ fn main() -> std::process::ExitCode {
         }
         Ok(())
     })
+}
+
+/// `sha256:<hex>` or 64 hex digits: an image ID, never a repository name
+/// (Docker refuses such names for that reason).
+fn is_image_id(target: &str) -> bool {
+    let hex = target.strip_prefix("sha256:").unwrap_or(target);
+    (target.starts_with("sha256:") || hex.len() == 64)
+        && !hex.is_empty()
+        && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 /// One failed image's line, `img-push: <message>`.
