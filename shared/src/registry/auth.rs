@@ -95,6 +95,11 @@ impl DockerConfig {
         Ok(config)
     }
 
+    /// The `config.json` this was read from (or would be).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
     /// Where the credentials were looked up, for messages.
     pub fn describe(&self, domain: &str) -> String {
         let path = self
@@ -147,7 +152,8 @@ impl DockerConfig {
         self.helper_for(domain).is_some() || self.entry_for(domain).is_some()
     }
 
-    fn helper_for(&self, domain: &str) -> Option<&str> {
+    /// The helper that keeps `domain`'s secrets, if one is configured.
+    pub(crate) fn helper_for(&self, domain: &str) -> Option<&str> {
         self.cred_helpers
             .iter()
             .find(|(key, _)| hostname_of(key) == hostname_of(&server_key(domain)))
@@ -170,7 +176,7 @@ impl DockerConfig {
 }
 
 /// The server key Docker stores credentials under for a reference domain.
-fn server_key(domain: &str) -> String {
+pub(crate) fn server_key(domain: &str) -> String {
     if domain == crate::reference::DEFAULT_DOMAIN {
         DOCKER_HUB_KEY.to_string()
     } else {
@@ -178,7 +184,7 @@ fn server_key(domain: &str) -> String {
     }
 }
 
-fn hostname_of(key: &str) -> &str {
+pub(crate) fn hostname_of(key: &str) -> &str {
     let key = key
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))

@@ -347,7 +347,7 @@ impl Session {
 
 /// A reqwest client with our deadlines, roots and user agent. reqwest
 /// follows at most ten redirects, then fails with "too many redirects".
-fn http_client(
+pub(crate) fn http_client(
     transport: &Transport,
     timeouts: Timeouts,
     https: bool,
@@ -391,7 +391,7 @@ fn refusal(status: reqwest::StatusCode, body: &[u8], url: &str) -> OciDistributi
 /// registry. When neither works, the failure reported is the one that
 /// explains it: HTTPS's when the host does speak TLS (an untrusted
 /// certificate), HTTP's when it does not (a redirect loop, a stall).
-async fn choose_protocol(
+pub(crate) async fn choose_protocol(
     host: &str,
     transport: &Transport,
     timeouts: Timeouts,

@@ -6,6 +6,7 @@
 mod auth;
 mod client;
 mod limits;
+pub mod login;
 mod manifest;
 mod policy;
 mod pull;
