@@ -1,9 +1,9 @@
 //! img-build [-t REF]... [-f FILE] CONTEXT|-: Docker's `docker build`.
 //! Prints the image ID on stdout; Docker's step lines go to stderr.
 
-use berth::build::layer::LayerCompression;
-use berth::build::stdin::StdinInput;
-use berth::build::{self, BuildObserver, BuildOptions};
+use berth::builder::layer::LayerCompression;
+use berth::builder::stdin::StdinInput;
+use berth::builder::{self, BuildObserver, BuildOptions};
 use berth::cli::StoreArgs;
 use berth::output::{self, Progress};
 use berth::platform::Platform;
@@ -218,7 +218,7 @@ fn main() -> std::process::ExitCode {
         let secrets = cli
             .secret
             .iter()
-            .map(|spec| build::read_secret(spec).map_err(usage))
+            .map(|spec| builder::read_secret(spec).map_err(usage))
             .collect::<Result<_, _>>()?;
         let options = BuildOptions {
             dockerfile_name,
@@ -241,7 +241,7 @@ fn main() -> std::process::ExitCode {
             progress,
             pull: PullProgress::new(progress),
         };
-        let built = build::build(&store, &options, &mut lines)?;
+        let built = builder::build(&store, &options, &mut lines)?;
         progress.line(format_args!("Successfully built {}", built.id.short()));
         for tag in &built.tags {
             progress.line(format_args!("Successfully tagged {}", familiar(tag)));
