@@ -1676,37 +1676,6 @@ struct RunMounts {
     held: Vec<Scratch>,
 }
 
-/// Reads an `img-build --secret` as BuildKit spells it: `id=ID` with
-/// `src=FILE` (or `source=`), or `env=VAR`; with neither, the variable
-/// named like the id. Returns the id and the secret's bytes.
-pub fn read_secret(spec: &str) -> Result<(String, Vec<u8>), String> {
-    let mut id = None;
-    let mut file = None;
-    let mut env = None;
-    for field in spec.split(',') {
-        match field.split_once('=') {
-            Some(("id", v)) => id = Some(v.to_string()),
-            Some(("src" | "source", v)) => file = Some(v.to_string()),
-            Some(("env", v)) => env = Some(v.to_string()),
-            Some(("type", "file" | "env")) => {}
-            _ => return Err(format!("invalid secret {spec:?}: unknown field {field:?}")),
-        }
-    }
-    let id = id
-        .filter(|i| !i.is_empty())
-        .ok_or_else(|| format!("invalid secret {spec:?}: id=… is required"))?;
-    let bytes = match (file, env) {
-        (Some(path), _) => std::fs::read(&path).map_err(|e| format!("secret {id}: {path}: {e}"))?,
-        (None, Some(var)) => std::env::var(&var)
-            .map_err(|_| format!("secret {id}: environment variable {var} is not set"))?
-            .into_bytes(),
-        (None, None) => std::env::var(&id)
-            .map_err(|_| format!("secret {id}: give src=FILE or env=VAR"))?
-            .into_bytes(),
-    };
-    Ok((id, bytes))
-}
-
 /// A secret as a file only its owner (root) can read.
 fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
