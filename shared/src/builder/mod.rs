@@ -1,6 +1,7 @@
 //! `img-build`: a Dockerfile and its context turned into an image in the
 //! store, one cached step at a time (config changes, COPY/ADD, RUN).
 
+pub mod archive;
 pub mod cache;
 pub mod context;
 pub mod copy;
@@ -71,6 +72,8 @@ pub enum BuildError {
     Run(#[from] RunError),
     #[error(transparent)]
     Copy(#[from] CopyError),
+    #[error(transparent)]
+    Archive(#[from] archive::ArchiveError),
     #[error("failed to reach build target {0} in Dockerfile")]
     NoTarget(String),
     #[error("{0}")]

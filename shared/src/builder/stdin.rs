@@ -4,7 +4,7 @@
 //! scratch directory of the store (swept if the builder is killed).
 
 use super::BuildError;
-use super::copy::{archive, extract_archive};
+use super::archive::{archive, extract_archive};
 use crate::store::{SCRATCH_BUILD, Scratch, Store};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
