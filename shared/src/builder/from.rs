@@ -49,6 +49,8 @@ impl Builder<'_> {
         self.state_of(&image)
     }
 
+    /// An image by name, pulled first if the store lacks it (or always,
+    /// with `--pull`); one neither here nor pullable is an error at `node`.
     fn image(
         &mut self,
         node: &Node,
