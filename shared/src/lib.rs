@@ -1,7 +1,7 @@
 //! berth's library: everything the tools share. Each module owns one concept
 //! and its typed error; the tools only parse flags, call in here, and print.
 
-pub mod build;
+pub mod builder;
 pub mod cli;
 pub mod compression;
 pub mod container;

@@ -1,9 +1,11 @@
 //! img-build [-t REF]... [-f FILE] CONTEXT|-: Docker's `docker build`.
 //! Prints the image ID on stdout; Docker's step lines go to stderr.
 
-use berth::build::layer::LayerCompression;
-use berth::build::stdin::StdinInput;
-use berth::build::{self, BuildObserver, BuildOptions};
+mod secret;
+
+use berth::builder::layer::LayerCompression;
+use berth::builder::stdin::StdinInput;
+use berth::builder::{self, BuildObserver, BuildOptions};
 use berth::cli::StoreArgs;
 use berth::output::{self, Progress};
 use berth::platform::Platform;
@@ -12,6 +14,7 @@ use berth::registry::PullObserver;
 use berth::runtime::NetworkMode;
 use berth::{Digest, Exit, Failure, Reference, exit};
 use clap::Parser;
+use secret::SecretSpec;
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -218,7 +221,11 @@ fn main() -> std::process::ExitCode {
         let secrets = cli
             .secret
             .iter()
-            .map(|spec| build::read_secret(spec).map_err(usage))
+            .map(|spec| {
+                let spec: SecretSpec = spec.parse().map_err(usage)?;
+                let bytes = spec.read().map_err(usage)?;
+                Ok::<_, Failure>((spec.id, bytes))
+            })
             .collect::<Result<_, _>>()?;
         let options = BuildOptions {
             dockerfile_name,
@@ -241,7 +248,7 @@ fn main() -> std::process::ExitCode {
             progress,
             pull: PullProgress::new(progress),
         };
-        let built = build::build(&store, &options, &mut lines)?;
+        let built = builder::build(&store, &options, &mut lines)?;
         progress.line(format_args!("Successfully built {}", built.id.short()));
         for tag in &built.tags {
             progress.line(format_args!("Successfully tagged {}", familiar(tag)));

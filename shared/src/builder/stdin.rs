@@ -3,8 +3,8 @@
 //! its bytes as Docker tells them apart. A context is unpacked into a
 //! scratch directory of the store (swept if the builder is killed).
 
-use super::BuildError;
-use super::copy::{archive, extract_archive};
+use super::archive::{archive, extract_archive};
+use super::error::BuildError;
 use crate::store::{SCRATCH_BUILD, Scratch, Store};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Root filesystems for build steps: a writable overlay of the parent's
 //! unpacked layers over a fresh upper dir (whose contents become the step's
-//! layer), and read-only views of a stage or image for COPY --from.
+//! layer), and read-only views of a stage or image for `--from` (COPY's,
+//! and RUN's bind mounts').
 
 use crate::store::{SCRATCH_BUILD, Scratch, Store};
 use rustix::mount::{MountFlags, UnmountFlags};

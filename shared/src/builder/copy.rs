@@ -2,6 +2,7 @@
 //! and writing them into a step's mounted root with Docker's directory
 //! semantics; every destination lookup stays inside that root.
 
+use super::archive::{ArchiveError, archive, extract_archive};
 use super::context::{Context, Ignore, Source};
 use crate::digest::{Digest, HashingWriter};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
@@ -22,12 +23,8 @@ pub enum CopyError {
     },
     #[error("cannot copy to {dest}: {why}")]
     Dest { dest: String, why: String },
-    #[error("extracting {path}: {source}")]
-    Extract {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> CopyError + use<> {
@@ -494,91 +491,6 @@ impl Root {
         )
         .map_err(|e| io_err(&self.show(path))(e.into()))
     }
-}
-
-/// ADD unpacks a local file when it is a tar, plain or compressed (gzip,
-/// bzip2, xz as Docker's classic builder; zstd as BuildKit): the tar stream
-/// if it is one, `None` to copy the file as is.
-pub(super) fn archive(path: &Path) -> Result<Option<Box<dyn Read>>, CopyError> {
-    let mut file = fs::File::open(path).map_err(io_err(path))?;
-    let mut magic = [0u8; 6];
-    let n = file.read(&mut magic).map_err(io_err(path))?;
-    io::Seek::rewind(&mut file).map_err(io_err(path))?;
-    let mut plain: Box<dyn Read> = if magic[..n] == *b"\xfd7zXZ\0" {
-        // lzma-rs decodes whole streams: into an unnamed temp file first.
-        let mut out = tempfile::tempfile().map_err(io_err(path))?;
-        if lzma_rs::xz_decompress(&mut io::BufReader::new(file), &mut out).is_err() {
-            return Ok(None);
-        }
-        io::Seek::rewind(&mut out).map_err(io_err(path))?;
-        Box::new(out)
-    } else if magic[..n].starts_with(b"BZh") {
-        Box::new(bzip2::read::MultiBzDecoder::new(io::BufReader::new(file)))
-    } else {
-        match crate::compression::decompressed(io::BufReader::new(file)) {
-            Ok(reader) => reader,
-            Err(_) => return Ok(None),
-        }
-    };
-    let mut block = vec![0u8; 512];
-    let mut filled = 0;
-    while filled < block.len() {
-        match plain.read(&mut block[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(_) => return Ok(None),
-        }
-    }
-    if filled < 512 || !is_tar_header(&block) {
-        return Ok(None);
-    }
-    Ok(Some(Box::new(io::Cursor::new(block).chain(plain))))
-}
-
-/// A tar header: "ustar" magic, or a v7 header whose checksum adds up.
-fn is_tar_header(block: &[u8]) -> bool {
-    if &block[257..262] == b"ustar" {
-        return true;
-    }
-    let stored = std::str::from_utf8(&block[148..156])
-        .ok()
-        .and_then(|s| u32::from_str_radix(s.trim_matches(|c: char| c == '\0' || c == ' '), 8).ok());
-    let sum: u32 = block
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if (148..156).contains(&i) {
-                32
-            } else {
-                *b as u32
-            }
-        })
-        .sum();
-    stored == Some(sum) && block[0] != 0
-}
-
-pub(super) fn extract_archive(
-    path: &Path,
-    plain: Box<dyn Read>,
-    dest: &OwnedFd,
-) -> Result<(), CopyError> {
-    let extract_err = |source| CopyError::Extract {
-        path: path.to_path_buf(),
-        source,
-    };
-    // The destination by its /proc name: the tar crate wants a path, and
-    // this one names the directory already resolved inside the root.
-    let dest_path = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(dest)
-    ));
-    let dest_path = fs::read_link(&dest_path).map_err(extract_err)?;
-    let mut archive = tar::Archive::new(plain);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
-    archive.set_preserve_mtime(true);
-    archive.set_overwrite(true);
-    archive.unpack(&dest_path).map_err(extract_err)
 }
 
 #[cfg(test)]
