@@ -167,7 +167,7 @@ async fn verify_async(
 }
 
 /// `realm="…",service="…"` as a map.
-fn challenge_params(text: &str) -> std::collections::HashMap<String, String> {
+pub(super) fn challenge_params(text: &str) -> std::collections::HashMap<String, String> {
     let mut params = std::collections::HashMap::new();
     let mut rest = text.trim();
     while let Some((name, after)) = rest.split_once('=') {

@@ -11,6 +11,7 @@ mod manifest;
 mod policy;
 mod pull;
 mod push;
+pub mod search;
 mod tls;
 mod upload;
 
