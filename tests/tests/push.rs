@@ -328,3 +328,83 @@ fn a_registry_that_fails_every_chunk_leaves_no_tag() {
     let tags = registry.get("/v2/broken/app/tags/list").unwrap();
     assert!(!tags.contains("\"1\""), "{tags}");
 }
+
+#[test]
+fn a_build_cache_pushed_from_one_store_gives_another_every_step() {
+    let registry = Registry::start();
+    let fixture = Fixture::new();
+    let base = fixture.busybox("src/base:1", "shared cache base");
+    let base_ref = fixture.push(
+        &base,
+        &registry.host,
+        "base:1",
+        berth_harness::fixture::Format::Oci,
+    );
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("file"), "copied\n").unwrap();
+    std::fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {base_ref}\nRUN echo built > /a\nCOPY file /file\nENV X=1\nRUN cat /a /file > /b\n"
+        ),
+    )
+    .unwrap();
+    let cache = format!("{}/cache/app:buildcache", registry.host);
+    let dir = context.path().to_str().unwrap();
+
+    let first = tempfile::tempdir().unwrap();
+    let built = run(
+        "img-build",
+        first.path(),
+        &["-t", "app:1", "--cache-to", &cache, dir],
+    )
+    .success();
+    assert!(
+        built
+            .stderr
+            .contains(&format!("Exported cache to {cache}@sha256:")),
+        "{built:#?}"
+    );
+    let id = built.stdout.trim().to_string();
+
+    // Another machine: an empty store, the same Dockerfile.
+    let second = tempfile::tempdir().unwrap();
+    let from = format!("type=registry,ref={cache}");
+    let rebuilt = run(
+        "img-build",
+        second.path(),
+        &["-t", "app:1", "--cache-from", &from, dir],
+    )
+    .success();
+    assert_eq!(rebuilt.stdout.trim(), id, "{rebuilt:#?}");
+    assert!(
+        rebuilt.stderr.contains("Importing cache from"),
+        "{rebuilt:#?}"
+    );
+    assert_eq!(
+        rebuilt.stderr.matches(" ---> Using cache").count(),
+        4,
+        "{rebuilt:#?}"
+    );
+    // The cache's images are not images of the store's own.
+    let listed = run(
+        "img-ls",
+        second.path(),
+        &["--format", "{{.Repository}}:{{.Tag}}"],
+    )
+    .success();
+    let mut names: Vec<&str> = listed.stdout.lines().collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [format!("{}/base:1", registry.host).as_str(), "app:1"]
+    );
+    let check = run("ctr-run", second.path(), &["--rm", "app:1", "cat", "/b"]).success();
+    assert_eq!(check.stdout, "built\ncopied\n");
+    let fsck = run("img-fsck", second.path(), &[]);
+    assert_eq!(
+        (fsck.code, fsck.stdout.as_str()),
+        (Some(0), ""),
+        "{fsck:#?}"
+    );
+}

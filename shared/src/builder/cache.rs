@@ -25,6 +25,16 @@ impl CacheKey {
         }
         CacheKey(hasher.finish().0)
     }
+
+    /// The key in hex, as its file is named (and a shared cache names it).
+    pub fn hex(&self) -> &str {
+        self.0.hex()
+    }
+
+    /// A key as [`CacheKey::hex`] wrote it.
+    pub fn from_hex(hex: &str) -> Option<CacheKey> {
+        format!("sha256:{hex}").parse().ok().map(CacheKey)
+    }
 }
 
 fn cache_dir(store: &Store) -> PathBuf {

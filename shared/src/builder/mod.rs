@@ -10,8 +10,10 @@
 //! - `from`: the states FROM and `--from` name, and `source_root`;
 //! - `step`: `Builder` and what every step goes through (cache, commit,
 //!   the step's root, the writers' lock);
-//! - `stdin`, `state`, `options`, `error`: `img-build -`'s input, the image
-//!   being built, the request and the errors;
+//! - `stdin`, `shared_cache`: `img-build -`'s input, and the cache shared
+//!   through a registry;
+//! - `state`, `options`, `error`: the image being built, the request and
+//!   the errors;
 //! - the mechanics, which know nothing of a build: `cache`, `context`,
 //!   `copy`, `archive`, `fetch`, `layer`, `rootfs`.
 
@@ -27,6 +29,7 @@ pub mod layer;
 mod layering;
 mod options;
 pub mod rootfs;
+pub mod shared_cache;
 mod stage;
 mod state;
 pub mod stdin;

@@ -51,6 +51,10 @@ pub struct BuildOptions {
     /// `--secret id=…`: what `RUN --mount=type=secret` mounts, by id. Never
     /// in a layer, the history or a cache key.
     pub secrets: BTreeMap<String, Vec<u8>>,
+    /// `--cache-from REF`: shared caches imported before the build.
+    pub cache_from: Vec<Reference>,
+    /// `--cache-to REF`: where the build's cache is pushed after it.
+    pub cache_to: Option<Reference>,
 }
 
 /// The built image.
@@ -76,6 +80,10 @@ pub trait BuildObserver {
     fn run_output(&mut self) -> Option<OwnedFd> {
         None
     }
+    /// A shared cache was imported: `steps` entries from `from`.
+    fn cache_imported(&mut self, _from: &Reference, _steps: usize) {}
+    /// The build's cache was pushed to `to` (its tag pinned by digest).
+    fn cache_exported(&mut self, _to: &Reference) {}
     /// Hears about pulls of FROM images.
     fn puller(&mut self) -> &mut dyn PullObserver;
 }

@@ -6,14 +6,16 @@
 use super::context::Context;
 use super::error::BuildError;
 use super::options::{BuildObserver, BuildOptions, Built, PROXY_ARGS};
+use super::shared_cache;
 use super::state::{ImageState, StageRun};
 use super::step::Builder;
 use crate::dockerfile::{self, Instruction, Node, Vars};
 use crate::platform::Platform;
+use crate::registry::{PullOptions, PushOptions};
 use crate::store::Store;
 use serde_json::Value;
 use std::cell::RefCell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::str::FromStr;
 
 /// Builds the image `options` describe, tags it, and returns it.
@@ -46,6 +48,11 @@ pub fn build(
     crate::runtime::step::sweep_orphans(store);
     store.sweep_scratch("");
     let _ = store.sweep_temp_files();
+    // Shared caches first: their entries are hits like local ones.
+    for from in &options.cache_from {
+        let steps = shared_cache::import(store, from, PullOptions::default())?;
+        observer.cache_imported(from, steps);
+    }
     // A writer's lease: no collection sweeps the steps' blobs mid-build.
     let writers = store.lease()?;
     let pins = store.content_lease(&writers)?;
@@ -67,6 +74,7 @@ pub fn build(
         writers: Some(writers),
         pinned: RefCell::default(),
         pins,
+        cache_entries: BTreeMap::new(),
     };
     builder.meta_args(&globals)?;
     builder.precheck(&stages[..=target])?;
@@ -117,6 +125,13 @@ pub fn build(
         guard.add_untagged(descriptor);
     }
     guard.save()?;
+    if let Some(to) = &options.cache_to {
+        let pushed =
+            shared_cache::export(store, &builder.cache_entries, to, PushOptions::default())?;
+        builder
+            .observer
+            .cache_exported(&pushed.reference.with_digest(pushed.digest.clone()));
+    }
     Ok(Built {
         id,
         manifest_digest: manifest,

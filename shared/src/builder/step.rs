@@ -16,7 +16,7 @@ use crate::dockerfile::{self, Node, Vars, expand_word};
 use crate::platform::Platform;
 use crate::store::{ContentLease, Image, Lease, Store, StoreError, descriptor_digest};
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -44,6 +44,9 @@ pub(super) struct Builder<'a> {
     /// collection must keep while the writers' lock is let go.
     pub(super) pinned: RefCell<BTreeSet<Digest>>,
     pub(super) pins: ContentLease,
+    /// Each step's cache key and the image it came to, hit or not: what
+    /// `--cache-to` shares.
+    pub(super) cache_entries: BTreeMap<String, Digest>,
 }
 
 impl Builder<'_> {
@@ -144,12 +147,15 @@ impl Builder<'_> {
             && let Some(state) = self.cached_state(&manifest)
         {
             self.observer.cached();
+            self.cache_entries.insert(key.hex().to_string(), manifest);
             run.state = state;
         } else {
             let mut next = run.state.clone();
             apply(self, &mut next)?;
             self.commit(&mut next)?;
-            cache::record(self.store, &key, next.manifest.as_ref().expect("committed"))?;
+            let manifest = next.manifest.clone().expect("committed");
+            cache::record(self.store, &key, &manifest)?;
+            self.cache_entries.insert(key.hex().to_string(), manifest);
             run.state = next;
         }
         self.observer

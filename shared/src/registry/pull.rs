@@ -232,6 +232,16 @@ impl Puller {
         self.commit(fetched, &observer)
     }
 
+    /// The manifest or index `reference` names, exactly as served and
+    /// checked against its digest, without storing anything.
+    pub fn manifest_bytes(&mut self, reference: &Reference) -> Result<Vec<u8>, PullError> {
+        let session = self.session(reference)?;
+        let target = session.oci_reference(reference, None);
+        let what = format!("manifest for {reference}");
+        self.runtime
+            .block_on(fetch_manifest(&session, &target, what, reference.digest()))
+    }
+
     /// Every tag of `repository`'s repository, as references (`--all-tags`).
     pub fn tags(&mut self, repository: &Reference) -> Result<Vec<Reference>, PullError> {
         let session = self.session(repository)?;

@@ -214,6 +214,17 @@ impl Pusher {
         observer: &mut dyn PushObserver,
     ) -> Result<Pushed, PushError> {
         let top = self.find(reference)?;
+        self.push_as(reference, top, observer)
+    }
+
+    /// Pushes the stored manifest or index `top` under `reference`'s name
+    /// (what a build's exported cache is).
+    pub fn push_as(
+        &mut self,
+        reference: &Reference,
+        top: Descriptor,
+        observer: &mut dyn PushObserver,
+    ) -> Result<Pushed, PushError> {
         if reference.domain() == "docker.io" && !self.config.has_credentials(reference.domain()) {
             return Err(PushError::NotLoggedIn(reference.familiar_repository()));
         }

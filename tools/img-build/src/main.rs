@@ -67,6 +67,12 @@ struct Cli {
     /// Print a JSON object (id, tags, digest) instead of the bare ID
     #[arg(long)]
     json: bool,
+    /// Take cache hits from a build cache in a registry (REF, or type=registry,ref=REF); repeatable
+    #[arg(long, value_name = "REF")]
+    cache_from: Vec<String>,
+    /// Push this build's cache to a registry (REF, or type=registry,ref=REF)
+    #[arg(long, value_name = "REF")]
+    cache_to: Option<String>,
     /// Timestamps for history and layer files, for reproducible images
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
@@ -108,9 +114,40 @@ impl BuildObserver for Lines {
             .try_clone_to_owned()
             .ok()
     }
+    fn cache_imported(&mut self, from: &Reference, steps: usize) {
+        let s = if steps == 1 { "" } else { "s" };
+        self.progress
+            .line(format_args!("Importing cache from {from}: {steps} step{s}"));
+    }
+    fn cache_exported(&mut self, to: &Reference) {
+        self.progress.line(format_args!("Exported cache to {to}"));
+    }
     fn puller(&mut self) -> &mut dyn PullObserver {
         &mut self.pull
     }
+}
+
+/// A cache flag's reference: `REF`, or buildx's `type=registry,ref=REF`
+/// (other keys, such as `mode=max`, are accepted and change nothing: every
+/// step is always shared).
+fn cache_reference(text: &str) -> Result<Reference, String> {
+    if !text.contains('=') {
+        return Reference::parse(text).map_err(|e| e.to_string());
+    }
+    let mut reference = None;
+    for part in text.split(',') {
+        match part.split_once('=') {
+            Some(("type", "registry")) => {}
+            Some(("type", other)) => {
+                return Err(format!("cache type {other} is not supported (registry is)"));
+            }
+            Some(("ref", value)) => reference = Some(value),
+            Some(_) => {}
+            None => return Err(format!("{part:?} is not KEY=VALUE")),
+        }
+    }
+    let reference = reference.ok_or("no ref=")?;
+    Reference::parse(reference).map_err(|e| e.to_string())
 }
 
 fn usage(message: impl Into<String>) -> Failure {
@@ -227,6 +264,19 @@ fn main() -> std::process::ExitCode {
                 Ok::<_, Failure>((spec.id, bytes))
             })
             .collect::<Result<_, _>>()?;
+        let cache_ref = |flag: &str, text: &str| {
+            cache_reference(text).map_err(|e| usage(format!("invalid {flag} {text:?}: {e}")))
+        };
+        let cache_from = cli
+            .cache_from
+            .iter()
+            .map(|text| cache_ref("--cache-from", text))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cache_to = cli
+            .cache_to
+            .as_deref()
+            .map(|text| cache_ref("--cache-to", text))
+            .transpose()?;
         let options = BuildOptions {
             dockerfile_name,
             dockerfile,
@@ -242,6 +292,8 @@ fn main() -> std::process::ExitCode {
             compression: cli.compress,
             source_date_epoch: epoch,
             secrets,
+            cache_from,
+            cache_to,
         };
         let progress = Progress::new(cli.quiet);
         let mut lines = Lines {
