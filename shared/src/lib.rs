@@ -16,6 +16,7 @@ pub mod image;
 pub mod layer;
 pub mod lifecycle;
 pub mod logs;
+pub mod network;
 pub mod output;
 pub mod overlay;
 pub mod pipe;

@@ -26,6 +26,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
+pub use crate::network::NetworkMode;
 pub use monitor::{run_attached, run_detached, spawn_monitor};
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,8 @@ pub enum RunError {
     Layer(#[from] LayerError),
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
     #[error("{0}")]
     User(String),
     #[error("No command specified")]
@@ -79,13 +82,6 @@ pub enum RunError {
 fn io_error(path: &Path) -> impl FnOnce(io::Error) -> RunError + use<> {
     let path = path.to_path_buf();
     move |source| RunError::Io { path, source }
-}
-
-/// `--network`: a bridge comes later.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NetworkMode {
-    None,
-    Host,
 }
 
 /// A `-v host:ctr[:ro]` bind mount (or an image's anonymous volume).
@@ -189,11 +185,7 @@ pub fn parse_bytes(flag: &'static str, value: &str) -> Result<i64, RunError> {
 }
 
 fn check(opts: &RunOptions) -> Result<Checked, RunError> {
-    let network = match opts.network.as_str() {
-        "none" => NetworkMode::None,
-        "host" => NetworkMode::Host,
-        other => return Err(bad("--network", other, "supported: none, host")),
-    };
+    let network: NetworkMode = opts.network.parse()?;
     let mut volumes = Vec::new();
     for spec in &opts.volumes {
         let parts: Vec<&str> = spec.split(':').collect();
@@ -722,7 +714,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     mkdir_in_root(&prepared.rootfs, &workdir).map_err(io_error(
         &prepared.rootfs.join(workdir.trim_start_matches('/')),
     ))?;
-    write_etc_files(&dir, &hostname, checked.network)?;
+    crate::network::write_etc_files(&dir, &hostname, checked.network)?;
 
     let mut volumes = checked.volumes.clone();
     for v in &volumes {
@@ -922,23 +914,6 @@ fn mkdir_following(root: &std::os::fd::OwnedFd, path: &str, depth: u32) -> io::R
         prefix = here;
     }
     Ok(())
-}
-
-fn write_etc_files(dir: &Path, hostname: &str, network: NetworkMode) -> Result<(), RunError> {
-    let write = |name: &str, text: &str| {
-        let path = dir.join(name);
-        fs::write(&path, text).map_err(io_error(&path))
-    };
-    write("hostname", &format!("{hostname}\n"))?;
-    let hosts = match network {
-        NetworkMode::Host => fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        NetworkMode::None => format!(
-            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n127.0.0.1\t{hostname}\n"
-        ),
-    };
-    write("hosts", &hosts)?;
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    write("resolv.conf", &resolv)
 }
 
 /// Runs the payload: execvp, and on failure Docker's 127 (not found) or

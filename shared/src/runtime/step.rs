@@ -40,10 +40,6 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     let id = container::new_id().map_err(io_error(Path::new("/dev/urandom")))?;
     let hostname = id[..12].to_string();
     let dir = store.container_dir(&id);
-    let network_mode = match options.network {
-        NetworkMode::None => "none",
-        NetworkMode::Host => "host",
-    };
     let record = Record {
         id: id.clone(),
         name: format!("/{}", container::random_name()),
@@ -66,7 +62,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
             ..Config::default()
         },
         host_config: HostConfig {
-            network_mode: network_mode.to_string(),
+            network_mode: options.network.to_string(),
             auto_remove: true,
             cgroup_parent: "/berth".to_string(),
             ..HostConfig::default()
@@ -105,7 +101,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     super::mkdir_in_root(options.rootfs, options.workdir).map_err(io_error(
         &options.rootfs.join(options.workdir.trim_start_matches('/')),
     ))?;
-    super::write_etc_files(&dir, &hostname, options.network)?;
+    crate::network::write_etc_files(&dir, &hostname, options.network)?;
     spec::prepare_cgroup_mountpoint(options.rootfs)?;
     let caps = spec::capabilities(false, &[], &[]);
     // Docker's build steps run under the default seccomp filter too.
