@@ -27,7 +27,7 @@ pub struct ExecOptions {
 /// Runs the command in the container; returns its exit code (0 at once
 /// with `detach`).
 pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, RunError> {
-    if !record.state.running || !crate::lifecycle::init_alive(&record.id, record.state.pid) {
+    if !record.state.running || !crate::container::owner::init_alive(&record.id, record.state.pid) {
         return Err(RunError::NotRunning(record.id.clone()));
     }
     if opts.command.is_empty() {

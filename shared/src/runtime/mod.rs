@@ -12,6 +12,7 @@ pub mod step;
 pub mod tty;
 pub mod user;
 
+use crate::container::owner::{self, Owner};
 use crate::container::{self, Config, ContainerError, HostConfig, MountPoint, Record, State};
 use crate::layer::LayerError;
 use crate::store::{Store, StoreError};
@@ -71,8 +72,6 @@ pub enum RunError {
     Runtime(String),
     #[error("the container monitor failed: {0}")]
     Monitor(String),
-    #[error("container {0} is already running")]
-    AlreadyRunning(String),
     #[error("container {0} is not running")]
     NotRunning(String),
     #[error(transparent)]
@@ -368,10 +367,10 @@ pub struct Prepared {
     /// staying open for the next one (`-di`).
     pub stdin_once: bool,
     pub tty: bool,
-    /// Held (flock) for as long as someone owns the running container: the
+    /// Held for as long as someone owns the running container: the
     /// foreground ctr-run or the monitor. Free means nobody will record an
     /// exit any more.
-    owner: Option<File>,
+    owner: Option<Owner>,
     /// Whether a failure before start removes the container (a new one) or
     /// leaves it as it was (one being started again).
     new: bool,
@@ -384,108 +383,16 @@ impl Prepared {
         self.store.root().join("runtime")
     }
 
-    /// Tears the running parts down: the overlay, libcontainer's state, the
-    /// cgroups; with `remove` also the container's directory (its upper dir
-    /// is kept otherwise, so that a restart finds its files).
+    /// Tears the running parts down (the one teardown: the overlay,
+    /// libcontainer's state, the cgroups); with `remove` also the
+    /// container's directory (its upper dir is kept otherwise, so that a
+    /// restart finds its files).
     pub fn cleanup(&mut self, remove: bool) {
-        if self.rootfs.exists() {
-            let _ = rustix::mount::unmount(&self.rootfs, rustix::mount::UnmountFlags::DETACH);
-        }
-        release_runtime(&self.store, &self.id);
+        owner::teardown(&self.store, &self.id, &self.rootfs);
         if remove {
             let _ = self.store.remove_container(&self.id);
         }
         self.armed = false;
-    }
-}
-
-/// Removes what a container holds while it runs, beyond its directory:
-/// libcontainer's state and its cgroups (and their parents once empty).
-pub fn release_runtime(store: &Store, id: &str) {
-    {
-        let _ = fs::remove_dir_all(store.root().join("runtime").join(id));
-        for controller in [
-            "cpu",
-            "cpuacct",
-            "cpuset",
-            "memory",
-            "devices",
-            "freezer",
-            "blkio",
-            "pids",
-            "systemd",
-            "net_cls",
-            "perf_event",
-            "hugetlb",
-            "unified",
-        ] {
-            // The shared `berth` parent stays, as Docker's `docker` does:
-            // removing it when it looked empty raced another container's
-            // start, whose runtime had just made it and was making its own
-            // cgroup below ("failed to create dir …: No such file").
-            let base = Path::new("/sys/fs/cgroup").join(controller).join("berth");
-            remove_cgroup(&base.join(id));
-        }
-    }
-}
-
-/// SIGKILLs every process in container `id`'s cgroup and waits (briefly)
-/// for the cgroup to empty: for a container whose owner died, so nobody
-/// can signal its init by a PID it remembers.
-pub fn kill_cgroup(id: &str) {
-    let Some(procs) = ["pids", "freezer", "memory", "cpu"]
-        .iter()
-        .map(|c| {
-            Path::new("/sys/fs/cgroup")
-                .join(c)
-                .join("berth")
-                .join(id)
-                .join("cgroup.procs")
-        })
-        .find(|p| p.exists())
-    else {
-        return;
-    };
-    for _ in 0..500 {
-        let Ok(text) = fs::read_to_string(&procs) else {
-            return;
-        };
-        let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-        if pids.is_empty() {
-            return;
-        }
-        for pid in pids {
-            // SAFETY: sending a signal has no memory effects.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-}
-
-/// Removes a container's cgroup directory, with any cgroups made below it
-/// (a privileged container may make its own). The kernel may still be
-/// detaching the last exited task for a moment (EBUSY): retried briefly.
-pub(crate) fn remove_cgroup(path: &Path) {
-    for _ in 0..50 {
-        match fs::remove_dir(path) {
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                let children: Vec<PathBuf> = fs::read_dir(path)
-                    .map(|dir| {
-                        dir.flatten()
-                            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                            .map(|e| e.path())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                if children.is_empty() {
-                    std::thread::sleep(std::time::Duration::from_millis(2));
-                }
-                for child in children {
-                    remove_cgroup(&child);
-                }
-            }
-            _ => return,
-        }
     }
 }
 
@@ -610,12 +517,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         created: container::now(),
         path: args[0].clone(),
         args: args[1..].to_vec(),
-        state: State {
-            status: "created".to_string(),
-            started_at: container::ZERO_TIME.to_string(),
-            finished_at: container::ZERO_TIME.to_string(),
-            ..State::default()
-        },
+        state: State::created(),
         image: image.id().to_string(),
         config: Config {
             hostname: hostname.clone(),
@@ -674,7 +576,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     };
     // The owner lock comes before the record: a record nobody owns is never
     // one being made.
-    let owner = store.claim_container_dir(&id, take_ownership)?;
+    let owner = store.claim_container_dir(&id, Owner::take)?;
     if let Err(e) = store.create_container(&record) {
         let _ = fs::remove_dir_all(&dir);
         return Err(e.into());
@@ -795,41 +697,11 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     Ok(prepared)
 }
 
-/// The owner lock of a container directory, taken without waiting: a
-/// second owner is a bug or a race we refuse.
-fn take_ownership(dir: &Path) -> Result<File, RunError> {
-    let path = dir.join("monitor.lock");
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_error(&path))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(RunError::AlreadyRunning(
-            dir.file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default(),
-        )),
-        Err(fs::TryLockError::Error(e)) => Err(io_error(&path)(e)),
-    }
-}
-
-/// Whether a process owns the container (it runs, or is being started).
-pub fn is_owned(store: &Store, id: &str) -> bool {
-    let path = store.container_dir(id).join("monitor.lock");
-    match File::open(&path) {
-        Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
-        Err(_) => false,
-    }
-}
-
 /// Makes a stopped container ready to start again: the same spec, the same
 /// upper dir over its image's layers. A failure leaves it as it was.
 pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
     let dir = store.container_dir(id);
-    let owner = take_ownership(&dir)?;
+    let owner = Owner::take(&dir)?;
     let record = store.load_container(id)?;
     let image = store.resolve_image(&record.image).map_err(|e| match e {
         StoreError::NoSuchImage(_) => RunError::NoImage(record.image.clone()),
@@ -842,9 +714,8 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
         fs::create_dir_all(&path).map_err(io_error(&path))?;
     }
     let rootfs = dir.join("rootfs");
-    // A crash may have left the old overlay mounted.
-    let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
-    release_runtime(store, id);
+    // A crash may have left the old overlay mounted, and its runtime state.
+    owner::teardown(store, id, &rootfs);
     rootfs::prepare(&layers, &dir)?;
     Ok(Prepared {
         store: store.clone(),
@@ -1065,12 +936,9 @@ fn start_with(
         .pid()
         .map(|p| p.as_raw())
         .ok_or_else(|| RunError::Runtime("libcontainer reported no init PID".to_string()))?;
-    prepared.store.update_container(&prepared.id, |r| {
-        r.state.status = "running".to_string();
-        r.state.running = true;
-        r.state.pid = pid;
-        r.state.started_at = container::now();
-    })?;
+    prepared
+        .store
+        .update_container(&prepared.id, |r| r.state.start(pid))?;
     Ok((container, pid))
 }
 
@@ -1156,12 +1024,8 @@ pub(crate) fn finish_reporting(
         prepared
             .store
             .update_container(&prepared.id, |r| {
-                r.state.status = "exited".to_string();
-                r.state.running = false;
-                r.state.pid = 0;
-                r.state.exit_code = code;
+                r.state.exit(code);
                 r.state.oom_killed = oom;
-                r.state.finished_at = container::now();
                 r.state.error = problem.unwrap_or_default();
             })
             .map(|_| ())

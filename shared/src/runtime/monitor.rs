@@ -57,7 +57,7 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
                 libc::_exit(0);
             }
         }
-        let owner = prepared.owner.as_ref().map(|f| f.as_raw_fd());
+        let owner = prepared.owner.as_ref().map(|o| o.as_raw_fd());
         close_inherited(&[Some(status_w.as_raw_fd()), owner]);
         // The tools die of SIGPIPE (for `| head`); the monitor must not when
         // the ctr-run it reports to was killed before reading the report.
@@ -81,8 +81,8 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
         None if report.is_empty() => {
             // The monitor died (killed) before it could report, so nobody
             // cleans up after it: what it started goes, then the container.
-            super::kill_cgroup(&id);
-            if let Ok(owner) = super::take_ownership(&prepared.dir) {
+            crate::container::owner::kill_cgroup(&id);
+            if let Ok(owner) = crate::container::Owner::take(&prepared.dir) {
                 prepared.owner = Some(owner);
                 prepared.cleanup(prepared.new);
             }
