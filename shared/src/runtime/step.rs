@@ -2,10 +2,12 @@
 //! filesystem the builder has already mounted, so its changes land in the
 //! builder's overlay upper dir. Same spec and defaults as `ctr-run`.
 
-use super::{
-    Limits, NetworkMode, Prepared, RunError, Stdio, Tmpfs, Volume, io_error, relay, spec, user,
-};
+use super::create::Prepared;
+use super::process::{self, Exec, Stdio};
+use super::spec::{self, Limits, Tmpfs, Volume};
+use super::{RunError, relay, rootfs, seccomp, user};
 use crate::container::{self, Config, HostConfig, Owner, Record, STEP_LABEL, State};
+use crate::network::{self, NetworkMode};
 use crate::store::Store;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -36,7 +38,7 @@ pub struct StepOptions<'a> {
 /// code (Docker's 126/127 when the command cannot run). The container's
 /// record exists only while it runs, as Docker's intermediate containers.
 pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
-    let id = container::new_id().map_err(io_error(Path::new("/dev/urandom")))?;
+    let id = container::new_id().map_err(RunError::io(Path::new("/dev/urandom")))?;
     let hostname = id[..12].to_string();
     let dir = store.container_dir(&id);
     let record = Record {
@@ -92,14 +94,14 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     {
         env.push(format!("HOME={home}"));
     }
-    super::mkdir_in_root(options.rootfs, options.workdir).map_err(io_error(
+    rootfs::mkdir_in_root(options.rootfs, options.workdir).map_err(RunError::io(
         &options.rootfs.join(options.workdir.trim_start_matches('/')),
     ))?;
-    crate::network::write_etc_files(&dir, &hostname, options.network)?;
+    network::write_etc_files(&dir, &hostname, options.network)?;
     spec::prepare_cgroup_mountpoint(options.rootfs)?;
     let caps = spec::capabilities(false, &[], &[]);
     // Docker's build steps run under the default seccomp filter too.
-    let seccomp = super::seccomp::filter(&super::seccomp::Seccomp::Default, &caps, false)?;
+    let seccomp = seccomp::filter(&seccomp::Seccomp::Default, &caps, false)?;
     let spec = spec::build(&spec::SpecInput {
         id: &id,
         rootfs: options.rootfs,
@@ -126,17 +128,19 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     // killed (a PID 1 would ignore SIGINT) and the builder then cleans up
     // as after any failed step, instead of dying with the step mounted.
     // Caught from before the start, so no interrupt falls in between.
-    super::catch_forwarded_signals();
+    process::catch_forwarded_signals();
     let pipes = relay::Pipes::new(false).map_err(|e| RunError::Runtime(e.to_string()))?;
     let ((stdin, stdout, stderr), relaying) = pipes.split();
     let (out, err) = match options.output {
         Some(fd) => {
-            let copy = fd.try_clone().map_err(io_error(Path::new("RUN output")))?;
+            let copy = fd
+                .try_clone()
+                .map_err(RunError::io(Path::new("RUN output")))?;
             (relay::Sink::Fd(fd), relay::Sink::Fd(copy))
         }
         None => (relay::Sink::Discard, relay::Sink::Discard),
     };
-    let (container, pid) = super::start_with(
+    let (container, pid) = process::start_with(
         &prepared,
         Stdio {
             stdin: Some(stdin),
@@ -144,14 +148,14 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
             stderr: Some(stderr),
             console_socket: None,
         },
-        super::Exec {
+        Exec {
             die_with_parent: true,
-            ..super::Exec::default()
+            ..Exec::default()
         },
     )?;
     let code = relaying.run(pid, out, err, &|| {
-        super::pending_signal().map(|_| libc::SIGKILL)
+        process::pending_signal().map(|_| libc::SIGKILL)
     });
-    super::finish(prepared, container, code)?;
+    process::finish(prepared, container, code)?;
     Ok(code)
 }
