@@ -1,10 +1,14 @@
 //! The container lifecycle over the records ctr-run writes: finding a
-//! container by name or ID prefix, its live state, stop, kill, start, rm.
+//! container by name or ID prefix, its live state, stop, kill, start, rm,
+//! and following an attached one to its end.
 
-use crate::container::{self, ContainerError, Record};
+use crate::container::logs::{self, Entry, LogError};
+use crate::container::owner::{self, refresh};
+use crate::container::{ContainerError, Record};
 use crate::runtime::{self, RunError};
 use crate::store::Store;
 use std::fs;
+use std::io::{self, Write};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -60,7 +64,7 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
         .find(|r| r.id == target)
         .or_else(|| all.iter().find(|r| r.name.trim_start_matches('/') == name))
     {
-        return Ok(current(store, found.clone()));
+        return Ok(refresh(store, found.clone()));
     }
     let lowercase_hex = !target.is_empty()
         && target
@@ -72,7 +76,7 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
         Vec::new()
     };
     match matches.as_slice() {
-        [one] => Ok(current(store, (*one).clone())),
+        [one] => Ok(refresh(store, (*one).clone())),
         [] => Err(LifecycleError::NoSuchContainer(target.to_string())),
         many => Err(LifecycleError::Ambiguous {
             prefix: target.to_string(),
@@ -84,55 +88,10 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
 /// Every container with its live state, newest first (as `docker ps`).
 pub fn list(store: &Store) -> Result<Vec<Record>, LifecycleError> {
     // A killed img-build's step is not the user's container: it goes.
-    runtime::step::sweep_orphans(store);
+    owner::sweep_orphans(store);
     let mut all = records(store)?;
     all.sort_by(|a, b| b.created.cmp(&a.created));
-    Ok(all.into_iter().map(|r| current(store, r)).collect())
-}
-
-/// Whether `pid` is still the init of container `id`: a PID is recycled,
-/// a cgroup path with the container's ID is not.
-pub fn init_alive(id: &str, pid: i32) -> bool {
-    pid > 0
-        && fs::read_to_string(format!("/proc/{pid}/cgroup"))
-            .is_ok_and(|text| text.contains(&format!("/berth/{id}")))
-}
-
-/// The record made true: a container whose init died while nobody owned it
-/// (its monitor was killed too, or the machine restarted) is saved as
-/// exited, with 255 as Docker shows for an exit nobody saw; one a killed
-/// ctr-run left created loses its mount and cgroups.
-pub fn current(store: &Store, record: Record) -> Record {
-    if !record.state.running {
-        if record.state.status == "created" && !runtime::is_owned(store, &record.id) {
-            // A ctr-run killed before its container started: what it
-            // mounted and made for it goes; the record stays, as Docker
-            // keeps a created container.
-            let rootfs = store.container_dir(&record.id).join("rootfs");
-            let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
-            runtime::kill_cgroup(&record.id);
-            runtime::release_runtime(store, &record.id);
-        }
-        return record;
-    }
-    if runtime::is_owned(store, &record.id) || init_alive(&record.id, record.state.pid) {
-        return record;
-    }
-    let id = record.id.clone();
-    let rootfs = store.container_dir(&id).join("rootfs");
-    let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
-    runtime::release_runtime(store, &id);
-    store
-        .update_container(&id, |r| {
-            if r.state.running {
-                r.state.status = "exited".to_string();
-                r.state.running = false;
-                r.state.pid = 0;
-                r.state.exit_code = 255;
-                r.state.finished_at = container::now();
-            }
-        })
-        .unwrap_or(record)
+    Ok(all.into_iter().map(|r| refresh(store, r)).collect())
 }
 
 /// Docker's signal names: `SIGTERM`, `TERM`, `term` or a number.
@@ -186,8 +145,8 @@ pub fn parse_signal(text: &str) -> Result<i32, LifecycleError> {
 
 /// Sends `signal` to the container's init.
 pub fn kill(store: &Store, record: &Record, signal: i32) -> Result<(), LifecycleError> {
-    let record = current(store, record.clone());
-    if !record.state.running || !init_alive(&record.id, record.state.pid) {
+    let record = refresh(store, record.clone());
+    if !record.state.running || !owner::init_alive(&record.id, record.state.pid) {
         return Err(LifecycleError::NotRunning(record.id));
     }
     // SAFETY: kill(2) has no memory effects; the PID was just checked to be
@@ -201,11 +160,7 @@ pub fn kill(store: &Store, record: &Record, signal: i32) -> Result<(), Lifecycle
 pub fn wait_stopped(store: &Store, id: &str, timeout: Duration) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
-        let stopped = match store.load_container(id) {
-            Err(_) => true,
-            Ok(record) => !runtime::is_owned(store, id) && !current(store, record).state.running,
-        };
-        if stopped {
+        if owner::has_stopped(store, id) {
             return true;
         }
         if Instant::now() >= deadline {
@@ -226,7 +181,7 @@ pub fn stop(
     timeout: Duration,
     signal: Option<i32>,
 ) -> Result<(), LifecycleError> {
-    let record = current(store, record.clone());
+    let record = refresh(store, record.clone());
     if !record.state.running {
         return Ok(());
     }
@@ -257,7 +212,7 @@ pub fn stop(
 /// first; then removes its mounts, runtime state, cgroups and directory
 /// (its anonymous volumes live there and go with it).
 pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), LifecycleError> {
-    let record = current(store, record.clone());
+    let record = refresh(store, record.clone());
     if record.state.running {
         if !force {
             return Err(LifecycleError::Running(record.id));
@@ -274,8 +229,7 @@ pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), Lifecyc
     if !dir.exists() {
         return Ok(()); // --rm took it already
     }
-    let _ = rustix::mount::unmount(dir.join("rootfs"), rustix::mount::UnmountFlags::DETACH);
-    runtime::release_runtime(store, &record.id);
+    owner::teardown(store, &record.id, &dir.join("rootfs"));
     store.remove_container(&record.id)?;
     Ok(())
 }
@@ -283,12 +237,12 @@ pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), Lifecyc
 /// Starts a stopped container again through a new monitor: same spec,
 /// same upper dir. A running one is left as it is.
 pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), LifecycleError> {
-    let record = current(store, record.clone());
+    let record = refresh(store, record.clone());
     if record.state.running {
         return Ok(());
     }
     // A monitor may still be tearing down the last run: let it finish.
-    if runtime::is_owned(store, &record.id) && !wait_stopped(store, &record.id, KILL_GRACE) {
+    if owner::is_owned(store, &record.id) && !wait_stopped(store, &record.id, KILL_GRACE) {
         return Err(LifecycleError::DidNotStop(record.id));
     }
     let prepared = runtime::reopen(store, &record.id)?;
@@ -306,12 +260,47 @@ pub fn attach_without_terminal(
     from: u64,
     input: bool,
     proxy_signals: bool,
-) -> Result<i32, crate::logs::LogError> {
+) -> Result<i32, LogError> {
     if input && record.config.open_stdin {
         runtime::attach::send_stdin(&store.container_dir(&record.id));
     }
     let log = Path::new(&record.log_path);
-    crate::logs::follow_to_exit(store, &record.id, log, from, proxy_signals)
+    follow_to_exit(store, &record.id, log, from, proxy_signals)
+}
+
+/// The container's output from `offset` on, to our stdout and stderr, until
+/// it stops; returns its exit code. With `proxy_signals` (Docker's
+/// sig-proxy), the signals we get (Ctrl-C's SIGINT, …) go to the container.
+fn follow_to_exit(
+    store: &Store,
+    id: &str,
+    path: &Path,
+    offset: u64,
+    proxy_signals: bool,
+) -> Result<i32, LogError> {
+    if proxy_signals {
+        runtime::catch_forwarded_signals();
+    }
+    let mut emit = |entry: &Entry| {
+        let _ = if entry.stream == "stderr" {
+            io::stderr().write_all(entry.log.as_bytes())
+        } else {
+            io::stdout().write_all(entry.log.as_bytes())
+        };
+    };
+    let mut forward = || {
+        if let Some(signal) = runtime::pending_signal()
+            && let Ok(record) = store.load_container(id)
+        {
+            let _ = kill(store, &record, signal);
+        }
+    };
+    let mut stopped = || owner::has_stopped(store, id);
+    logs::follow(path, offset, &mut stopped, &mut emit, &mut forward)?;
+    Ok(store
+        .load_container(id)
+        .map(|done| done.state.exit_code)
+        .unwrap_or(0))
 }
 
 /// The length of a container's log now: where an attached start begins.
@@ -344,7 +333,7 @@ mod tests {
                 name: name.to_string(),
                 ..Record::default()
             };
-            record.state.status = "exited".to_string();
+            record.state.status = crate::container::Status::Exited;
             store.create_container(&record).unwrap();
         }
         assert!(find(&store, "web").unwrap().id.starts_with("abc1"));

@@ -434,7 +434,7 @@ fn a_detached_container_keeps_its_exit_code_when_the_disk_fills_up() {
     disk.fill();
     std::fs::write(gate.path().join("go"), "go\n").unwrap();
     assert!(
-        wait_for(30, || !berth::runtime::is_owned(&disk.store, &id)),
+        wait_for(30, || !berth::container::owner::is_owned(&disk.store, &id)),
         "the monitor never finished"
     );
 

@@ -3,10 +3,9 @@
 //! and scratch directory has a live owner.
 
 use super::{Kind, Problem, Target, relative};
+use crate::container::owner;
 use crate::container::{ContainerError, Record};
 use crate::digest::Digest;
-use crate::lifecycle;
-use crate::runtime::{self, step};
 use crate::store::{Store, StoreError, mount_points};
 use std::collections::HashSet;
 use std::fs::{self, File};
@@ -27,10 +26,10 @@ pub(super) fn check(store: &Store, problems: &mut Vec<Problem>) -> Result<(), St
 
 /// Whether container `id` of this store runs with an owner, or at all.
 fn live(store: &Store, id: &str) -> bool {
-    runtime::is_owned(store, id)
+    owner::is_owned(store, id)
         || store
             .load_container(id)
-            .is_ok_and(|r| r.state.running && lifecycle::init_alive(id, r.state.pid))
+            .is_ok_and(|r| r.state.running && owner::init_alive(id, r.state.pid))
 }
 
 fn check_containers(store: &Store, problems: &mut Vec<Problem>) -> Result<(), StoreError> {
@@ -91,7 +90,7 @@ fn check_record(
     subject: String,
     problems: &mut Vec<Problem>,
 ) {
-    if step::is_orphan(store, record) {
+    if owner::is_orphan(store, record) {
         problems.push(
             Problem::new(
                 Kind::Container,
@@ -116,8 +115,8 @@ fn check_record(
             ),
         ));
     }
-    if record.state.running && !runtime::is_owned(store, &record.id) {
-        if lifecycle::init_alive(&record.id, record.state.pid) {
+    if record.state.running && !owner::is_owned(store, &record.id) {
+        if owner::init_alive(&record.id, record.state.pid) {
             problems.push(Problem::new(
                 Kind::Container,
                 subject,
@@ -295,13 +294,13 @@ pub(super) fn repair(store: &Store, problems: &[Problem]) {
     for problem in problems {
         match &problem.target {
             Target::OurCgroup(id) => {
-                runtime::kill_cgroup(id);
-                runtime::release_runtime(store, id);
+                owner::kill_cgroup(id);
+                owner::release_runtime(store, id);
             }
-            Target::ForeignCgroup(path) => runtime::remove_cgroup(path),
+            Target::ForeignCgroup(path) => owner::remove_cgroup(path),
             Target::Stale(id) => {
                 if let Ok(record) = store.load_container(id) {
-                    lifecycle::current(store, record);
+                    owner::refresh(store, record);
                 }
             }
             Target::Swept | Target::Mount(_) | Target::None => {}

@@ -145,7 +145,7 @@ pub fn repair(store: &Store) -> Result<Repaired, FsckError> {
         // Dead builders' steps first: one created but never started holds
         // copies of its builder's locks (scratch directories, the lease),
         // which make what the builder left look alive until it is gone.
-        crate::runtime::step::sweep_orphans(store);
+        crate::container::owner::sweep_orphans(store);
         let now = check(store)?;
         // Mounts first: nothing is deleted through a mount.
         host::repair(store, &now);

@@ -50,12 +50,13 @@ pub type TargetOutcome = Result<Vec<Removal>, RemoveError>;
 
 /// Docker's `rmi` for each target, then one collection. Each target's
 /// outcome is reported separately so one failure does not stop the rest.
+/// The caller sweeps dead builders' steps first
+/// (`container::owner::sweep_orphans`): their processes hold leases.
 pub fn remove(
     store: &Store,
     targets: &[String],
     force: bool,
 ) -> Result<(Vec<TargetOutcome>, Reclaimed), StoreError> {
-    crate::runtime::step::sweep_orphans(store);
     let lease = store.exclusive_lease()?;
     let users = image_users(store)?;
     let outcomes = targets
@@ -176,6 +177,7 @@ enum PruneFilter {
 
 /// Docker's `image prune`: dangling images (or with `all`, every image no
 /// container uses), filtered, removed, then collected.
+/// The caller sweeps dead builders' steps first, as for [`remove`].
 pub fn prune(
     store: &Store,
     options: &PruneOptions,
@@ -186,7 +188,6 @@ pub fn prune(
         .iter()
         .map(|f| parse_prune_filter(f, now))
         .collect::<Result<Vec<_>, _>>()?;
-    crate::runtime::step::sweep_orphans(store);
     let lease = store.exclusive_lease()?;
     let users = image_users(store)?;
     let mut guard = store.lock_index()?;

@@ -2,9 +2,10 @@
 //! cgroup, through libcontainer's tenant builder, with the container's own
 //! process settings (capabilities, env, user) as the baseline.
 
+use super::process::{Exec, LateSeccomp, wait};
 use super::tty::{self, ConsoleSocket};
-use super::{Exec, LateSeccomp, RunError, io_error, relay, user, wait};
-use crate::container::Record;
+use super::{FlagError, RunError, relay, user};
+use crate::container::{Record, owner};
 use crate::store::Store;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
@@ -27,7 +28,7 @@ pub struct ExecOptions {
 /// Runs the command in the container; returns its exit code (0 at once
 /// with `detach`).
 pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, RunError> {
-    if !record.state.running || !crate::lifecycle::init_alive(&record.id, record.state.pid) {
+    if !record.state.running || !owner::init_alive(&record.id, record.state.pid) {
         return Err(RunError::NotRunning(record.id.clone()));
     }
     if opts.command.is_empty() {
@@ -39,7 +40,7 @@ pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, R
     let dir = store.container_dir(&record.id);
     let process_path = dir.join(format!("exec-{}.json", std::process::id()));
     let (process, late_seccomp) = process_for(&dir, opts)?;
-    let file = File::create(&process_path).map_err(io_error(&process_path))?;
+    let file = File::create(&process_path).map_err(RunError::io(&process_path))?;
     serde_json::to_writer(file, &process).map_err(|e| RunError::Spec(e.to_string()))?;
     let executor = Exec {
         late_seccomp,
@@ -68,11 +69,12 @@ fn process_for(dir: &Path, opts: &ExecOptions) -> Result<(Process, Option<LateSe
     process.set_terminal(Some(opts.tty));
     if let Some(workdir) = &opts.workdir {
         if !workdir.starts_with('/') {
-            return Err(RunError::BadFlag {
-                flag: "--workdir",
-                value: workdir.clone(),
-                why: "the working directory must be absolute".to_string(),
-            });
+            return Err(FlagError::new(
+                "--workdir",
+                workdir,
+                "the working directory must be absolute",
+            )
+            .into());
         }
         process.set_cwd(workdir.into());
     }
@@ -127,7 +129,7 @@ fn run(
     let runtime = |e: libcontainer::error::LibcontainerError| RunError::Runtime(e.to_string());
     let console = if opts.tty {
         let name = format!("exec-{}.sock", std::process::id());
-        Some(ConsoleSocket::bind(dir, &name).map_err(io_error(&dir.join(name)))?)
+        Some(ConsoleSocket::bind(dir, &name).map_err(RunError::io(&dir.join(name)))?)
     } else {
         None
     };
@@ -142,7 +144,7 @@ fn run(
             .write(true)
             .open("/dev/null")
             .map(std::os::fd::OwnedFd::from)
-            .map_err(io_error(Path::new("/dev/null")))
+            .map_err(RunError::io(Path::new("/dev/null")))
     };
     // Never our own descriptors: everything in the container can open the
     // process's /proc/<pid>/fd/N, so a file we were redirected to (or the
@@ -181,7 +183,7 @@ fn run(
             .receive_master()
             .map_err(|e| RunError::Runtime(format!("receiving the terminal: {e}")))?;
         drop(console);
-        tty::relay(&master, opts.interactive).map_err(io_error(Path::new("/dev/tty")))?;
+        tty::relay(&master, opts.interactive).map_err(RunError::io(Path::new("/dev/tty")))?;
     }
     if let Some(relaying) = relaying {
         // A closed stdout of ours (`ctr-exec … | head -1`) is an EPIPE the

@@ -2,37 +2,16 @@
 //! container, writes its output as a Docker json-file log, serves the pty (or
 //! with `-i` the stdin) to an attached client, records the exit, honours --rm.
 
-use super::attach::{self, AttachServer, Attached};
+use super::RunError;
+use super::attach::{self, AttachServer};
+use super::create::Prepared;
+use super::json_file::{LogStream, copy_to_log};
+use super::process::{Stdio, finish, finish_reporting, start, wait};
 use super::tty::ConsoleSocket;
-use super::{
-    Prepared, RunError, RunOptions, Stdio, finish, finish_reporting, prepare, start, wait,
-};
-use crate::store::Store;
+use crate::container::owner::{self, Owner};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
-
-/// `ctr-run -t` in the foreground: the monitor owns the container and its
-/// pty, and this process attaches the user's terminal to it, so that
-/// Ctrl-P Ctrl-Q can leave the container running.
-pub fn run_attached(store: &Store, opts: &RunOptions) -> Result<Attached, RunError> {
-    attach::check_terminal(opts.interactive)?;
-    let id = run_detached(store, opts)?;
-    let dir = store.container_dir(&id);
-    Ok(attach::attach(
-        &dir,
-        &id,
-        opts.interactive,
-        opts.detach_keys.clone(),
-    )?)
-}
-
-/// Prepares the container here (so bad input fails synchronously), then
-/// hands it to a detached monitor and returns its ID once it is running.
-pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
-    let prepared = prepare(store, opts)?;
-    spawn_monitor(prepared, !opts.detach)
-}
 
 /// Hands a prepared container to a double-forked monitor and returns its
 /// ID once it runs. With `attached`, output is kept for the first client.
@@ -57,7 +36,7 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
                 libc::_exit(0);
             }
         }
-        let owner = prepared.owner.as_ref().map(|f| f.as_raw_fd());
+        let owner = prepared.owner.as_ref().map(|o| o.as_raw_fd());
         close_inherited(&[Some(status_w.as_raw_fd()), owner]);
         // The tools die of SIGPIPE (for `| head`); the monitor must not when
         // the ctr-run it reports to was killed before reading the report.
@@ -81,8 +60,8 @@ pub fn spawn_monitor(mut prepared: Prepared, attached: bool) -> Result<String, R
         None if report.is_empty() => {
             // The monitor died (killed) before it could report, so nobody
             // cleans up after it: what it started goes, then the container.
-            super::kill_cgroup(&id);
-            if let Ok(owner) = super::take_ownership(&prepared.dir) {
+            owner::kill_cgroup(&id);
+            if let Ok(owner) = Owner::take(&prepared.dir) {
                 prepared.owner = Some(owner);
                 prepared.cleanup(prepared.new);
             }
@@ -349,125 +328,4 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
         attach::send_exit(&mut client, code);
     }
     report_exit(recorded)
-}
-
-/// Copies both streams into Docker's json-file format, one JSON object per
-/// line, until both are closed (the container and all its children exited).
-/// With `tee` each also goes to our own stdout or stderr, as an attached
-/// `docker run` shows it; when ours is closed (`ctr-run … | head -1`) the
-/// container's end is closed too, so it gets EPIPE as it would writing to
-/// ours directly. `interrupted` runs whenever a signal woke us. Returns
-/// the first failure to write the log (the copy goes on regardless).
-pub(super) fn copy_to_log(
-    out: OwnedFd,
-    err: OwnedFd,
-    mut log: Option<&mut File>,
-    tee: bool,
-    interrupted: &dyn Fn(),
-) -> Option<io::Error> {
-    let mut streams = [
-        (Some(out), LogStream::new("stdout"), 1),
-        (Some(err), LogStream::new("stderr"), 2),
-    ];
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let mut fds: Vec<rustix::event::PollFd> = Vec::new();
-        let mut which = Vec::new();
-        for (i, (fd, _, _)) in streams.iter().enumerate() {
-            if let Some(fd) = fd {
-                fds.push(rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN));
-                which.push(i);
-            }
-        }
-        if fds.is_empty() {
-            let [(_, out, _), (_, err, _)] = &mut streams;
-            return out.lost.take().or(err.lost.take());
-        }
-        if rustix::event::poll(&mut fds, None).is_err() {
-            interrupted();
-            continue;
-        }
-        let ready: Vec<usize> = fds
-            .iter()
-            .zip(&which)
-            .filter(|(p, _)| !p.revents().is_empty())
-            .map(|(_, i)| *i)
-            .collect();
-        drop(fds);
-        for i in ready {
-            let (fd, stream, ours) = &mut streams[i];
-            match fd.as_ref().map(|f| rustix::io::read(f, &mut buf)) {
-                Some(Ok(n)) if n > 0 => {
-                    if let Some(log) = log.as_deref_mut() {
-                        stream.push(log, &buf[..n]);
-                    }
-                    if tee
-                        && super::relay::Sink::Ours(*ours)
-                            .write_all(&buf[..n])
-                            .is_err()
-                    {
-                        *fd = None;
-                    }
-                }
-                Some(Err(rustix::io::Errno::INTR)) => interrupted(),
-                _ => {
-                    if let Some(log) = log.as_deref_mut() {
-                        stream.flush(log);
-                    }
-                    *fd = None;
-                }
-            }
-        }
-    }
-}
-
-/// One stream's bytes on their way into json-file entries: whole lines,
-/// and lines past 16 KiB split into partial entries as Docker does.
-struct LogStream {
-    name: &'static str,
-    pending: Vec<u8>,
-    /// The first failure to write an entry (a full disk): kept to report.
-    lost: Option<io::Error>,
-}
-
-impl LogStream {
-    fn new(name: &'static str) -> LogStream {
-        LogStream {
-            name,
-            pending: Vec::new(),
-            lost: None,
-        }
-    }
-
-    fn push(&mut self, log: &mut File, bytes: &[u8]) {
-        self.pending.extend_from_slice(bytes);
-        while let Some(pos) = self.pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.pending.drain(..=pos).collect();
-            self.write_entry(log, &line);
-        }
-        while self.pending.len() >= 16 * 1024 {
-            let chunk: Vec<u8> = self.pending.drain(..16 * 1024).collect();
-            self.write_entry(log, &chunk);
-        }
-    }
-
-    fn flush(&mut self, log: &mut File) {
-        if !self.pending.is_empty() {
-            let pending = std::mem::take(&mut self.pending);
-            self.write_entry(log, &pending);
-        }
-    }
-
-    fn write_entry(&mut self, log: &mut File, bytes: &[u8]) {
-        let entry = serde_json::json!({
-            "log": String::from_utf8_lossy(bytes),
-            "stream": self.name,
-            "time": crate::container::now(),
-        });
-        // One write per entry, so a full disk cuts no entry in two.
-        let line = format!("{entry}\n");
-        if let Err(e) = log.write_all(line.as_bytes()) {
-            self.lost.get_or_insert(e);
-        }
-    }
 }

@@ -125,7 +125,7 @@ impl Relaying {
         let mut stdin_open = input.is_some();
         let mut buf = vec![0u8; 64 * 1024];
         loop {
-            if let Some(code) = super::try_reap(pid) {
+            if let Some(code) = super::process::try_reap(pid) {
                 for (fd, sink) in &mut streams {
                     if let Some(fd) = fd.take() {
                         drain(&fd, sink, &mut buf);

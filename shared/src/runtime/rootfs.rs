@@ -1,6 +1,7 @@
 //! A container's root filesystem: an overlay of its image's unpacked layers
 //! under its own upper dir, or, where overlayfs is missing or refused, a
-//! private copy of the layers (Docker's `vfs` driver does the same).
+//! private copy of the layers (Docker's `vfs` driver does the same); and
+//! directories made in it as the container will resolve their paths.
 
 use super::RunError;
 use std::ffi::CString;
@@ -189,4 +190,59 @@ fn remove_any(path: &Path) -> io::Result<()> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }
+}
+
+/// `mkdir -p` inside the container's root, with every lookup resolved as
+/// if the rootfs were `/` so an image symlink cannot point us outside.
+pub(super) fn mkdir_in_root(rootfs: &Path, path: &str) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let root = rustix::fs::open(
+        rootfs,
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    mkdir_following(&root, path, 0)
+}
+
+/// `mkdir -p` of `path` below `root`, resolving as the container will: a
+/// component that is a symlink leading nowhere yet (`/data -> /srv/data`)
+/// has its target made, inside the root, as Docker makes a volume's.
+fn mkdir_following(root: &std::os::fd::OwnedFd, path: &str, depth: u32) -> io::Result<()> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    // The kernel's own limit on links followed in one lookup.
+    if depth > 40 {
+        return Err(io::Error::from_raw_os_error(libc::ELOOP));
+    }
+    let open_in_root = |path: &str| {
+        rustix::fs::openat2(
+            root,
+            if path.is_empty() { "." } else { path },
+            OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT,
+        )
+    };
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty() && *p != ".") {
+        let parent = open_in_root(&prefix)?;
+        match rustix::fs::mkdirat(&parent, part, Mode::from_raw_mode(0o755)) {
+            Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let here = format!("{prefix}/{part}");
+        if let Err(rustix::io::Errno::NOENT) = open_in_root(&here)
+            && let Ok(target) = rustix::fs::readlinkat(&parent, part, Vec::new())
+        {
+            let target = target.to_string_lossy().into_owned();
+            // Relative to the link's directory; IN_ROOT keeps `..` inside.
+            let target = if target.starts_with('/') {
+                target
+            } else {
+                format!("{prefix}/{target}")
+            };
+            mkdir_following(root, &target, depth + 1)?;
+        }
+        prefix = here;
+    }
+    Ok(())
 }

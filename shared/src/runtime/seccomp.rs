@@ -6,7 +6,7 @@
 //! a deny list with EPERM (Docker's profile is an allow list; the calls a
 //! container can make differ only for system calls neither list names).
 
-use super::RunError;
+use super::{FlagError, RunError};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
@@ -197,11 +197,8 @@ fn native_architectures() -> Vec<&'static str> {
 }
 
 fn bad_profile(path: &Path, why: impl std::fmt::Display) -> RunError {
-    RunError::BadFlag {
-        flag: "--security-opt",
-        value: format!("seccomp={}", path.display()),
-        why: why.to_string(),
-    }
+    let value = format!("seccomp={}", path.display());
+    FlagError::new("--security-opt", &value, why.to_string()).into()
 }
 
 /// Reads a profile in Docker's format (the OCI one plus `archMap` and

@@ -1,12 +1,37 @@
 //! The OCI runtime spec for one container, generated from the image config
-//! and the run flags with Docker's defaults (capabilities, /proc masks, mounts).
+//! and the run flags with Docker's defaults (capabilities, /proc masks, mounts),
+//! and the bind, tmpfs and cgroup-limit values it is made from.
 
-use super::{Limits, NetworkMode, RunError, Tmpfs, Volume};
-use crate::runtime::user::ResolvedUser;
+use super::user::ResolvedUser;
+use super::{FlagError, RunError};
+use crate::network::NetworkMode;
 use oci_spec::runtime::{Capability, Spec};
 use serde_json::{Value, json};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+
+/// A `-v host:ctr[:ro]` bind mount (or an image's anonymous volume).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Volume {
+    pub source: PathBuf,
+    pub target: String,
+    pub read_only: bool,
+}
+
+/// A `--tmpfs /path[:opts]` mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tmpfs {
+    pub target: String,
+    pub options: Vec<String>,
+}
+
+/// Cgroup limits from `--memory`, `--cpus`, `--pids-limit`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub nano_cpus: Option<i64>,
+    pub pids: Option<i64>,
+}
 
 /// Docker's default capability set.
 pub const DEFAULT_CAPS: &[&str] = &[
@@ -59,11 +84,7 @@ pub fn capability_name(name: &str) -> Result<String, RunError> {
     }
     Capability::from_str(bare)
         .map(|_| format!("CAP_{bare}"))
-        .map_err(|_| RunError::BadFlag {
-            flag: "--cap-add/--cap-drop",
-            value: name.to_string(),
-            why: "unknown capability".to_string(),
-        })
+        .map_err(|_| FlagError::new("--cap-add/--cap-drop", name, "unknown capability").into())
 }
 
 fn all_caps() -> Vec<String> {
@@ -182,12 +203,12 @@ pub fn prepare_cgroup_mountpoint(rootfs: &Path) -> Result<(), RunError> {
                 // A symlink or a file where the kernel's directory goes: it
                 // is replaced in the container's upper dir, as a mount over
                 // it would hide it anyway.
-                std::fs::remove_file(&path).map_err(super::io_error(&path))?;
+                std::fs::remove_file(&path).map_err(RunError::io(&path))?;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(super::io_error(&path)(e)),
+            Err(e) => return Err(RunError::io(&path)(e)),
         }
-        std::fs::create_dir(&path).map_err(super::io_error(&path))?;
+        std::fs::create_dir(&path).map_err(RunError::io(&path))?;
     }
     Ok(())
 }

@@ -2,17 +2,18 @@
 //! filesystem the builder has already mounted, so its changes land in the
 //! builder's overlay upper dir. Same spec and defaults as `ctr-run`.
 
-use super::{
-    Limits, NetworkMode, Prepared, RunError, Stdio, Tmpfs, Volume, io_error, relay, spec, user,
-};
-use crate::container::{self, Config, HostConfig, Record, State};
+use super::create::Prepared;
+use super::process::{self, Exec, Stdio};
+use super::spec::{self, Limits, Tmpfs, Volume};
+use super::{RunError, relay, rootfs, seccomp, user};
+use crate::container::{self, Config, HostConfig, Owner, Record, STEP_LABEL, State};
+use crate::network::{self, NetworkMode};
 use crate::store::Store;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-/// Marks a build step's container record, so what a killed builder left
-/// can be told from a user's containers.
-pub const STEP_LABEL: &str = "berth.build-step";
+/// The builder's path to the sweep; its home is `container::owner`.
+pub use crate::container::owner::sweep_orphans;
 
 /// What one RUN step runs, and how.
 pub struct StepOptions<'a> {
@@ -37,25 +38,16 @@ pub struct StepOptions<'a> {
 /// code (Docker's 126/127 when the command cannot run). The container's
 /// record exists only while it runs, as Docker's intermediate containers.
 pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
-    let id = container::new_id().map_err(io_error(Path::new("/dev/urandom")))?;
+    let id = container::new_id().map_err(RunError::io(Path::new("/dev/urandom")))?;
     let hostname = id[..12].to_string();
     let dir = store.container_dir(&id);
-    let network_mode = match options.network {
-        NetworkMode::None => "none",
-        NetworkMode::Host => "host",
-    };
     let record = Record {
         id: id.clone(),
         name: format!("/{}", container::random_name()),
         created: container::now(),
         path: options.args.first().cloned().unwrap_or_default(),
         args: options.args.iter().skip(1).cloned().collect(),
-        state: State {
-            status: "created".to_string(),
-            started_at: container::ZERO_TIME.to_string(),
-            finished_at: container::ZERO_TIME.to_string(),
-            ..State::default()
-        },
+        state: State::created(),
         config: Config {
             hostname: hostname.clone(),
             user: options.user.to_string(),
@@ -66,7 +58,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
             ..Config::default()
         },
         host_config: HostConfig {
-            network_mode: network_mode.to_string(),
+            network_mode: options.network.to_string(),
             auto_remove: true,
             cgroup_parent: "/berth".to_string(),
             ..HostConfig::default()
@@ -77,7 +69,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     };
     // The owner lock comes before the record, so a step record nobody owns
     // is always one whose builder died.
-    let owner = store.claim_container_dir(&id, super::take_ownership)?;
+    let owner = store.claim_container_dir(&id, Owner::take)?;
     if let Err(e) = store.create_container(&record) {
         let _ = std::fs::remove_dir_all(&dir);
         return Err(e.into());
@@ -102,14 +94,14 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     {
         env.push(format!("HOME={home}"));
     }
-    super::mkdir_in_root(options.rootfs, options.workdir).map_err(io_error(
+    rootfs::mkdir_in_root(options.rootfs, options.workdir).map_err(RunError::io(
         &options.rootfs.join(options.workdir.trim_start_matches('/')),
     ))?;
-    super::write_etc_files(&dir, &hostname, options.network)?;
+    network::write_etc_files(&dir, &hostname, options.network)?;
     spec::prepare_cgroup_mountpoint(options.rootfs)?;
     let caps = spec::capabilities(false, &[], &[]);
     // Docker's build steps run under the default seccomp filter too.
-    let seccomp = super::seccomp::filter(&super::seccomp::Seccomp::Default, &caps, false)?;
+    let seccomp = seccomp::filter(&seccomp::Seccomp::Default, &caps, false)?;
     let spec = spec::build(&spec::SpecInput {
         id: &id,
         rootfs: options.rootfs,
@@ -136,17 +128,19 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     // killed (a PID 1 would ignore SIGINT) and the builder then cleans up
     // as after any failed step, instead of dying with the step mounted.
     // Caught from before the start, so no interrupt falls in between.
-    super::catch_forwarded_signals();
+    process::catch_forwarded_signals();
     let pipes = relay::Pipes::new(false).map_err(|e| RunError::Runtime(e.to_string()))?;
     let ((stdin, stdout, stderr), relaying) = pipes.split();
     let (out, err) = match options.output {
         Some(fd) => {
-            let copy = fd.try_clone().map_err(io_error(Path::new("RUN output")))?;
+            let copy = fd
+                .try_clone()
+                .map_err(RunError::io(Path::new("RUN output")))?;
             (relay::Sink::Fd(fd), relay::Sink::Fd(copy))
         }
         None => (relay::Sink::Discard, relay::Sink::Discard),
     };
-    let (container, pid) = super::start_with(
+    let (container, pid) = process::start_with(
         &prepared,
         Stdio {
             stdin: Some(stdin),
@@ -154,87 +148,14 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
             stderr: Some(stderr),
             console_socket: None,
         },
-        super::Exec {
+        Exec {
             die_with_parent: true,
-            ..super::Exec::default()
+            ..Exec::default()
         },
     )?;
     let code = relaying.run(pid, out, err, &|| {
-        super::pending_signal().map(|_| libc::SIGKILL)
+        process::pending_signal().map(|_| libc::SIGKILL)
     });
-    super::finish(prepared, container, code)?;
+    process::finish(prepared, container, code)?;
     Ok(code)
-}
-
-/// Whether the record is a build step's whose builder died: a live builder
-/// holds its step's owner lock from before the record exists.
-pub fn is_orphan(store: &Store, record: &Record) -> bool {
-    record.config.labels.contains_key(STEP_LABEL)
-        && (!super::is_owned(store, &record.id)
-            || !lock_taker_alive(&store.container_dir(&record.id).join("monitor.lock")))
-}
-
-/// Whether the process that took the flock on `path` still lives. A lock
-/// outlives its taker while a process forked from it holds a copy of the
-/// descriptor: a step's init that libcontainer created but whose builder
-/// was killed before starting it waits for its start signal forever,
-/// holding the builder's locks. The kernel's lock table names the taker.
-fn lock_taker_alive(path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    let Ok(table) = std::fs::read_to_string("/proc/locks") else {
-        return true; // cannot tell: the lock stands
-    };
-    let file = format!(
-        "{:02x}:{:02x}:{}",
-        libc::major(meta.dev()),
-        libc::minor(meta.dev()),
-        meta.ino()
-    );
-    let takers: Vec<&str> = table
-        .lines()
-        .filter(|line| !line.contains("->")) // waiters, not holders
-        .filter_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            (fields.get(1) == Some(&"FLOCK") && fields.get(5) == Some(&file.as_str()))
-                .then(|| fields[4])
-        })
-        .collect();
-    // No entry: the lock was just released or taken; it stands.
-    takers.is_empty()
-        || takers.iter().any(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
-                stat.rsplit_once(") ")
-                    .is_some_and(|(_, rest)| !rest.starts_with('Z'))
-            })
-        })
-}
-
-/// Removes the containers of build steps whose builder died: their
-/// processes (anything the parent-death signal missed), cgroups, runtime
-/// state and records; and any container directory a killed tool left
-/// without a record.
-pub fn sweep_orphans(store: &Store) {
-    // Directories of containers whose tool died before the record was
-    // written (or while removing it): nothing was mounted or started yet.
-    for dir in store.leftover_container_dirs() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-    let Ok(entries) = std::fs::read_dir(store.root().join("containers")) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let id = entry.file_name().to_string_lossy().into_owned();
-        let Ok(record) = store.load_container(&id) else {
-            continue;
-        };
-        if !is_orphan(store, &record) {
-            continue;
-        }
-        super::kill_cgroup(&id);
-        super::release_runtime(store, &id);
-        let _ = store.remove_container(&id);
-    }
 }

@@ -4,6 +4,7 @@
 //! input. Either way we exit with the container's code when it stops.
 
 use berth::cli::{DetachKeysArg, StoreArgs};
+use berth::container::owner;
 use berth::runtime::attach;
 use berth::{Exit, Failure, exit, lifecycle};
 use clap::Parser;
@@ -31,7 +32,7 @@ fn main() -> std::process::ExitCode {
         let cli = Cli::parse();
         let store = cli.store.open()?;
         let record = lifecycle::find(&store, &cli.container)?;
-        let record = lifecycle::current(&store, record);
+        let record = owner::refresh(&store, record);
         if !record.state.running {
             return Err(Failure::new(
                 Exit::Failed,

@@ -2,8 +2,9 @@
 //! one rendered `--format` template per container.
 
 use berth::cli::{ContainerTargets, StoreArgs};
+use berth::container::view;
 use berth::format::Template;
-use berth::{Exit, Failure, exit, lifecycle, output, ps};
+use berth::{Exit, Failure, exit, lifecycle, output};
 use clap::Parser;
 
 /// Display detailed information on one or more containers.
@@ -35,7 +36,7 @@ fn main() -> std::process::ExitCode {
         let mut failed = 0;
         for target in &targets {
             match lifecycle::find(&store, target) {
-                Ok(record) => objects.push(ps::inspect(&store, &record, cli.size)),
+                Ok(record) => objects.push(view::inspect(&store, &record, cli.size)),
                 Err(error) => {
                     failed += 1;
                     eprintln!("ctr-inspect: {}", Failure::from(error).message);

@@ -2,9 +2,9 @@
 //! its json-file log, on our stdout and stderr; `-f` follows to its end.
 
 use berth::cli::StoreArgs;
-use berth::lifecycle;
-use berth::logs::{self, Entry, Selection};
-use berth::{exit, pipe};
+use berth::container::logs::{self, Entry, Selection};
+use berth::container::owner;
+use berth::{exit, lifecycle, pipe};
 use clap::Parser;
 use std::io::Write;
 use std::path::Path;
@@ -68,7 +68,8 @@ fn main() -> std::process::ExitCode {
         };
         entries.iter().for_each(&mut show);
         if cli.follow {
-            logs::follow(&store, &record.id, path, end, &mut show, &mut || {})?;
+            let mut stopped = || owner::has_stopped(&store, &record.id);
+            logs::follow(path, end, &mut stopped, &mut show, &mut || {})?;
         }
         Ok(())
     })

@@ -2,8 +2,8 @@
 //! a table, `-q` IDs, or `--format json|table TEMPLATE|TEMPLATE`.
 
 use berth::cli::StoreArgs;
+use berth::container::view::{self, Filter};
 use berth::format::{Format, Table};
-use berth::ps::{self, Filter};
 use berth::{exit, lifecycle, output};
 use clap::Parser;
 use std::time::SystemTime;
@@ -93,7 +93,7 @@ fn main() -> std::process::ExitCode {
         }
         let rows: Vec<serde_json::Value> = records
             .iter()
-            .map(|r| ps::row(&store, r, now, cli.no_trunc, cli.size))
+            .map(|r| view::row(&store, r, now, cli.no_trunc, cli.size))
             .collect();
         if let Some(text) = format.render(&rows, HEADERS)? {
             print!("{text}");

@@ -2,11 +2,13 @@
 //! Foreground: the container's output and exit code; `-d`: its ID.
 
 use berth::cli::{DetachKeysArg, StoreArgs};
+use berth::network::{NetworkError, NetworkMode};
 use berth::output::Progress;
+use berth::platform::{Platform, PlatformError};
 use berth::progress::{PullProgress, familiar};
 use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
 use berth::runtime::attach::AttachError;
-use berth::runtime::{self, RunError, RunOptions};
+use berth::runtime::{self, Cpus, FlagError, Memory, RunError, RunOptions};
 use berth::{Exit, Failure, Store, exit, output, pipe};
 use clap::Parser;
 use std::path::PathBuf;
@@ -69,16 +71,16 @@ struct Cli {
     cap_drop: Vec<String>,
     /// Memory limit, e.g. 256m
     #[arg(short, long)]
-    memory: Option<String>,
+    memory: Option<Memory>,
     /// Number of CPUs, e.g. 1.5
     #[arg(long)]
-    cpus: Option<String>,
+    cpus: Option<Cpus>,
     /// Maximum number of processes (-1: unlimited)
     #[arg(long, allow_negative_numbers = true)]
     pids_limit: Option<i64>,
     /// Network mode: none or host (a bridge comes later)
     #[arg(long, default_value = "none")]
-    network: String,
+    network: NetworkMode,
     /// Override the image's ENTRYPOINT
     #[arg(long)]
     entrypoint: Option<String>,
@@ -90,7 +92,7 @@ struct Cli {
     security_opt: Vec<String>,
     /// Require the image to be for this platform, e.g. linux/amd64
     #[arg(long)]
-    platform: Option<String>,
+    platform: Option<Platform>,
     /// Pull the image first: missing, always or never
     #[arg(long, value_name = "POLICY", default_value = "missing")]
     pull: PullPolicy,
@@ -110,14 +112,7 @@ fn main() -> std::process::ExitCode {
             Ok(cli) => cli,
             Err(e) if !e.use_stderr() => e.exit(),
             // Docker's code for a bad flag is 125, on one line.
-            Err(e) => {
-                let text = e.to_string();
-                let line = text.lines().next().unwrap_or("bad arguments");
-                return Err(Failure::new(
-                    Exit::ToolFailed,
-                    line.trim_start_matches("error: "),
-                ));
-            }
+            Err(e) => return Err(Failure::new(Exit::ToolFailed, bad_arguments(&e))),
         };
         let tool_failed = |e: &dyn std::fmt::Display| Failure::new(Exit::ToolFailed, e.to_string());
         let image = match cli.image.as_str() {
@@ -141,7 +136,7 @@ fn main() -> std::process::ExitCode {
             .store
             .open()
             .map_err(|e| tool_failed(&Failure::from(e).message))?;
-        ensure_image(&store, &image, cli.pull, cli.platform.as_deref(), cli.quiet)
+        ensure_image(&store, &image, cli.pull, cli.platform.as_ref(), cli.quiet)
             .map_err(|e| tool_failed(&e.message))?;
         let options = RunOptions {
             detach_keys: cli.keys.keys(),
@@ -199,17 +194,32 @@ fn main() -> std::process::ExitCode {
     })
 }
 
+/// Docker's one line for bad arguments: a typed flag's own words
+/// (`invalid --memory value "lots": …`), else clap's first line.
+fn bad_arguments(error: &clap::Error) -> String {
+    let ours = std::error::Error::source(error).filter(|why| {
+        why.is::<FlagError>() || why.is::<NetworkError>() || why.is::<PlatformError>()
+    });
+    match ours {
+        Some(why) => why.to_string(),
+        None => {
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or("bad arguments");
+            line.trim_start_matches("error: ").to_string()
+        }
+    }
+}
+
 /// Pulls the image when `policy` asks for it, saying so on stderr as
 /// `docker run` does.
 fn ensure_image(
     store: &Store,
     image: &str,
     policy: PullPolicy,
-    platform: Option<&str>,
+    platform: Option<&Platform>,
     quiet: bool,
 ) -> Result<(), Failure> {
-    let platform: Option<berth::platform::Platform> = platform.map(str::parse).transpose()?;
-    let reference = match policy.need_on(store, image, platform.as_ref())? {
+    let reference = match policy.need_on(store, image, platform)? {
         PullNeed::Present => return Ok(()),
         PullNeed::Missing(reference) => {
             Progress::new(quiet).line(format_args!(
@@ -221,11 +231,101 @@ fn ensure_image(
         PullNeed::Refresh(reference) => reference,
     };
     let options = PullOptions {
-        platform,
+        platform: platform.cloned(),
         ..PullOptions::default()
     };
     let mut observer = PullProgress::new(Progress::new(quiet));
     let pulled = registry::pull(store, &reference, &options, &mut observer)?;
     observer.finish(&pulled);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The line `ctr-run` gives (exit 125) for these flags before an image.
+    fn refused(flags: &[&str]) -> String {
+        let args = [&["ctr-run"], flags, &["busybox"]].concat();
+        match Cli::try_parse_from(args) {
+            Ok(_) => panic!("{flags:?} were taken"),
+            Err(e) => bad_arguments(&e),
+        }
+    }
+
+    #[test]
+    fn bad_typed_flags_are_refused_in_the_words_they_always_had() {
+        for (flags, line) in [
+            (
+                &["--memory", "lots"][..],
+                "invalid --memory value \"lots\": expected a size such as 256m or 1g",
+            ),
+            (
+                &["-m", "1m"],
+                "invalid --memory value \"1m\": Minimum memory limit allowed is 6MB",
+            ),
+            (
+                &["--memory=-5"],
+                "invalid --memory value \"-5\": must be positive",
+            ),
+            (
+                &["--cpus", "many"],
+                "invalid --cpus value \"many\": expected a number such as 1.5",
+            ),
+            (
+                &["--cpus", "0"],
+                "invalid --cpus value \"0\": must be positive",
+            ),
+            (
+                &["--network", "bridge"],
+                "invalid --network value \"bridge\": supported: none, host",
+            ),
+            (
+                &["--network="],
+                "invalid --network value \"\": supported: none, host",
+            ),
+            (
+                &["--platform", "linux"],
+                "invalid platform \"linux\": expected os/arch[/variant], e.g. linux/arm64",
+            ),
+            (
+                &["--platform", "linux/amd64/v1/x"],
+                "invalid platform \"linux/amd64/v1/x\": expected os/arch[/variant], e.g. linux/arm64",
+            ),
+        ] {
+            assert_eq!(refused(flags), line, "{flags:?}");
+        }
+        // Flags clap types itself keep clap's words.
+        assert_eq!(
+            refused(&["--pids-limit", "x"]),
+            "invalid value 'x' for '--pids-limit <PIDS_LIMIT>': invalid digit found in string"
+        );
+        assert_eq!(refused(&["--bogus"]), "unexpected argument '--bogus' found");
+    }
+
+    #[test]
+    fn typed_flags_arrive_typed_once() {
+        let cli = Cli::try_parse_from(["ctr-run", "busybox"]).unwrap();
+        assert_eq!(cli.network, NetworkMode::None);
+        assert!(cli.memory.is_none() && cli.cpus.is_none() && cli.platform.is_none());
+        let cli = Cli::try_parse_from([
+            "ctr-run",
+            "-m",
+            "256m",
+            "--cpus",
+            "1.5",
+            "--network",
+            "host",
+            "--platform",
+            "linux/aarch64",
+            "busybox",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(cli.memory.map(Memory::bytes), Some(256 << 20));
+        assert_eq!(cli.cpus.map(Cpus::nano), Some(1_500_000_000));
+        assert_eq!(cli.network, NetworkMode::Host);
+        assert_eq!(cli.platform.unwrap().to_string(), "linux/arm64");
+        assert_eq!(cli.command, ["true"]);
+    }
 }

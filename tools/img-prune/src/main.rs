@@ -4,7 +4,7 @@
 use berth::cli::StoreArgs;
 use berth::format::human;
 use berth::image::{PruneOptions, Removal, prune};
-use berth::{Exit, Failure, exit};
+use berth::{Exit, Failure, container, exit};
 use clap::Parser;
 use std::io::{BufRead, IsTerminal, Write};
 
@@ -36,6 +36,8 @@ fn main() -> std::process::ExitCode {
             all: cli.all,
             filters: cli.filters,
         };
+        // What a killed build left goes first: its processes hold leases.
+        container::owner::sweep_orphans(&store);
         let (removed, reclaimed) = prune(&store, &options).map_err(Failure::from)?;
         let mut out = std::io::stdout().lock();
         let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());

@@ -2,7 +2,7 @@
 //! change, continues past a failing target, and exits 1 if any failed.
 
 use berth::cli::StoreArgs;
-use berth::{Exit, Failure, exit, image, output, pipe};
+use berth::{Exit, Failure, container, exit, image, output, pipe};
 use clap::Parser;
 
 /// Remove one or more images.
@@ -22,7 +22,10 @@ fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
         let targets = pipe::targets_from_process(&cli.images, pipe::IMAGE_FIELDS)?;
-        let (outcomes, _reclaimed) = image::remove(&cli.store.open()?, &targets, cli.force)?;
+        let store = cli.store.open()?;
+        // What a killed build left goes first: its processes hold leases.
+        container::owner::sweep_orphans(&store);
+        let (outcomes, _reclaimed) = image::remove(&store, &targets, cli.force)?;
         let mut failed = 0;
         for (target, outcome) in targets.iter().zip(outcomes) {
             match outcome {

@@ -1,51 +1,84 @@
-//! Container records: `containers/<id>/container.json` with Docker's field
-//! names, unique names, IDs, and atomic locked updates the lifecycle tools share.
+//! A container's record: `containers/<id>/container.json` with Docker's
+//! field names and status words, unique names, IDs, and atomic locked
+//! updates the lifecycle tools share.
 
-mod reserve;
-
+use super::{ContainerError, OWNER_LOCK, reserve};
 use crate::store::{PRIVATE_DIR, PRIVATE_FILE, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ContainerError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{path}: malformed container record: {source}")]
-    Json {
-        path: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
-    #[error(
-        "Conflict. The container name \"/{name}\" is already in use by container \"{id}\". You have to remove (or rename) that container to be able to reuse that name."
-    )]
-    NameInUse { name: String, id: String },
-    #[error("invalid container name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
-    BadName(String),
-    #[error("No such container: {0}")]
-    NoSuchContainer(String),
+/// Docker's `State.Status`, serialised in Docker's words.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Made, never started (or its start failed).
+    #[default]
+    Created,
+    Running,
+    Paused,
+    Restarting,
+    Removing,
+    Exited,
+    Dead,
 }
 
-fn io_error(path: &Path) -> impl FnOnce(io::Error) -> ContainerError + use<> {
-    let path = path.to_path_buf();
-    move |source| ContainerError::Io { path, source }
+impl Status {
+    /// Every status, in Docker's order.
+    pub const ALL: [Status; 7] = [
+        Status::Created,
+        Status::Restarting,
+        Status::Running,
+        Status::Removing,
+        Status::Paused,
+        Status::Exited,
+        Status::Dead,
+    ];
+
+    /// The word Docker writes (`docker inspect`, `ps --filter status=`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Paused => "paused",
+            Status::Restarting => "restarting",
+            Status::Removing => "removing",
+            Status::Exited => "exited",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown container status {0:?}")]
+pub struct UnknownStatus(pub String);
+
+impl FromStr for Status {
+    type Err = UnknownStatus;
+    fn from_str(text: &str) -> Result<Status, UnknownStatus> {
+        Status::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| UnknownStatus(text.to_string()))
+    }
 }
 
 /// Docker's `State`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct State {
-    /// created, running, exited, dead
-    pub status: String,
+    pub status: Status,
     pub running: bool,
     pub paused: bool,
     pub restarting: bool,
@@ -57,6 +90,35 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+}
+
+impl State {
+    /// A container just made: created, never started nor finished.
+    pub fn created() -> State {
+        State {
+            status: Status::Created,
+            started_at: ZERO_TIME.to_string(),
+            finished_at: ZERO_TIME.to_string(),
+            ..State::default()
+        }
+    }
+
+    /// Its init runs from now, as host PID `pid`.
+    pub fn start(&mut self, pid: i32) {
+        self.status = Status::Running;
+        self.running = true;
+        self.pid = pid;
+        self.started_at = now();
+    }
+
+    /// Its init has exited now with Docker's `code` (255: an exit nobody saw).
+    pub fn exit(&mut self, code: i32) {
+        self.status = Status::Exited;
+        self.running = false;
+        self.pid = 0;
+        self.exit_code = code;
+        self.finished_at = now();
+    }
 }
 
 /// Docker's container `Config` (the parts berth uses).
@@ -139,6 +201,10 @@ pub struct Record {
     pub platform: String,
 }
 
+/// Marks a build step's container record, so what a killed builder left
+/// can be told from a user's containers.
+pub const STEP_LABEL: &str = "berth.build-step";
+
 /// Now, as Docker writes timestamps (RFC 3339, nanoseconds, UTC).
 pub fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
@@ -204,8 +270,8 @@ impl Store {
     pub fn containers(&self) -> Result<Vec<Record>, ContainerError> {
         let dir = self.containers_dir();
         let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(io_error(&dir))? {
-            let entry = entry.map_err(io_error(&dir))?;
+        for entry in fs::read_dir(&dir).map_err(ContainerError::io(&dir))? {
+            let entry = entry.map_err(ContainerError::io(&dir))?;
             let id = entry.file_name().to_string_lossy().into_owned();
             match self.load_container(&id) {
                 Ok(record) => out.push(record),
@@ -222,7 +288,7 @@ impl Store {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return Err(ContainerError::NoSuchContainer(id.to_string()));
             }
-            other => other.map_err(io_error(&path))?,
+            other => other.map_err(ContainerError::io(&path))?,
         };
         serde_json::from_slice(&bytes).map_err(|source| ContainerError::Json { path, source })
     }
@@ -243,7 +309,7 @@ impl Store {
             });
         }
         let dir = self.make_container_dir(&record.id)?;
-        reserve::make(&dir).map_err(io_error(&dir))?;
+        reserve::make(&dir).map_err(ContainerError::io(&dir))?;
         self.write_record(record)
     }
 
@@ -256,7 +322,7 @@ impl Store {
         match fs::DirBuilder::new().mode(PRIVATE_DIR).create(&dir) {
             Ok(()) => Ok(dir),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(dir),
-            Err(e) => Err(io_error(&dir)(e)),
+            Err(e) => Err(ContainerError::io(&dir)(e)),
         }
     }
 
@@ -288,9 +354,7 @@ impl Store {
             .flatten()
             .map(|e| e.path())
             .filter(|dir| dir.is_dir() && !dir.join("container.json").exists())
-            .filter(|dir| {
-                File::open(dir.join("monitor.lock")).map_or(true, |f| f.try_lock().is_ok())
-            })
+            .filter(|dir| File::open(dir.join(OWNER_LOCK)).map_or(true, |f| f.try_lock().is_ok()))
             .collect()
     }
 
@@ -329,11 +393,13 @@ impl Store {
         let dir = self.container_dir(id);
         // Drop the record first so a half-removed directory is never listed.
         match fs::remove_file(self.record_path(id)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(io_error(&dir)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                return Err(ContainerError::io(&dir)(e));
+            }
             _ => {}
         }
         match fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(&dir)(e)),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(ContainerError::io(&dir)(e)),
             _ => Ok(()),
         }
     }
@@ -373,8 +439,8 @@ fn lock(path: &Path) -> Result<File, ContainerError> {
         .truncate(false)
         .write(true)
         .open(path)
-        .map_err(io_error(path))?;
-    file.lock().map_err(io_error(path))?;
+        .map_err(ContainerError::io(path))?;
+    file.lock().map_err(ContainerError::io(path))?;
     Ok(file)
 }
 
@@ -430,5 +496,128 @@ mod tests {
             .unwrap();
         assert_eq!(store.load_container("1").unwrap(), updated);
         assert_eq!(new_id().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn statuses_are_spelt_as_docker_spells_them() {
+        let words = [
+            "created",
+            "restarting",
+            "running",
+            "removing",
+            "paused",
+            "exited",
+            "dead",
+        ];
+        for (status, word) in Status::ALL.into_iter().zip(words) {
+            assert_eq!(status.to_string(), word);
+            assert_eq!(word.parse::<Status>().unwrap(), status);
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{word}\"")
+            );
+            let read: Status = serde_json::from_str(&format!("\"{word}\"")).unwrap();
+            assert_eq!(read, status);
+        }
+        assert_eq!(
+            "sleepy".parse::<Status>().unwrap_err().to_string(),
+            "unknown container status \"sleepy\""
+        );
+        assert!("Running".parse::<Status>().is_err());
+    }
+
+    #[test]
+    fn state_changes_are_dockers() {
+        let mut state = State::created();
+        assert_eq!(state.status, Status::Created);
+        assert_eq!(state.started_at, ZERO_TIME);
+        state.start(42);
+        assert!(state.running && state.pid == 42 && state.status == Status::Running);
+        assert_ne!(state.started_at, ZERO_TIME);
+        state.exit(255);
+        assert!(!state.running && state.pid == 0 && state.status == Status::Exited);
+        assert_eq!(state.exit_code, 255);
+        assert_ne!(state.finished_at, ZERO_TIME);
+    }
+
+    /// A record as earlier berth wrote it (the status a plain string)
+    /// reads, and is written back byte for byte.
+    #[test]
+    fn records_on_disk_read_and_write_back_unchanged() {
+        let on_disk = r#"{
+  "Id": "0123456789ab",
+  "Name": "/web",
+  "Created": "2024-01-01T00:00:00.000000001Z",
+  "Path": "sh",
+  "Args": [
+    "-c",
+    "exit 3"
+  ],
+  "State": {
+    "Status": "exited",
+    "Running": false,
+    "Paused": false,
+    "Restarting": false,
+    "OOMKilled": false,
+    "Dead": false,
+    "Pid": 0,
+    "ExitCode": 3,
+    "Error": "",
+    "StartedAt": "2024-01-01T00:00:01Z",
+    "FinishedAt": "2024-01-01T00:00:02Z"
+  },
+  "Image": "sha256:00",
+  "Config": {
+    "Hostname": "0123456789ab",
+    "Domainname": "",
+    "User": "",
+    "AttachStdin": false,
+    "AttachStdout": true,
+    "AttachStderr": true,
+    "Tty": false,
+    "OpenStdin": false,
+    "StdinOnce": false,
+    "Env": [
+      "PATH=/bin"
+    ],
+    "Cmd": [
+      "sh"
+    ],
+    "Image": "busybox",
+    "Volumes": {},
+    "WorkingDir": "/",
+    "Entrypoint": null,
+    "Labels": {},
+    "StopSignal": ""
+  },
+  "HostConfig": {
+    "Binds": [],
+    "NetworkMode": "none",
+    "AutoRemove": false,
+    "Privileged": false,
+    "ReadonlyRootfs": false,
+    "CapAdd": [],
+    "CapDrop": [],
+    "SecurityOpt": [],
+    "Memory": 0,
+    "NanoCpus": 0,
+    "PidsLimit": 0,
+    "Tmpfs": {},
+    "CgroupParent": "/berth"
+  },
+  "Mounts": [],
+  "LogPath": "/x/0123456789ab-json.log",
+  "ResolvConfPath": "/x/resolv.conf",
+  "HostnamePath": "/x/hostname",
+  "HostsPath": "/x/hosts",
+  "Driver": "overlay2",
+  "Platform": "linux"
+}"#;
+        for word in ["created", "running", "exited"] {
+            let text = on_disk.replace("\"exited\"", &format!("\"{word}\""));
+            let record: Record = serde_json::from_str(&text).unwrap();
+            assert_eq!(record.state.status.as_str(), word);
+            assert_eq!(serde_json::to_string_pretty(&record).unwrap(), text);
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! What `ctr-ps` and `ctr-inspect` show of container records: Docker's
 //! ps filters, rows and template fields, and its container-inspect shape.
 
-use crate::container::Record;
+use super::{Record, Status};
 use crate::format::human;
 use crate::image::ImageView;
 use crate::store::Store;
@@ -44,18 +44,7 @@ impl Filter {
         let (key, value) = text.split_once('=').ok_or_else(bad)?;
         Ok(match key {
             "status" => {
-                const KNOWN: &[&str] = &[
-                    "created",
-                    "restarting",
-                    "running",
-                    "removing",
-                    "paused",
-                    "exited",
-                    "dead",
-                ];
-                if !KNOWN.contains(&value) {
-                    return Err(bad());
-                }
+                value.parse::<Status>().map_err(|_| bad())?;
                 Filter::Status(value.to_string())
             }
             "name" => Filter::Name(NamePattern(regex::Regex::new(value).map_err(|_| bad())?)),
@@ -74,7 +63,7 @@ impl Filter {
     /// container was run from, or the image it resolves to in the store.
     pub fn matches(&self, store: &Store, record: &Record) -> bool {
         match self {
-            Filter::Status(status) => record.state.status == *status,
+            Filter::Status(status) => record.state.status.as_str() == status,
             Filter::Name(pattern) => {
                 pattern.0.is_match(&record.name)
                     || pattern.0.is_match(record.name.trim_start_matches('/'))
@@ -92,7 +81,7 @@ impl Filter {
                 (None, _) => false,
             },
             Filter::Exited(code) => {
-                record.state.status == "exited" && record.state.exit_code == *code
+                record.state.status == Status::Exited && record.state.exit_code == *code
             }
         }
     }
@@ -161,7 +150,7 @@ pub fn row(store: &Store, record: &Record, now: SystemTime, no_trunc: bool, size
     let created = human::parse_rfc3339(&record.created);
     let time = |text: &str| human::parse_rfc3339(text).filter(|t| *t > SystemTime::UNIX_EPOCH);
     let status = human::container_status(
-        &record.state.status,
+        record.state.status.as_str(),
         record.state.exit_code as i64,
         time(&record.state.started_at),
         time(&record.state.finished_at),

@@ -1,8 +1,8 @@
 //! Reading a container's json-file log (the format the monitor writes):
-//! `--tail`, `--since`, timestamps, and following until the container stops.
+//! `--tail`, `--since`, timestamps, and following until the container
+//! stops. Reading only: whether it stopped is the caller's to say.
 
 use crate::format::human;
-use crate::store::Store;
 use serde::Deserialize;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Seek, SeekFrom};
@@ -123,19 +123,18 @@ fn complete_lines(
 }
 
 /// Calls `emit` for each entry appended to the log after `offset`, until
-/// container `id` has stopped and everything it wrote has been read;
-/// `between` runs before each pause.
+/// `stopped` says the container has stopped and everything it wrote has
+/// been read; `between` runs before each pause.
 pub fn follow(
-    store: &Store,
-    id: &str,
     path: &Path,
     mut offset: u64,
+    stopped: &mut dyn FnMut() -> bool,
     emit: &mut dyn FnMut(&Entry),
     between: &mut dyn FnMut(),
 ) -> Result<(), LogError> {
     loop {
-        // Checked before reading, so the last lines are read after the stop.
-        let stopped = crate::lifecycle::wait_stopped(store, id, Duration::ZERO);
+        // Asked before reading, so the last lines are read after the stop.
+        let stopped = stopped();
         if let Ok(file) = File::open(path) {
             offset = complete_lines(path, file, offset, &mut |_, line| {
                 if let Ok(entry) = serde_json::from_str::<Entry>(line) {
@@ -150,42 +149,6 @@ pub fn follow(
         between();
         std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-/// An attached client without a terminal (`ctr-start -a`, `ctr-attach`):
-/// the container's output from `offset` on, to our stdout and stderr, until
-/// it stops; returns its exit code. With `proxy_signals` (Docker's
-/// sig-proxy), the signals we get (Ctrl-C's SIGINT, …) go to the container.
-pub fn follow_to_exit(
-    store: &Store,
-    id: &str,
-    path: &Path,
-    offset: u64,
-    proxy_signals: bool,
-) -> Result<i32, LogError> {
-    use std::io::Write;
-    if proxy_signals {
-        crate::runtime::catch_forwarded_signals();
-    }
-    let mut emit = |entry: &Entry| {
-        let _ = if entry.stream == "stderr" {
-            io::stderr().write_all(entry.log.as_bytes())
-        } else {
-            io::stdout().write_all(entry.log.as_bytes())
-        };
-    };
-    let mut forward = || {
-        if let Some(signal) = crate::runtime::pending_signal()
-            && let Ok(record) = store.load_container(id)
-        {
-            let _ = crate::lifecycle::kill(store, &record, signal);
-        }
-    };
-    follow(store, id, path, offset, &mut emit, &mut forward)?;
-    Ok(store
-        .load_container(id)
-        .map(|done| done.state.exit_code)
-        .unwrap_or(0))
 }
 
 #[cfg(test)]
@@ -225,5 +188,26 @@ mod tests {
         assert_eq!(chosen[0].stream, "stderr");
         assert!(parse_since("10m", now).unwrap() < now);
         assert!(parse_since("soon", now).is_err());
+    }
+
+    #[test]
+    fn following_reads_to_the_end_once_stopped() {
+        let file = write_log(&[("one\n", "stdout", "2024-01-01T00:00:01Z")]);
+        let mut asked = 0;
+        let mut shown = Vec::new();
+        let mut pauses = 0;
+        follow(
+            file.path(),
+            0,
+            &mut || {
+                asked += 1;
+                asked == 2
+            },
+            &mut |entry| shown.push(entry.log.clone()),
+            &mut || pauses += 1,
+        )
+        .unwrap();
+        assert_eq!(shown, ["one\n"]);
+        assert_eq!((asked, pauses), (2, 1));
     }
 }

@@ -1,0 +1,391 @@
+//! A container made ready to start: `prepare` checks the flags, resolves
+//! the image, writes the record, mounts the rootfs and saves the spec,
+//! leaving nothing behind on error; `reopen` readies a stopped one again,
+//! leaving it as it was on error.
+
+use super::options::{self, RunOptions};
+use super::spec::{self, Volume};
+use super::{FlagError, RunError, rootfs, seccomp, user};
+use crate::container::owner::{self, Owner};
+use crate::container::{self, Config, HostConfig, MountPoint, Record, State};
+use crate::network;
+use crate::store::{Store, StoreError};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY.
+fn set_env(env: &mut Vec<String>, entry: String) {
+    let key = entry.split('=').next().unwrap_or("").to_string();
+    env.retain(|e| e.split('=').next() != Some(key.as_str()));
+    env.push(entry);
+}
+
+/// A container made ready to start: record written, rootfs mounted, spec saved.
+pub struct Prepared {
+    pub store: Store,
+    pub id: String,
+    pub dir: PathBuf,
+    pub rootfs: PathBuf,
+    pub remove: bool,
+    pub interactive: bool,
+    /// Docker's StdinOnce: the container's stdin closes when the first
+    /// attached client's input ends (`-i` in the foreground), rather than
+    /// staying open for the next one (`-di`).
+    pub stdin_once: bool,
+    pub tty: bool,
+    /// Held for as long as someone owns the running container: this
+    /// process, then the monitor it hands the container to.
+    pub(super) owner: Option<Owner>,
+    /// Whether a failure before start removes the container (a new one) or
+    /// leaves it as it was (one being started again).
+    pub(super) new: bool,
+    /// Whether dropping it tears it down (it has not been handed on).
+    pub(super) armed: bool,
+}
+
+impl Prepared {
+    /// libcontainer's state directory for all berth containers.
+    pub(super) fn runtime_root(&self) -> PathBuf {
+        self.store.root().join("runtime")
+    }
+
+    /// Tears the running parts down (the one teardown: the overlay,
+    /// libcontainer's state, the cgroups); with `remove` also the
+    /// container's directory (its upper dir is kept otherwise, so that a
+    /// restart finds its files).
+    pub fn cleanup(&mut self, remove: bool) {
+        owner::teardown(&self.store, &self.id, &self.rootfs);
+        if remove {
+            let _ = self.store.remove_container(&self.id);
+        }
+        self.armed = false;
+    }
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        if self.armed {
+            self.cleanup(self.new);
+        }
+    }
+}
+
+/// Checks the flags, resolves the image, unpacks its layers, writes the
+/// record, mounts the rootfs and saves the spec. On any error nothing is
+/// left behind.
+pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
+    let checked = options::check(opts)?;
+    let wanted = opts.platform.as_ref();
+    // Leased from here until the container's record names the image, so
+    // img-rm and img-prune see it in use while its layers are unpacked.
+    let (image, lease) = store.lease_image(|store| {
+        // A multi-platform tag gives the platform asked for, if it is here;
+        // an image of another platform is found by name, to be refused below.
+        let found = match store.resolve_image_for(&opts.image, wanted) {
+            Err(StoreError::NoSuchImage(_)) if wanted.is_some() => store.resolve_image(&opts.image),
+            other => other,
+        };
+        found.map_err(|e| match e {
+            StoreError::NoSuchImage(_) => RunError::NoImage(opts.image.clone()),
+            other => RunError::Store(other),
+        })
+    })?;
+    crate::testhook::pause(crate::testhook::AFTER_LEASE);
+    let image_config = store.read_image_config(&image)?;
+    if let Some(wanted) = wanted {
+        let arch = image_config.architecture().to_string();
+        let os = image_config.os().to_string();
+        if !wanted.matches(&os, &arch, image_config.variant().as_deref()) {
+            return Err(RunError::Platform {
+                image: format!("{os}/{arch}"),
+                wanted: wanted.to_string(),
+            });
+        }
+    }
+    let config = image_config.config().clone().unwrap_or_default();
+
+    // Docker's override rules: --entrypoint replaces the image's and drops
+    // its Cmd; arguments replace Cmd.
+    let entrypoint: Vec<String> = match &opts.entrypoint {
+        Some(e) if e.is_empty() => Vec::new(),
+        Some(e) => vec![e.clone()],
+        None => config.entrypoint().clone().unwrap_or_default(),
+    };
+    let cmd: Vec<String> = if !opts.command.is_empty() {
+        opts.command.clone()
+    } else if opts.entrypoint.is_some() {
+        Vec::new()
+    } else {
+        config.cmd().clone().unwrap_or_default()
+    };
+    let args: Vec<String> = entrypoint.iter().chain(&cmd).cloned().collect();
+    if args.is_empty() {
+        return Err(RunError::NoCommand);
+    }
+
+    let layers = store.unpack_layers(&image, &image_config)?;
+
+    let id = container::new_id().map_err(RunError::io(Path::new("/dev/urandom")))?;
+    let name = opts.name.clone().unwrap_or_else(container::random_name);
+    let hostname = opts
+        .hostname
+        .clone()
+        .unwrap_or_else(|| id[..12].to_string());
+    let dir = store.container_dir(&id);
+    let user_spec = opts
+        .user
+        .clone()
+        .or_else(|| config.user().clone())
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "0".to_string());
+    let workdir = opts
+        .workdir
+        .clone()
+        .or_else(|| config.working_dir().clone())
+        .filter(|w| !w.is_empty())
+        .unwrap_or_else(|| "/".to_string());
+    if !workdir.starts_with('/') {
+        return Err(FlagError::new(
+            "--workdir",
+            &workdir,
+            "the working directory must be absolute",
+        )
+        .into());
+    }
+    let mut env: Vec<String> = config.env().clone().unwrap_or_default();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(
+            0,
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        );
+    }
+    set_env(&mut env, format!("HOSTNAME={hostname}"));
+    for entry in &checked.env {
+        set_env(&mut env, entry.clone());
+    }
+    let mut volume_map = BTreeMap::new();
+    for v in config.volumes().clone().unwrap_or_default() {
+        volume_map.insert(v, serde_json::json!({}));
+    }
+
+    let record = Record {
+        id: id.clone(),
+        name: format!("/{name}"),
+        created: container::now(),
+        path: args[0].clone(),
+        args: args[1..].to_vec(),
+        state: State::created(),
+        image: image.id().to_string(),
+        config: Config {
+            hostname: hostname.clone(),
+            user: opts
+                .user
+                .clone()
+                .or_else(|| config.user().clone())
+                .unwrap_or_default(),
+            attach_stdin: opts.interactive && !opts.detach,
+            attach_stdout: !opts.detach,
+            attach_stderr: !opts.detach,
+            tty: opts.tty,
+            open_stdin: opts.interactive,
+            stdin_once: opts.interactive && !opts.detach,
+            env: env.clone(),
+            cmd: cmd.clone(),
+            image: opts.image.clone(),
+            volumes: volume_map,
+            working_dir: workdir.clone(),
+            entrypoint: (!entrypoint.is_empty()).then(|| entrypoint.clone()),
+            labels: config
+                .labels()
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
+            stop_signal: config.stop_signal().clone().unwrap_or_default(),
+            ..Config::default()
+        },
+        host_config: HostConfig {
+            binds: opts.volumes.clone(),
+            network_mode: opts.network.to_string(),
+            auto_remove: opts.remove,
+            privileged: opts.privileged,
+            readonly_rootfs: opts.read_only,
+            cap_add: checked.cap_add.clone(),
+            cap_drop: checked.cap_drop.clone(),
+            security_opt: opts.security_opt.clone(),
+            memory: checked.limits.memory.unwrap_or(0),
+            nano_cpus: checked.limits.nano_cpus.unwrap_or(0),
+            pids_limit: checked.limits.pids.unwrap_or(0),
+            tmpfs: checked
+                .tmpfs
+                .iter()
+                .map(|t| (t.target.clone(), t.options.join(",")))
+                .collect(),
+            cgroup_parent: "/berth".to_string(),
+        },
+        mounts: Vec::new(),
+        log_path: dir.join(format!("{id}-json.log")).display().to_string(),
+        resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+        hostname_path: dir.join("hostname").display().to_string(),
+        hosts_path: dir.join("hosts").display().to_string(),
+        driver: "overlay2".to_string(),
+        platform: "linux".to_string(),
+    };
+    // The owner lock comes before the record: a record nobody owns is never
+    // one being made.
+    let owner = store.claim_container_dir(&id, Owner::take)?;
+    if let Err(e) = store.create_container(&record) {
+        let _ = fs::remove_dir_all(&dir);
+        return Err(e.into());
+    }
+    drop(lease); // the record keeps the image in use from now on
+    let mut prepared = Prepared {
+        store: store.clone(),
+        id: id.clone(),
+        dir: dir.clone(),
+        rootfs: dir.join("rootfs"),
+        remove: opts.remove,
+        interactive: opts.interactive,
+        stdin_once: opts.interactive && !opts.detach,
+        tty: opts.tty,
+        owner: Some(owner),
+        new: true,
+        armed: true,
+    };
+
+    for sub in ["upper", "work", "rootfs"] {
+        let path = dir.join(sub);
+        fs::create_dir(&path).map_err(RunError::io(&path))?;
+    }
+    fs::set_permissions(
+        dir.join("upper"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .map_err(RunError::io(&dir))?;
+    rootfs::prepare(&layers, &dir)?;
+
+    let user = user::resolve(&prepared.rootfs, &user_spec)?;
+    if let Some(home) = &user.home
+        && !env.iter().any(|e| e.starts_with("HOME="))
+    {
+        env.push(format!("HOME={home}"));
+    }
+    rootfs::mkdir_in_root(&prepared.rootfs, &workdir).map_err(RunError::io(
+        &prepared.rootfs.join(workdir.trim_start_matches('/')),
+    ))?;
+    network::write_etc_files(&dir, &hostname, opts.network)?;
+
+    let mut volumes = checked.volumes.clone();
+    for v in &volumes {
+        // Docker makes a missing host path a directory; a file, socket or
+        // device that is there is bound as it is.
+        if fs::symlink_metadata(&v.source).is_err() {
+            fs::create_dir_all(&v.source).map_err(RunError::io(&v.source))?;
+        }
+        // The target as the container resolves it: a symlink in the image
+        // leads inside the root, and what it names is made if missing.
+        let target_dir = if v.source.is_dir() {
+            v.target.as_str()
+        } else {
+            v.target.rsplit_once('/').map_or("/", |(dir, _)| dir)
+        };
+        rootfs::mkdir_in_root(&prepared.rootfs, target_dir).map_err(RunError::io(
+            &prepared.rootfs.join(v.target.trim_start_matches('/')),
+        ))?;
+    }
+    for (i, target) in record.config.volumes.keys().enumerate() {
+        if volumes.iter().any(|v| v.target == *target) {
+            continue;
+        }
+        let source = dir.join("volumes").join(i.to_string());
+        fs::create_dir_all(&source).map_err(RunError::io(&source))?;
+        // Docker starts a new anonymous volume with what the image has there.
+        rootfs::copy_image_dir(&prepared.rootfs, target, &source).map_err(RunError::io(&source))?;
+        volumes.push(Volume {
+            source,
+            target: target.clone(),
+            read_only: false,
+        });
+    }
+    if !opts.privileged {
+        spec::prepare_cgroup_mountpoint(&prepared.rootfs)?;
+    }
+    let caps = spec::capabilities(opts.privileged, &checked.cap_add, &checked.cap_drop);
+    let seccomp = seccomp::filter(&checked.seccomp, &caps, opts.privileged)?;
+    let spec = spec::build(&spec::SpecInput {
+        id: &id,
+        rootfs: &prepared.rootfs,
+        container_dir: &dir,
+        args: &args,
+        env: &env,
+        cwd: &workdir,
+        user: &user,
+        hostname: &hostname,
+        tty: opts.tty,
+        read_only: opts.read_only,
+        privileged: opts.privileged,
+        no_new_privileges: checked.no_new_privileges,
+        caps: &caps,
+        network: opts.network,
+        volumes: &volumes,
+        tmpfs: &checked.tmpfs,
+        limits: &checked.limits,
+        seccomp,
+    })?;
+    let spec_path = dir.join("config.json");
+    let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| RunError::Spec(e.to_string()))?;
+    container::write_private(&spec_path, &spec_json).map_err(RunError::io(&spec_path))?;
+    let mounts = volumes
+        .iter()
+        .map(|v| MountPoint {
+            kind: "bind".to_string(),
+            source: v.source.display().to_string(),
+            destination: v.target.clone(),
+            mode: if v.read_only { "ro" } else { "" }.to_string(),
+            rw: !v.read_only,
+            propagation: "rprivate".to_string(),
+        })
+        .collect();
+    store.update_container(&id, |r| {
+        r.mounts = mounts;
+        r.config.env = env.clone();
+    })?;
+    prepared.armed = true;
+    Ok(prepared)
+}
+
+/// Makes a stopped container ready to start again: the same spec, the same
+/// upper dir over its image's layers. A failure leaves it as it was.
+pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
+    let dir = store.container_dir(id);
+    let owner = Owner::take(&dir)?;
+    let record = store.load_container(id)?;
+    let image = store.resolve_image(&record.image).map_err(|e| match e {
+        StoreError::NoSuchImage(_) => RunError::NoImage(record.image.clone()),
+        other => RunError::Store(other),
+    })?;
+    let image_config = store.read_image_config(&image)?;
+    let layers = store.unpack_layers(&image, &image_config)?;
+    for sub in ["upper", "work", "rootfs"] {
+        let path = dir.join(sub);
+        fs::create_dir_all(&path).map_err(RunError::io(&path))?;
+    }
+    let rootfs = dir.join("rootfs");
+    // A crash may have left the old overlay mounted, and its runtime state.
+    owner::teardown(store, id, &rootfs);
+    rootfs::prepare(&layers, &dir)?;
+    Ok(Prepared {
+        store: store.clone(),
+        id: id.to_string(),
+        dir,
+        rootfs,
+        remove: record.host_config.auto_remove,
+        interactive: record.config.open_stdin,
+        stdin_once: record.config.stdin_once,
+        tty: record.config.tty,
+        owner: Some(owner),
+        new: false,
+        armed: true,
+    })
+}

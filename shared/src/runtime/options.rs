@@ -1,0 +1,470 @@
+//! `ctr-run`'s flags checked and typed at the edge, as ripgrep turns its
+//! low-level arguments into high-level ones: clap parses `--memory`,
+//! `--cpus`, `--network` and `--platform` once into the types here and
+//! elsewhere, and [`check`] turns the rest into the mounts, limits and
+//! security settings a container is made with, before anything is touched.
+
+use super::spec::{self, Limits, Tmpfs, Volume};
+use super::{FlagError, RunError, seccomp, tty};
+use crate::container;
+use crate::network::NetworkMode;
+use crate::platform::Platform;
+use std::fs;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+/// Everything `ctr-run` was asked: the typed flags, and the rest as given.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    pub detach_keys: tty::DetachKeys,
+    pub image: String,
+    pub command: Vec<String>,
+    pub name: Option<String>,
+    pub detach: bool,
+    pub remove: bool,
+    pub interactive: bool,
+    pub tty: bool,
+    pub env: Vec<String>,
+    pub env_files: Vec<PathBuf>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    pub volumes: Vec<String>,
+    pub read_only: bool,
+    pub tmpfs: Vec<String>,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub memory: Option<Memory>,
+    pub cpus: Option<Cpus>,
+    pub pids_limit: Option<i64>,
+    pub network: NetworkMode,
+    pub entrypoint: Option<String>,
+    pub privileged: bool,
+    pub security_opt: Vec<String>,
+    /// The image must be for this platform (a multi-platform tag gives it).
+    pub platform: Option<Platform>,
+}
+
+/// Docker's byte sizes: `512`, `64k`, `256m`, `1g`, `1.5g`.
+pub fn parse_bytes(flag: &'static str, value: &str) -> Result<i64, FlagError> {
+    let lower = value.trim().to_ascii_lowercase();
+    let lower = lower.strip_suffix('b').unwrap_or(&lower);
+    let (number, unit) = match lower.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => lower.split_at(i),
+        None => (lower, ""),
+    };
+    let factor: f64 = match unit {
+        "" => 1.0,
+        "k" => 1024.0,
+        "m" => 1024.0 * 1024.0,
+        "g" => 1024.0 * 1024.0 * 1024.0,
+        "t" => 1024.0f64.powi(4),
+        _ => {
+            return Err(FlagError::new(
+                flag,
+                value,
+                "expected a size such as 256m or 1g",
+            ));
+        }
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| FlagError::new(flag, value, "expected a size such as 256m or 1g"))?;
+    if !n.is_finite() || n <= 0.0 {
+        return Err(FlagError::new(flag, value, "must be positive"));
+    }
+    Ok((n * factor) as i64)
+}
+
+/// `--memory`: a byte size ([`parse_bytes`]) of at least 6 MB, Docker's least.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory(i64);
+
+impl Memory {
+    const LEAST: i64 = 6 * 1024 * 1024;
+
+    pub fn bytes(self) -> i64 {
+        self.0
+    }
+}
+
+impl FromStr for Memory {
+    type Err = FlagError;
+    fn from_str(value: &str) -> Result<Memory, FlagError> {
+        let bytes = parse_bytes("--memory", value)?;
+        if bytes < Memory::LEAST {
+            return Err(FlagError::new(
+                "--memory",
+                value,
+                "Minimum memory limit allowed is 6MB",
+            ));
+        }
+        Ok(Memory(bytes))
+    }
+}
+
+/// `--cpus`: a positive number of CPUs, kept as Docker's `NanoCpus`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cpus(i64);
+
+impl Cpus {
+    pub fn nano(self) -> i64 {
+        self.0
+    }
+}
+
+impl FromStr for Cpus {
+    type Err = FlagError;
+    fn from_str(value: &str) -> Result<Cpus, FlagError> {
+        let n: f64 = value
+            .parse()
+            .map_err(|_| FlagError::new("--cpus", value, "expected a number such as 1.5"))?;
+        if !n.is_finite() || n <= 0.0 {
+            return Err(FlagError::new("--cpus", value, "must be positive"));
+        }
+        Ok(Cpus((n * 1e9) as i64))
+    }
+}
+
+/// The other flags checked and turned into values, before anything is touched.
+pub(super) struct Checked {
+    pub volumes: Vec<Volume>,
+    pub tmpfs: Vec<Tmpfs>,
+    pub limits: Limits,
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    pub no_new_privileges: bool,
+    pub seccomp: seccomp::Seccomp,
+    /// `--env-file` lines, then `-e`, each `KEY=VALUE`.
+    pub env: Vec<String>,
+}
+
+pub(super) fn check(opts: &RunOptions) -> Result<Checked, RunError> {
+    let bad = |flag, value: &str, why: &str| RunError::from(FlagError::new(flag, value, why));
+    let mut volumes = Vec::new();
+    for spec in &opts.volumes {
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (source, target, read_only) = match parts.as_slice() {
+            [s, t] => (*s, *t, false),
+            [s, t, "ro"] => (*s, *t, true),
+            [s, t, "rw"] => (*s, *t, false),
+            _ => return Err(bad("--volume", spec, "expected HOST:CONTAINER[:ro]")),
+        };
+        if !source.starts_with('/') {
+            return Err(bad(
+                "--volume",
+                spec,
+                "the host path must be absolute (named volumes are not supported)",
+            ));
+        }
+        if !target.starts_with('/') {
+            return Err(bad("--volume", spec, "the container path must be absolute"));
+        }
+        volumes.push(Volume {
+            source: PathBuf::from(source),
+            target: target.to_string(),
+            read_only,
+        });
+    }
+    let mut tmpfs = Vec::new();
+    for spec in &opts.tmpfs {
+        let (target, options) = spec.split_once(':').unwrap_or((spec, ""));
+        if !target.starts_with('/') {
+            return Err(bad("--tmpfs", spec, "the container path must be absolute"));
+        }
+        tmpfs.push(Tmpfs {
+            target: target.to_string(),
+            options: options
+                .split(',')
+                .filter(|o| !o.is_empty())
+                .map(str::to_string)
+                .collect(),
+        });
+    }
+    if let Some(p) = opts.pids_limit
+        && p == 0
+    {
+        return Err(bad(
+            "--pids-limit",
+            &p.to_string(),
+            "must be positive, or -1 for unlimited",
+        ));
+    }
+    let pids = opts.pids_limit.filter(|p| *p > 0);
+    let cap_add = opts
+        .cap_add
+        .iter()
+        .map(|c| spec::capability_name(c))
+        .collect::<Result<_, _>>()?;
+    let cap_drop = opts
+        .cap_drop
+        .iter()
+        .map(|c| spec::capability_name(c))
+        .collect::<Result<_, _>>()?;
+    let mut no_new_privileges = false;
+    let mut seccomp = seccomp::Seccomp::Default;
+    for opt in &opts.security_opt {
+        if let Some(value) = opt
+            .strip_prefix("seccomp=")
+            .or_else(|| opt.strip_prefix("seccomp:"))
+        {
+            seccomp = seccomp::Seccomp::parse(value);
+            continue;
+        }
+        match opt.as_str() {
+            "no-new-privileges" | "no-new-privileges=true" | "no-new-privileges:true" => {
+                no_new_privileges = true
+            }
+            "no-new-privileges=false" | "no-new-privileges:false" => no_new_privileges = false,
+            other => {
+                return Err(bad(
+                    "--security-opt",
+                    other,
+                    "supported: no-new-privileges, seccomp=unconfined|PROFILE.json",
+                ));
+            }
+        }
+    }
+    if let Some(name) = &opts.name {
+        container::check_name(name)?;
+    }
+    if let Some(h) = &opts.hostname
+        && (h.is_empty() || h.len() > 64 || h.contains(['/', ' ']))
+    {
+        return Err(bad(
+            "--hostname",
+            h,
+            "expected a host name of at most 64 characters",
+        ));
+    }
+    // Docker: --env-file lines first, then -e; a bare KEY takes the host's value.
+    let mut env = Vec::new();
+    for file in &opts.env_files {
+        let text = fs::read_to_string(file).map_err(RunError::io(file))?;
+        for line in text.lines() {
+            let line = line.trim_start();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            env.push(line.to_string());
+        }
+    }
+    env.extend(opts.env.iter().cloned());
+    let mut resolved = Vec::new();
+    for entry in env {
+        match entry.split_once('=') {
+            Some(("", _)) => return Err(bad("--env", &entry, "variable name is empty")),
+            Some(_) => resolved.push(entry),
+            None => {
+                if let Ok(value) = std::env::var(&entry) {
+                    resolved.push(format!("{entry}={value}"));
+                }
+            }
+        }
+    }
+    Ok(Checked {
+        volumes,
+        tmpfs,
+        limits: Limits {
+            memory: opts.memory.map(Memory::bytes),
+            nano_cpus: opts.cpus.map(Cpus::nano),
+            pids,
+        },
+        cap_add,
+        cap_drop,
+        no_new_privileges,
+        seccomp,
+        env: resolved,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one line a bad value gives, as the flag's parser says it.
+    fn refused<T: FromStr>(value: &str) -> String
+    where
+        T::Err: std::fmt::Display,
+    {
+        match value.parse::<T>() {
+            Ok(_) => panic!("{value:?} was taken"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn memory_takes_dockers_sizes_from_6mb() {
+        assert_eq!("256m".parse::<Memory>().unwrap().bytes(), 256 << 20);
+        assert_eq!("1g".parse::<Memory>().unwrap().bytes(), 1 << 30);
+        assert_eq!("1.5G".parse::<Memory>().unwrap().bytes(), 3 << 29);
+        assert_eq!("64MB".parse::<Memory>().unwrap().bytes(), 64 << 20);
+        assert_eq!(" 6m ".parse::<Memory>().unwrap().bytes(), 6 << 20);
+        assert_eq!("6291456".parse::<Memory>().unwrap().bytes(), 6 << 20);
+        assert_eq!(parse_bytes("--memory", "64k").unwrap(), 64 << 10);
+        assert_eq!(parse_bytes("--memory", "2t").unwrap(), 2 << 40);
+    }
+
+    #[test]
+    fn every_bad_memory_value_is_refused_in_dockers_words() {
+        let size = "expected a size such as 256m or 1g";
+        for (value, why) in [
+            ("lots", size),
+            ("", size),
+            ("m", size),
+            ("12x", size),
+            ("1e3", size),
+            ("inf", size),
+            ("1.2.3m", size),
+            ("0", "must be positive"),
+            ("-1m", "must be positive"),
+            ("0.0g", "must be positive"),
+            ("1m", "Minimum memory limit allowed is 6MB"),
+            ("6291455", "Minimum memory limit allowed is 6MB"),
+            ("5.9m", "Minimum memory limit allowed is 6MB"),
+        ] {
+            assert_eq!(
+                refused::<Memory>(value),
+                format!("invalid --memory value {value:?}: {why}"),
+            );
+        }
+    }
+
+    #[test]
+    fn cpus_are_kept_as_nano_cpus() {
+        assert_eq!("1.5".parse::<Cpus>().unwrap().nano(), 1_500_000_000);
+        assert_eq!("0.5".parse::<Cpus>().unwrap().nano(), 500_000_000);
+        assert_eq!("2".parse::<Cpus>().unwrap().nano(), 2_000_000_000);
+    }
+
+    #[test]
+    fn every_bad_cpus_value_is_refused_in_dockers_words() {
+        let number = "expected a number such as 1.5";
+        for (value, why) in [
+            ("lots", number),
+            ("", number),
+            ("1,5", number),
+            ("2cpus", number),
+            ("0", "must be positive"),
+            ("-1", "must be positive"),
+            ("inf", "must be positive"),
+            ("NaN", "must be positive"),
+        ] {
+            assert_eq!(
+                refused::<Cpus>(value),
+                format!("invalid --cpus value {value:?}: {why}"),
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_network_value_is_refused_naming_the_supported_ones() {
+        assert_eq!("none".parse::<NetworkMode>().unwrap(), NetworkMode::None);
+        assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
+        for value in ["bridge", "", "HOST", "default", "container:web", "none "] {
+            assert_eq!(
+                refused::<NetworkMode>(value),
+                format!("invalid --network value {value:?}: supported: none, host"),
+            );
+        }
+    }
+
+    #[test]
+    fn every_bad_platform_value_is_refused_with_an_example() {
+        let arm: Platform = "linux/aarch64".parse().unwrap();
+        assert_eq!(arm.to_string(), "linux/arm64");
+        for value in [
+            "linux",
+            "",
+            "linux/",
+            "/amd64",
+            "linux/amd64/v1/x",
+            "linux amd64",
+            "linux/am.d64",
+        ] {
+            assert_eq!(
+                refused::<Platform>(value),
+                format!("invalid platform {value:?}: expected os/arch[/variant], e.g. linux/arm64"),
+            );
+        }
+    }
+
+    #[test]
+    fn the_other_flags_are_checked_before_anything_is_touched() {
+        let refused = |change: &dyn Fn(&mut RunOptions)| {
+            let mut opts = RunOptions::default();
+            change(&mut opts);
+            match check(&opts) {
+                Ok(_) => panic!("{opts:?} was taken"),
+                Err(e) => e.to_string(),
+            }
+        };
+        assert_eq!(
+            refused(&|o| o.volumes = vec!["data:/data".into()]),
+            "invalid --volume value \"data:/data\": the host path must be absolute (named volumes are not supported)"
+        );
+        assert_eq!(
+            refused(&|o| o.volumes = vec!["/a:/b:rx".into()]),
+            "invalid --volume value \"/a:/b:rx\": expected HOST:CONTAINER[:ro]"
+        );
+        assert_eq!(
+            refused(&|o| o.tmpfs = vec!["run:size=1m".into()]),
+            "invalid --tmpfs value \"run:size=1m\": the container path must be absolute"
+        );
+        assert_eq!(
+            refused(&|o| o.pids_limit = Some(0)),
+            "invalid --pids-limit value \"0\": must be positive, or -1 for unlimited"
+        );
+        assert_eq!(
+            refused(&|o| o.cap_add = vec!["CAP_NOPE".into()]),
+            "invalid --cap-add/--cap-drop value \"CAP_NOPE\": unknown capability"
+        );
+        assert_eq!(
+            refused(&|o| o.security_opt = vec!["apparmor=x".into()]),
+            "invalid --security-opt value \"apparmor=x\": supported: no-new-privileges, seccomp=unconfined|PROFILE.json"
+        );
+        assert_eq!(
+            refused(&|o| o.hostname = Some("a b".into())),
+            "invalid --hostname value \"a b\": expected a host name of at most 64 characters"
+        );
+        assert_eq!(
+            refused(&|o| o.env = vec!["=x".into()]),
+            "invalid --env value \"=x\": variable name is empty"
+        );
+        assert!(refused(&|o| o.name = Some("bad/name".into())).contains("invalid container name"));
+
+        let opts = RunOptions {
+            volumes: vec!["/srv:/data:ro".into()],
+            tmpfs: vec!["/run:size=1m,mode=700".into()],
+            memory: Some("16m".parse().unwrap()),
+            cpus: Some("0.5".parse().unwrap()),
+            pids_limit: Some(-1),
+            cap_add: vec!["net_admin".into()],
+            security_opt: vec!["no-new-privileges".into(), "seccomp=unconfined".into()],
+            env: vec!["A=1".into()],
+            ..RunOptions::default()
+        };
+        let checked = check(&opts).unwrap();
+        assert_eq!(
+            checked.volumes,
+            [Volume {
+                source: PathBuf::from("/srv"),
+                target: "/data".into(),
+                read_only: true,
+            }]
+        );
+        assert_eq!(checked.tmpfs[0].options, ["size=1m", "mode=700"]);
+        assert_eq!(
+            checked.limits,
+            Limits {
+                memory: Some(16 << 20),
+                nano_cpus: Some(500_000_000),
+                pids: None,
+            }
+        );
+        assert_eq!(checked.cap_add, ["CAP_NET_ADMIN"]);
+        assert!(checked.no_new_privileges);
+        assert_eq!(checked.seccomp, seccomp::Seccomp::Unconfined);
+        assert_eq!(checked.env, ["A=1"]);
+    }
+}
