@@ -69,3 +69,22 @@ impl StopArgs {
             .transpose()
     }
 }
+
+/// Bad arguments on one line, as every berth error is: a typed flag's own
+/// words (`invalid --memory value "lots": …`, `invalid --network value …`,
+/// `invalid platform …`), else clap's first line.
+pub fn arguments_error(error: &clap::Error) -> String {
+    let ours = std::error::Error::source(error).filter(|why| {
+        why.is::<crate::runtime::FlagError>()
+            || why.is::<crate::network::NetworkError>()
+            || why.is::<crate::platform::PlatformError>()
+    });
+    match ours {
+        Some(why) => why.to_string(),
+        None => {
+            let text = error.to_string();
+            let line = text.lines().next().unwrap_or("bad arguments");
+            line.trim_start_matches("error: ").to_string()
+        }
+    }
+}

@@ -1115,16 +1115,27 @@ RUN ls /sys/class/net > /shared
     let out = img_build(
         &fixture,
         &["-q", "--network", "none", "--no-cache", "-t", "net2", "-"],
-        Some("FROM test/busybox\nRUN ls /sys/class/net > /nets\n"),
+        Some(
+            "FROM test/busybox\nRUN ls /sys/class/net > /nets\n\
+             RUN --network=default ls /sys/class/net > /default\n",
+        ),
     )
     .success();
     assert!(out.stdout.starts_with("sha256:"));
+    // RUN --network=default is the build's own choice, here none.
     assert_eq!(
-        ctr_run(&fixture, &["net2", "cat", "/nets"])
+        ctr_run(&fixture, &["net2", "cat", "/nets", "/default"])
             .success()
             .stdout,
-        "lo\n"
+        "lo\nlo\n"
     );
+    img_build(
+        &fixture,
+        &["--network", "bridge", "-"],
+        Some("FROM test/busybox\n"),
+    )
+    .failure(2)
+    .one_error_line(&["invalid --network value \"bridge\""]);
 }
 
 #[test]

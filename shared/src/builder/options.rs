@@ -3,10 +3,10 @@
 
 use super::layer::LayerCompression;
 use crate::digest::Digest;
+use crate::network::NetworkMode;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::registry::PullObserver;
-use crate::runtime::NetworkMode;
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -44,6 +44,8 @@ pub struct BuildOptions {
     pub pull: bool,
     pub platform: Option<Platform>,
     pub labels: Vec<(String, String)>,
+    /// `--network`: RUN steps' network; `None` is the builder's default
+    /// (the host's).
     pub network: Option<NetworkMode>,
     pub compression: LayerCompression,
     /// SOURCE_DATE_EPOCH: every timestamp the build writes.

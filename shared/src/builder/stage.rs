@@ -45,7 +45,7 @@ pub fn build(
     // What a killed builder left: its steps' containers, then the overlays
     // and directories they ran on, and its half-written layer blobs (as a
     // pull removes a killed pull's). Best effort: leftovers never fail a build.
-    crate::runtime::step::sweep_orphans(store);
+    crate::container::owner::sweep_orphans(store);
     store.sweep_scratch("");
     let _ = store.sweep_temp_files();
     // Shared caches first: their entries are hits like local ones.
@@ -278,7 +278,7 @@ impl Builder<'_> {
                 heredocs,
                 network,
                 mounts,
-            } => self.run_step(run, node, command, heredocs, mounts, network.as_deref()),
+            } => self.run_step(run, node, command, heredocs, mounts, *network),
             Instruction::Copy(args) => self.copy_step(run, node, args, false),
             Instruction::Add(args) => self.copy_step(run, node, args, true),
         }

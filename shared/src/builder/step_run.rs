@@ -12,7 +12,8 @@ use super::state::{DEFAULT_PATH, StageRun};
 use super::step::Builder;
 use crate::digest::Digest;
 use crate::dockerfile::{self, Command, Node};
-use crate::runtime::{self, NetworkMode, step};
+use crate::network::{BuildNetwork, NetworkMode};
+use crate::runtime::{self, step};
 use crate::store::{SCRATCH_BUILD, Scratch};
 use std::path::{Path, PathBuf};
 
@@ -26,7 +27,7 @@ impl Builder<'_> {
         command: &Command,
         heredocs: &[dockerfile::Heredoc],
         mounts: &[dockerfile::Mount],
-        network: Option<&str>,
+        network: Option<BuildNetwork>,
     ) -> Result<(), BuildError> {
         let shell = run.state.shell();
         let RunMounts {
@@ -90,13 +91,10 @@ impl Builder<'_> {
             format!("|{} {} ", arg_env.len(), arg_env.join(" "))
         };
         let created_by = format!("RUN {mount_flags}{prefix}{} # buildkit", argv.join(" "));
-        let network = match network.or(self.options.network.map(|n| match n {
-            NetworkMode::Host => "host",
-            NetworkMode::None => "none",
-        })) {
-            Some("none") => NetworkMode::None,
-            _ => NetworkMode::Host,
-        };
+        // A step's own --network, else the build's; a build's default is
+        // the host's network, as a build needs one.
+        let build_default = self.options.network.unwrap_or(NetworkMode::Host);
+        let network = network.unwrap_or_default().or(build_default);
         let workdir = run.state.workdir();
         let user = run.state.user();
         let shown = argv.join(" ");

@@ -3,6 +3,7 @@
 //! (expansion depends on the ARG and ENV values in force at that step).
 
 use super::{Dockerfile, Heredoc, Node, ParseError, split_words};
+use crate::network::BuildNetwork;
 
 /// A command in exec (JSON) form or shell form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,7 +89,7 @@ pub enum Instruction {
         command: Command,
         heredocs: Vec<Heredoc>,
         mounts: Vec<Mount>,
-        network: Option<String>,
+        network: Option<BuildNetwork>,
     },
     Copy(CopyArgs),
     Add(CopyArgs),
@@ -290,12 +291,13 @@ pub fn parse_instruction(dockerfile: &Dockerfile, node: &Node) -> Result<Instruc
             for spec in flags.all("mount") {
                 mounts.push(parse_mount(&spec).map_err(at)?);
             }
-            let network = flags.value("network");
-            if let Some(n) = &network
-                && !matches!(n.as_str(), "default" | "none" | "host")
-            {
-                return Err(at(format!("unsupported network mode: {n}")));
-            }
+            let network = flags
+                .value("network")
+                .map(|n| {
+                    n.parse::<BuildNetwork>()
+                        .map_err(|_| at(format!("unsupported network mode: {n}")))
+                })
+                .transpose()?;
             Instruction::Run {
                 command: Command::parse(&node.args),
                 heredocs: node.heredocs.clone(),
@@ -619,6 +621,7 @@ pub fn parse_go_duration(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::NetworkMode;
 
     fn one(text: &str) -> Result<Instruction, ParseError> {
         let d = super::super::parse("Dockerfile", &format!("FROM x\n{text}\n"))?;
@@ -737,7 +740,7 @@ mod tests {
         };
         assert_eq!(mounts[0].kind, "cache");
         assert_eq!(mounts[0].target, "/root/.cache");
-        assert_eq!(network.as_deref(), Some("none"));
+        assert_eq!(network, Some(BuildNetwork::Mode(NetworkMode::None)));
         assert!(error("RUN --network=bridge x").contains("unsupported network mode"));
         assert!(error("RUN --mount=type=weird,target=/x y").contains("unsupported mount type"));
     }

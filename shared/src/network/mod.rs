@@ -53,6 +53,44 @@ impl FromStr for NetworkMode {
     }
 }
 
+/// A build's network (`img-build --network`, a Dockerfile's
+/// `RUN --network`): a mode, or `default`, the builder's own choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BuildNetwork {
+    #[default]
+    Default,
+    Mode(NetworkMode),
+}
+
+impl BuildNetwork {
+    /// The mode this asks for, `default` being `fallback`.
+    pub fn or(self, fallback: NetworkMode) -> NetworkMode {
+        match self {
+            BuildNetwork::Default => fallback,
+            BuildNetwork::Mode(mode) => mode,
+        }
+    }
+}
+
+impl fmt::Display for BuildNetwork {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildNetwork::Default => f.write_str("default"),
+            BuildNetwork::Mode(mode) => mode.fmt(f),
+        }
+    }
+}
+
+impl FromStr for BuildNetwork {
+    type Err = NetworkError;
+    fn from_str(text: &str) -> Result<BuildNetwork, NetworkError> {
+        match text {
+            "default" => Ok(BuildNetwork::Default),
+            other => other.parse().map(BuildNetwork::Mode),
+        }
+    }
+}
+
 /// The supported modes, as the error for another lists them.
 fn supported() -> String {
     NetworkMode::ALL.map(NetworkMode::as_str).join(", ")
@@ -81,6 +119,17 @@ mod tests {
         }
         assert_eq!("none".parse::<NetworkMode>().unwrap(), NetworkMode::None);
         assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
+    }
+
+    #[test]
+    fn a_build_network_is_a_mode_or_the_builders_default() {
+        let default: BuildNetwork = "default".parse().unwrap();
+        assert_eq!(default, BuildNetwork::Default);
+        assert_eq!(default.or(NetworkMode::Host), NetworkMode::Host);
+        let none: BuildNetwork = "none".parse().unwrap();
+        assert_eq!(none.or(NetworkMode::Host), NetworkMode::None);
+        assert_eq!(none.to_string(), "none");
+        assert!("bridge".parse::<BuildNetwork>().is_err());
     }
 
     #[test]

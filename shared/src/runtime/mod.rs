@@ -22,7 +22,6 @@ pub mod step;
 pub mod tty;
 pub mod user;
 
-pub use crate::network::NetworkMode;
 pub use create::{Prepared, prepare, reopen};
 pub use monitor::spawn_monitor;
 pub use options::{Cpus, Memory, RunOptions, parse_bytes};

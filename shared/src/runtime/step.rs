@@ -12,9 +12,6 @@ use crate::store::Store;
 use std::os::fd::OwnedFd;
 use std::path::Path;
 
-/// The builder's path to the sweep; its home is `container::owner`.
-pub use crate::container::owner::sweep_orphans;
-
 /// What one RUN step runs, and how.
 pub struct StepOptions<'a> {
     /// The mounted root filesystem (the builder unmounts nothing itself:

@@ -2,13 +2,13 @@
 //! Foreground: the container's output and exit code; `-d`: its ID.
 
 use berth::cli::{DetachKeysArg, StoreArgs};
-use berth::network::{NetworkError, NetworkMode};
+use berth::network::NetworkMode;
 use berth::output::Progress;
-use berth::platform::{Platform, PlatformError};
+use berth::platform::Platform;
 use berth::progress::{PullProgress, familiar};
 use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
 use berth::runtime::attach::AttachError;
-use berth::runtime::{self, Cpus, FlagError, Memory, RunError, RunOptions};
+use berth::runtime::{self, Cpus, Memory, RunError, RunOptions};
 use berth::{Exit, Failure, Store, exit, output, pipe};
 use clap::Parser;
 use std::path::PathBuf;
@@ -112,7 +112,12 @@ fn main() -> std::process::ExitCode {
             Ok(cli) => cli,
             Err(e) if !e.use_stderr() => e.exit(),
             // Docker's code for a bad flag is 125, on one line.
-            Err(e) => return Err(Failure::new(Exit::ToolFailed, bad_arguments(&e))),
+            Err(e) => {
+                return Err(Failure::new(
+                    Exit::ToolFailed,
+                    berth::cli::arguments_error(&e),
+                ));
+            }
         };
         let tool_failed = |e: &dyn std::fmt::Display| Failure::new(Exit::ToolFailed, e.to_string());
         let image = match cli.image.as_str() {
@@ -194,22 +199,6 @@ fn main() -> std::process::ExitCode {
     })
 }
 
-/// Docker's one line for bad arguments: a typed flag's own words
-/// (`invalid --memory value "lots": …`), else clap's first line.
-fn bad_arguments(error: &clap::Error) -> String {
-    let ours = std::error::Error::source(error).filter(|why| {
-        why.is::<FlagError>() || why.is::<NetworkError>() || why.is::<PlatformError>()
-    });
-    match ours {
-        Some(why) => why.to_string(),
-        None => {
-            let text = error.to_string();
-            let line = text.lines().next().unwrap_or("bad arguments");
-            line.trim_start_matches("error: ").to_string()
-        }
-    }
-}
-
 /// Pulls the image when `policy` asks for it, saying so on stderr as
 /// `docker run` does.
 fn ensure_image(
@@ -249,7 +238,7 @@ mod tests {
         let args = [&["ctr-run"], flags, &["busybox"]].concat();
         match Cli::try_parse_from(args) {
             Ok(_) => panic!("{flags:?} were taken"),
-            Err(e) => bad_arguments(&e),
+            Err(e) => berth::cli::arguments_error(&e),
         }
     }
 

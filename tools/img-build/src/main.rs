@@ -7,11 +7,11 @@ use berth::builder::layer::LayerCompression;
 use berth::builder::stdin::StdinInput;
 use berth::builder::{self, BuildObserver, BuildOptions};
 use berth::cli::StoreArgs;
+use berth::network::BuildNetwork;
 use berth::output::{self, Progress};
 use berth::platform::Platform;
 use berth::progress::{PullProgress, familiar};
 use berth::registry::PullObserver;
-use berth::runtime::NetworkMode;
 use berth::{Digest, Exit, Failure, Reference, exit};
 use clap::Parser;
 use secret::SecretSpec;
@@ -52,9 +52,9 @@ struct Cli {
     /// Set a label on the image (KEY=VALUE); repeatable
     #[arg(long, value_name = "KEY=VALUE")]
     label: Vec<String>,
-    /// Network for RUN steps: host (default) or none
+    /// Network for RUN steps: default (the host's), host or none
     #[arg(long, value_name = "MODE")]
-    network: Option<String>,
+    network: Option<BuildNetwork>,
     /// Print nothing but the image ID
     #[arg(short, long)]
     quiet: bool,
@@ -156,7 +156,11 @@ fn usage(message: impl Into<String>) -> Failure {
 
 fn main() -> std::process::ExitCode {
     exit::run(|| {
-        let cli = Cli::parse();
+        let cli = match Cli::try_parse() {
+            Ok(cli) => cli,
+            Err(e) if !e.use_stderr() => e.exit(),
+            Err(e) => return Err(usage(berth::cli::arguments_error(&e))),
+        };
         let stdin_text = || -> Result<String, Failure> {
             let mut text = String::new();
             std::io::stdin()
@@ -245,15 +249,9 @@ fn main() -> std::process::ExitCode {
                 None => (l.clone(), String::new()),
             })
             .collect();
-        let network = match cli.network.as_deref() {
-            None | Some("default") => None,
-            Some("host") => Some(NetworkMode::Host),
-            Some("none") => Some(NetworkMode::None),
-            Some(other) => {
-                return Err(usage(format!(
-                    "invalid --network {other:?}: expected host or none"
-                )));
-            }
+        let network = match cli.network.unwrap_or_default() {
+            BuildNetwork::Default => None,
+            BuildNetwork::Mode(mode) => Some(mode),
         };
         let secrets = cli
             .secret
