@@ -1,13 +1,57 @@
-//! The `lowerdir=` option of an overlay mount of unpacked layers.
+//! Overlay mounts of unpacked layers: the one mounter containers and build
+//! steps share.
 //!
 //! Each layer is named to the kernel as `/proc/self/fd/N` of a directory we
 //! hold open, not by its path: mount(2) takes one page of options, which the
 //! store's long layer paths filled at about 40 layers. At about 18 bytes a
 //! layer, an image can have well over Docker's limit of 128.
 
+use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Where an overlay's writes go: its upper dir and the work dir overlay
+/// needs beside it (on the same filesystem).
+pub struct Upper<'a> {
+    pub upper: &'a Path,
+    pub work: &'a Path,
+}
+
+/// Mounts `layers` (bottom first) at `target`: writable into `upper`, or
+/// read-only without one.
+///
+/// redirect_dir and metacopy are asked off where the kernel knows them:
+/// on, renames and metadata-only changes would stay as xattrs a tar cannot
+/// carry, and the upper dir would no longer be the diff a build step or a
+/// commit writes as a layer. Kernels without them get the plain options.
+pub fn mount(layers: &[PathBuf], upper: Option<Upper<'_>>, target: &Path) -> io::Result<()> {
+    let lower = LowerDirs::open(layers)?;
+    let (writes, flags) = match &upper {
+        Some(upper) => (
+            format!(
+                ",upperdir={},workdir={}",
+                upper.upper.display(),
+                upper.work.display()
+            ),
+            rustix::mount::MountFlags::empty(),
+        ),
+        None => (String::new(), rustix::mount::MountFlags::RDONLY),
+    };
+    let attempts = [
+        format!("{}{writes},redirect_dir=off,metacopy=off", lower.option),
+        format!("{}{writes}", lower.option),
+    ];
+    let mut last = None;
+    for options in attempts {
+        let data = CString::new(options).map_err(io::Error::other)?;
+        match rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one attempt").into())
+}
 
 /// The option text, and the directories it names, which must stay open
 /// until the mount is made.

@@ -4,7 +4,7 @@
 //! and RUN's bind mounts').
 
 use crate::store::{SCRATCH_BUILD, Scratch, Store};
-use rustix::mount::{MountFlags, UnmountFlags};
+use rustix::mount::UnmountFlags;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -42,35 +42,12 @@ fn scratch(store: &Store) -> Result<Scratch, RootfsError> {
 
 fn mount_overlay(
     lowers: &[PathBuf],
-    extra: &str,
+    upper: Option<crate::overlay::Upper<'_>>,
     target: &Path,
-    flags: MountFlags,
 ) -> Result<(), RootfsError> {
-    let lower = crate::overlay::LowerDirs::open(lowers).map_err(|source| RootfsError::Mount {
+    crate::overlay::mount(lowers, upper, target).map_err(|source| RootfsError::Mount {
         path: target.to_path_buf(),
         source,
-    })?;
-    let lower = &lower.option;
-    // redirect_dir and metacopy would leave renames and metadata-only
-    // changes as xattrs a tar cannot carry; off, the upper dir is the diff.
-    let attempts = [
-        format!("{lower}{extra},redirect_dir=off,metacopy=off"),
-        format!("{lower}{extra}"),
-    ];
-    let mut last = None;
-    for options in attempts {
-        let data = std::ffi::CString::new(options).map_err(|e| RootfsError::Mount {
-            path: target.to_path_buf(),
-            source: io::Error::other(e),
-        })?;
-        match rustix::mount::mount("overlay", target, "overlay", flags, Some(data.as_c_str())) {
-            Ok(()) => return Ok(()),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(RootfsError::Mount {
-        path: target.to_path_buf(),
-        source: last.expect("at least one attempt").into(),
     })
 }
 
@@ -97,13 +74,13 @@ impl StepRoot {
             // FROM scratch: overlay still wants a lower dir.
             lowers.push(dir.path().join("empty"));
         }
-        let extra = format!(
-            ",upperdir={},workdir={}",
-            upper.display(),
-            dir.path().join("work").display()
-        );
+        let work = dir.path().join("work");
+        let writes = crate::overlay::Upper {
+            upper: &upper,
+            work: &work,
+        };
         let merged = dir.path().join("merged");
-        mount_overlay(&lowers, &extra, &merged, MountFlags::empty())?;
+        mount_overlay(&lowers, Some(writes), &merged)?;
         Ok(StepRoot { dir, mounted: true })
     }
 
@@ -158,7 +135,7 @@ impl ReadRoot {
             }
             _ => {
                 let dir = scratch(store)?;
-                mount_overlay(lowers, "", dir.path(), MountFlags::RDONLY)?;
+                mount_overlay(lowers, None, dir.path())?;
                 Ok(ReadRoot {
                     path: dir.path().to_path_buf(),
                     dir: Some(dir),

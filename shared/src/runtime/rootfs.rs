@@ -55,24 +55,14 @@ pub fn prepare(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
     })
 }
 
-/// Mounts the layers (top first) under a per-container upper/work dir.
+/// Mounts the layers under the container's own upper and work dirs.
 fn mount_overlay(layers: &[PathBuf], dir: &Path) -> io::Result<()> {
-    let lower = crate::overlay::LowerDirs::open(layers)?;
-    let options = format!(
-        "{},upperdir={},workdir={}",
-        lower.option,
-        dir.join("upper").display(),
-        dir.join("work").display()
-    );
-    let data = CString::new(options).map_err(io::Error::other)?;
-    rustix::mount::mount(
-        "overlay",
-        dir.join("rootfs"),
-        "overlay",
-        rustix::mount::MountFlags::empty(),
-        Some(data.as_c_str()),
-    )?;
-    Ok(())
+    let (upper, work) = (dir.join("upper"), dir.join("work"));
+    let writes = crate::overlay::Upper {
+        upper: &upper,
+        work: &work,
+    };
+    crate::overlay::mount(layers, Some(writes), &dir.join("rootfs"))
 }
 
 /// Copies one unpacked layer onto `dst`, applying its overlay-style
