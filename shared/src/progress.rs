@@ -75,18 +75,9 @@ impl PullProgress {
     }
 }
 
-/// Docker's short form of a reference: `busybox:latest`, `user/app:1`,
-/// `host:5000/x:tag`, `busybox@sha256:…`.
+/// Docker's short form of a reference (see [`Reference::familiar`]).
 pub fn familiar(reference: &Reference) -> String {
-    let mut name = reference.familiar_repository();
-    if let Some(digest) = reference.digest() {
-        name.push('@');
-        name.push_str(&digest.to_string());
-    } else if let Some(tag) = reference.tag() {
-        name.push(':');
-        name.push_str(tag);
-    }
-    name
+    reference.familiar()
 }
 
 fn event_words(event: &LayerEvent) -> String {

@@ -158,6 +158,20 @@ impl Reference {
             .to_string()
     }
 
+    /// Docker's short form of the whole reference: `busybox:latest`,
+    /// `user/app:1`, `host:5000/x:tag`, `busybox@sha256:…`.
+    pub fn familiar(&self) -> String {
+        let mut name = self.familiar_repository();
+        if let Some(digest) = &self.digest {
+            name.push('@');
+            name.push_str(&digest.to_string());
+        } else if let Some(tag) = &self.tag {
+            name.push(':');
+            name.push_str(tag);
+        }
+        name
+    }
+
     /// The same repository with `tag` and no digest.
     pub fn with_tag(&self, tag: &str) -> Reference {
         Reference {

@@ -289,7 +289,7 @@ impl Pusher {
             return self
                 .store
                 .lookup_tag(reference)?
-                .ok_or_else(|| PushError::NoSuchImage(crate::progress::familiar(reference)));
+                .ok_or_else(|| PushError::NoSuchImage(reference.familiar()));
         };
         if !self.store.has_blob(digest) {
             return Err(missing());
