@@ -18,7 +18,7 @@ struct Comparison {
 }
 
 /// The sections `cargo xtask bench [SECTION...]` can run (all by default).
-const SECTIONS: &[&str] = &["runs", "pulls", "builds", "images", "containers"];
+const SECTIONS: &[&str] = &["runs", "pulls", "pushes", "builds", "images", "containers"];
 
 pub fn run() -> Result<(), String> {
     let wanted: Vec<String> = std::env::args().skip(2).collect();
@@ -44,6 +44,9 @@ pub fn run() -> Result<(), String> {
     }
     if want("pulls") {
         pulls(&registry, &fixture, debian.as_ref())?;
+    }
+    if want("pushes") {
+        pushes(&registry, &fixture)?;
     }
     if want("builds") {
         builds()?;
@@ -137,6 +140,61 @@ fn runs(fixture: &Fixture, debian: Option<&Debian>) -> Result<(), String> {
     compare(["comparison", "berth", "other"], &comparisons)?;
     println!("ratio = berth's time / the other tool's time (below 1: berth is faster)\n");
     Ok(())
+}
+
+/// img-push of ~400 MiB in 7 incompressible layers to an empty registry,
+/// against skopeo copying the same image from our store (an OCI layout);
+/// then the same push again, every layer already there.
+fn pushes(registry: &Registry, fixture: &Fixture) -> Result<(), String> {
+    let images = fixture.store.images_dir();
+    fixture.random("bench/push:latest", 7, 57 << 20);
+    let target = format!("{}/pushed:bench", registry.host);
+    let tag = Command::new(binary("img-tag"))
+        .args(["--root", &fixture.root().display().to_string()])
+        .args(["bench/push:latest", &target])
+        .status()
+        .map_err(|e| e.to_string())?;
+    if !tag.success() {
+        return Err("img-tag for the push bench failed".into());
+    }
+    let img_push = format!(
+        "{} -q --root {} {target}",
+        binary("img-push").display(),
+        fixture.root().display()
+    );
+    let skopeo = format!(
+        "skopeo --insecure-policy copy --quiet --dest-tls-verify=false oci:{}:docker.io/bench/push:latest docker://{target}",
+        images.display()
+    );
+    // The registry keeps no cache of what it holds: emptying its storage
+    // empties it.
+    let empty = format!(
+        "rm -rf {}/docker/registry/v2/repositories/pushed {}/docker/registry/v2/blobs",
+        registry.storage().display(),
+        registry.storage().display()
+    );
+    let comparisons = [
+        Comparison {
+            name: "to an empty registry (vs skopeo copy oci: docker://)".into(),
+            ours: img_push.clone(),
+            theirs: skopeo.clone(),
+            prepare: Some(empty),
+        },
+        Comparison {
+            name: "again, every layer there (vs skopeo copy)".into(),
+            ours: img_push,
+            theirs: skopeo,
+            prepare: None,
+        },
+    ];
+    compare(
+        [
+            "push ~400 MiB in 7 incompressible layers",
+            "img-push",
+            "skopeo",
+        ],
+        &comparisons,
+    )
 }
 
 /// img-pull of 384 MiB of incompressible data in 6 layers against skopeo
