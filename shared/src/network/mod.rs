@@ -1,8 +1,11 @@
 //! Container networking: the mode a container's network takes (`--network`,
-//! `RUN --network`) and the files that name it inside (`etc`). Bridges,
-//! address management and port publishing belong here too.
+//! `RUN --network`), the files that name it inside (`etc`), the addresses
+//! containers lease on a network (`ipam`) and the ports they publish
+//! (`ports`). Bridges belong here too.
 
 mod etc;
+pub mod ipam;
+pub mod ports;
 
 pub use etc::write_etc_files;
 
