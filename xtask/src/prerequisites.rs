@@ -54,6 +54,13 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     ("openssl", "openssl", Need::Tests),
     // img-build's interop test runs a built image under podman.
     ("podman", "podman", Need::Tests),
+    // Bridge networking: podman's network stack, its DNS server, the
+    // firewall it drives; the network test looks with `ip` and `nsenter`.
+    ("/usr/lib/podman/netavark", "netavark", Need::Tests),
+    ("/usr/lib/podman/aardvark-dns", "aardvark-dns", Need::Tests),
+    ("iptables", "iptables", Need::Tests),
+    ("ip", "iproute2", Need::Tests),
+    ("nsenter", "util-linux", Need::Tests),
     ("buildah", "buildah", Need::Bench),
     ("curl", "curl", Need::Bench),
     // GNU time, for peak memory (the shell's `time` keyword has no %M).

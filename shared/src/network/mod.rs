@@ -1,10 +1,13 @@
 //! Container networking: the mode a container's network takes (`--network`,
 //! `RUN --network`), the files that name it inside (`etc`), the addresses
-//! containers lease on a network (`ipam`) and the ports they publish
-//! (`ports`). Bridges belong here too.
+//! containers lease on a network (`ipam`), the ports they publish
+//! (`ports`), the namespaces their network lives in (`netns`) and the
+//! stack that wires them to a bridge (`netavark`).
 
 mod etc;
 pub mod ipam;
+pub mod netavark;
+pub mod netns;
 pub mod ports;
 
 pub use etc::write_etc_files;
