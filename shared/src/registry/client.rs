@@ -70,7 +70,12 @@ impl Session {
         let transport = options.transport(&host)?;
         let timeouts = Timeouts::resolve(options.timeout)?;
         let auth = config.credentials(reference.domain())?;
-        let protocol = choose_protocol(&host, &transport, timeouts).await?;
+        let unreachable = |reason: String| RegistryError::Unreachable {
+            registry: host.clone(),
+            reason,
+        };
+        let http = http_client(&transport, timeouts).map_err(|e| unreachable(root_cause(&e)))?;
+        let protocol = choose_protocol(&host, &transport, &http, timeouts).await?;
         let scheme = match protocol {
             ClientProtocol::Http => "http",
             _ => "https",
@@ -93,13 +98,7 @@ impl Session {
         };
         // We pick index entries ourselves (variant-aware, --platform).
         client_config.platform_resolver = None;
-        let unreachable = |reason: String| RegistryError::Unreachable {
-            registry: host.clone(),
-            reason,
-        };
         let client = Client::try_from(client_config).map_err(|e| unreachable(root_cause(&e)))?;
-        let http = http_client(&transport, timeouts, scheme == "https")
-            .map_err(|e| unreachable(root_cause(&e)))?;
         let session = Session {
             credentials: config.describe(reference.domain()),
             host,
@@ -345,19 +344,21 @@ impl Session {
     }
 }
 
-/// A reqwest client with our deadlines, roots and user agent. reqwest
+/// A reqwest client with our deadlines, roots and user agent, for both
+/// schemes. Building one loads the system's roots (tens of milliseconds),
+/// so a conversation builds it once: the probes of `choose_protocol` and
+/// every later request share it (and its pooled connections). reqwest
 /// follows at most ten redirects, then fails with "too many redirects".
 pub(crate) fn http_client(
     transport: &Transport,
     timeouts: Timeouts,
-    https: bool,
 ) -> reqwest::Result<reqwest::Client> {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.read)
         .user_agent(USER_AGENT)
         .danger_accept_invalid_certs(!transport.verify);
-    if https && !transport.extra_roots.is_empty() {
+    if !transport.extra_roots.is_empty() {
         let roots = transport
             .extra_roots
             .iter()
@@ -394,6 +395,7 @@ fn refusal(status: reqwest::StatusCode, body: &[u8], url: &str) -> OciDistributi
 pub(crate) async fn choose_protocol(
     host: &str,
     transport: &Transport,
+    http: &reqwest::Client,
     timeouts: Timeouts,
 ) -> Result<ClientProtocol, RegistryError> {
     if !transport.http_fallback {
@@ -401,8 +403,7 @@ pub(crate) async fn choose_protocol(
     }
     let probe = |https: bool| async move {
         let scheme = if https { "https" } else { "http" };
-        http_client(transport, timeouts, https)?
-            .get(format!("{scheme}://{host}/v2/"))
+        http.get(format!("{scheme}://{host}/v2/"))
             .send()
             .await
             .map(|response| response.status())

@@ -98,14 +98,14 @@ async fn verify_async(
     let host = &server.api_host;
     let transport = options.transport(host)?;
     let timeouts = Timeouts::resolve(options.timeout)?;
-    let protocol = choose_protocol(host, &transport, timeouts).await?;
-    let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
-    let scheme = if https { "https" } else { "http" };
     let unreachable = |e: reqwest::Error| RegistryError::Unreachable {
         registry: host.clone(),
         reason: root_cause(&e),
     };
-    let http = http_client(&transport, timeouts, https).map_err(unreachable)?;
+    let http = http_client(&transport, timeouts).map_err(unreachable)?;
+    let protocol = choose_protocol(host, &transport, &http, timeouts).await?;
+    let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
+    let scheme = if https { "https" } else { "http" };
     let base = format!("{scheme}://{host}/v2/");
     let challenge = http.get(&base).send().await.map_err(unreachable)?;
     let refused = || LoginError::Refused {

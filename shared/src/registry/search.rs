@@ -108,10 +108,10 @@ async fn search_async(
     };
     let transport = options.transport(host)?;
     let timeouts = Timeouts::resolve(options.timeout)?;
-    let protocol = choose_protocol(host, &transport, timeouts).await?;
+    let http = http_client(&transport, timeouts).map_err(|e| unreachable(host, &e))?;
+    let protocol = choose_protocol(host, &transport, &http, timeouts).await?;
     let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
     let base = format!("{}://{host}", if https { "https" } else { "http" });
-    let http = http_client(&transport, timeouts, https).map_err(|e| unreachable(host, &e))?;
     let config = DockerConfig::load(options.docker_config.as_deref())?;
     let client = Client {
         http,
