@@ -59,6 +59,15 @@ pub fn is_owned(store: &Store, id: &str) -> bool {
     }
 }
 
+/// Blocks until nobody owns container `id`: its owner has recorded the
+/// exit (or died). The shared lock this takes is dropped at once, so an
+/// owner about to start the container again is hardly delayed.
+pub fn wait_unowned(store: &Store, id: &str) {
+    if let Ok(file) = File::open(store.container_dir(id).join(OWNER_LOCK)) {
+        let _ = file.lock_shared();
+    }
+}
+
 /// Whether `pid` is still the init of container `id`: a PID is recycled,
 /// a cgroup path with the container's ID is not.
 pub fn init_alive(id: &str, pid: i32) -> bool {
@@ -146,6 +155,8 @@ pub fn release_runtime(store: &Store, id: &str) {
 /// for the cgroup to empty: for a container whose owner died, so nobody
 /// can signal its init by a PID it remembers.
 pub fn kill_cgroup(id: &str) {
+    // A frozen (paused) task does not die until it is thawed.
+    super::cgroup::thaw_if_frozen(id);
     let Some(procs) = ["pids", "freezer", "memory", "cpu"]
         .iter()
         .map(|c| {
