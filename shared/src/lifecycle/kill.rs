@@ -2,6 +2,7 @@
 //! then SIGKILL after the timeout).
 
 use super::LifecycleError;
+use super::pause::thaw_after_signal;
 use crate::container::Record;
 use crate::container::owner::{self, refresh};
 use crate::store::Store;
@@ -65,7 +66,20 @@ pub fn kill(store: &Store, record: &Record, signal: i32) -> Result<(), Lifecycle
     // SAFETY: kill(2) has no memory effects; the PID was just checked to be
     // this container's init.
     unsafe { libc::kill(record.state.pid, signal) };
+    if record.state.paused && ends_a_pause(&record, signal) {
+        // A frozen init gets the signal once thawed, as Docker's does.
+        thaw_after_signal(store, &record.id);
+    }
     Ok(())
+}
+
+/// Docker's rule: SIGKILL and the container's stop signal (any signal, if
+/// it has none of its own) thaw a paused container; any other waits,
+/// pending, for its unpause.
+fn ends_a_pause(record: &Record, signal: i32) -> bool {
+    signal == libc::SIGKILL
+        || record.config.stop_signal.is_empty()
+        || parse_signal(&record.config.stop_signal).is_ok_and(|stop| stop == signal)
 }
 
 /// Waits until nobody owns the container any more and its record says it
@@ -132,5 +146,15 @@ mod tests {
         assert_eq!(parse_signal("10").unwrap(), 10);
         assert!(parse_signal("SIGNOPE").is_err());
         assert!(parse_signal("0").is_err());
+    }
+
+    #[test]
+    fn the_stop_signal_and_sigkill_end_a_pause_as_docker_s_do() {
+        let mut record = Record::default();
+        assert!(ends_a_pause(&record, libc::SIGUSR1), "no stop signal: any");
+        record.config.stop_signal = "SIGQUIT".to_string();
+        assert!(ends_a_pause(&record, libc::SIGQUIT));
+        assert!(ends_a_pause(&record, libc::SIGKILL));
+        assert!(!ends_a_pause(&record, libc::SIGTERM));
     }
 }

@@ -6,6 +6,7 @@
 
 mod find;
 mod kill;
+mod pause;
 mod remove;
 mod rename;
 mod start;
@@ -13,6 +14,7 @@ mod wait;
 
 pub use find::{find, list};
 pub use kill::{kill, parse_signal, stop, wait_stopped};
+pub use pause::{pause, unpause};
 pub use remove::remove;
 pub use rename::rename;
 pub use start::{attach_without_terminal, log_length, start};

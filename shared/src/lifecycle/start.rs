@@ -16,6 +16,9 @@ use std::path::Path;
 /// same upper dir. A running one is left as it is.
 pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), LifecycleError> {
     let record = refresh(store, record.clone());
+    if record.state.paused {
+        return Err(LifecycleError::StartPaused(record.id));
+    }
     if record.state.running {
         return Ok(());
     }
