@@ -7,17 +7,21 @@
 mod find;
 mod kill;
 mod pause;
+mod prune;
 mod remove;
 mod rename;
 mod start;
+mod top;
 mod wait;
 
 pub use find::{find, list};
 pub use kill::{kill, parse_signal, stop, wait_stopped};
 pub use pause::{pause, unpause};
+pub use prune::{Pruned, prune};
 pub use remove::remove;
 pub use rename::rename;
 pub use start::{attach_without_terminal, log_length, start};
+pub use top::{Top, top};
 pub use wait::wait;
 
 use crate::container::ContainerError;
