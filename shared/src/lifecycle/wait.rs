@@ -10,19 +10,23 @@ use crate::store::Store;
 
 /// Waits for container `record` to stop and returns its exit code; one that
 /// is not running (created or exited) answers at once, as Docker's does.
-/// A record removed meanwhile (`--rm`, `ctr-rm`) is no such container.
+/// One removed on its exit (`--rm`) gives the code its owner left; one
+/// removed otherwise (`ctr-rm`) is no such container.
 pub fn wait(store: &Store, record: &Record) -> Result<i32, LifecycleError> {
     let id = &record.id;
+    // The code its last owner left with the lock: the only trace of the
+    // exit of a container removed on exit (--rm), as Docker's wait has it.
+    let mut left = None;
     loop {
         let record = match store.load_container(id) {
             Ok(record) => refresh(store, record),
             Err(ContainerError::NoSuchContainer(_)) => {
-                return Err(LifecycleError::NoSuchContainer(id.clone()));
+                return left.ok_or_else(|| LifecycleError::NoSuchContainer(id.clone()));
             }
             Err(e) => return Err(e.into()),
         };
         if owner::is_owned(store, id) {
-            owner::wait_unowned(store, id);
+            left = owner::wait_unowned(store, id);
         } else if record.state.running {
             // Nobody owns it, yet its init lives (refresh would have
             // recorded its death otherwise): its end is the init's.
