@@ -88,3 +88,15 @@ pub fn arguments_error(error: &clap::Error) -> String {
         }
     }
 }
+
+/// Parses the command line, a bad one refused on one line with the usage
+/// code (2); `--help` and `--version` print and exit as clap's do.
+pub fn parse<P: clap::Parser>() -> Result<P, crate::Failure> {
+    P::try_parse().or_else(|e| {
+        if e.use_stderr() {
+            Err(crate::Failure::new(crate::Exit::Usage, arguments_error(&e)))
+        } else {
+            e.exit()
+        }
+    })
+}

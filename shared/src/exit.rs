@@ -65,11 +65,20 @@ pub fn each<E: std::error::Error>(
     targets: &[String],
     mut act: impl FnMut(&str) -> Result<(), E>,
 ) -> Result<(), Failure> {
+    each_printing(targets, |target| act(target).map(|()| target.to_string()))
+}
+
+/// [`each`], printing for each target what `act` returns for it instead
+/// of the target itself (ctr-wait prints exit codes).
+pub fn each_printing<T: std::fmt::Display, E: std::error::Error>(
+    targets: &[String],
+    mut act: impl FnMut(&str) -> Result<T, E>,
+) -> Result<(), Failure> {
     let tool = tool_name();
     let mut failed = false;
     for target in targets {
         match act(target) {
-            Ok(()) => crate::output::result(target),
+            Ok(line) => crate::output::result(line),
             Err(error) => {
                 failed = true;
                 eprintln!("{tool}: {}", Failure::from(error).message);

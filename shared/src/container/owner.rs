@@ -27,7 +27,12 @@ impl Owner {
             .open(&path)
             .map_err(ContainerError::io(&path))?;
         match file.try_lock() {
-            Ok(()) => Ok(Owner(file)),
+            // What a previous owner left there (see `leave_exit_code`) is
+            // not this run's.
+            Ok(()) => match file.set_len(0) {
+                Ok(()) => Ok(Owner(file)),
+                Err(e) => Err(ContainerError::io(&path)(e)),
+            },
             Err(fs::TryLockError::WouldBlock) => Err(ContainerError::AlreadyRunning(
                 dir.file_name()
                     .map(|n| n.to_string_lossy().into_owned())
@@ -35,6 +40,16 @@ impl Owner {
             )),
             Err(fs::TryLockError::Error(e)) => Err(ContainerError::io(&path)(e)),
         }
+    }
+}
+
+impl Owner {
+    /// Leaves the container's exit code in the lock file for those blocked
+    /// on the lock (ctr-wait): with `--rm` the record goes before the lock
+    /// is released, and this is where they still find the code.
+    pub fn leave_exit_code(&self, code: i32) {
+        use std::os::unix::fs::FileExt;
+        let _ = self.0.write_all_at(format!("exit {code}\n").as_bytes(), 0);
     }
 }
 
@@ -57,6 +72,20 @@ pub fn is_owned(store: &Store, id: &str) -> bool {
         Ok(file) => matches!(file.try_lock(), Err(fs::TryLockError::WouldBlock)),
         Err(_) => false,
     }
+}
+
+/// Blocks until nobody owns container `id`: its owner has recorded the
+/// exit (or died). The shared lock this takes is dropped at once, so an
+/// owner about to start the container again is hardly delayed. Returns the
+/// exit code the owner left in the lock file, if it left one (see
+/// [`Owner::leave_exit_code`]): the only trace of a `--rm` container's exit.
+pub fn wait_unowned(store: &Store, id: &str) -> Option<i32> {
+    use std::io::Read;
+    let mut file = File::open(store.container_dir(id).join(OWNER_LOCK)).ok()?;
+    file.lock_shared().ok()?;
+    let mut text = String::new();
+    file.read_to_string(&mut text).ok()?;
+    text.trim().strip_prefix("exit ")?.parse().ok()
 }
 
 /// Whether `pid` is still the init of container `id`: a PID is recycled,
@@ -146,6 +175,8 @@ pub fn release_runtime(store: &Store, id: &str) {
 /// for the cgroup to empty: for a container whose owner died, so nobody
 /// can signal its init by a PID it remembers.
 pub fn kill_cgroup(id: &str) {
+    // A frozen (paused) task does not die until it is thawed.
+    super::cgroup::thaw_if_frozen(id);
     let Some(procs) = ["pids", "freezer", "memory", "cpu"]
         .iter()
         .map(|c| {
@@ -294,9 +325,18 @@ mod tests {
             second.to_string(),
             format!("container {id} is already running")
         );
+        owner.leave_exit_code(3);
         drop(owner);
         assert!(!is_owned(&store, &id));
-        Owner::take(&container).unwrap();
+        assert_eq!(wait_unowned(&store, &id), Some(3));
+        let _next = Owner::take(&container).unwrap();
+        assert_eq!(wait_unowned_now(&store, &id), None, "a new owner's run");
+    }
+
+    /// `wait_unowned` without the wait, for a lock held by this process.
+    fn wait_unowned_now(store: &Store, id: &str) -> Option<i32> {
+        let text = fs::read_to_string(store.container_dir(id).join(OWNER_LOCK)).ok()?;
+        text.trim().strip_prefix("exit ")?.parse().ok()
     }
 
     #[test]

@@ -107,6 +107,7 @@ impl State {
     pub fn start(&mut self, pid: i32) {
         self.status = Status::Running;
         self.running = true;
+        self.paused = false;
         self.pid = pid;
         self.started_at = now();
     }
@@ -115,9 +116,27 @@ impl State {
     pub fn exit(&mut self, code: i32) {
         self.status = Status::Exited;
         self.running = false;
+        self.paused = false;
         self.pid = 0;
         self.exit_code = code;
         self.finished_at = now();
+    }
+
+    /// Its processes are frozen (Docker's pause): still running, as Docker
+    /// keeps `Running` true, with the status `paused`.
+    pub fn pause(&mut self) {
+        if self.running {
+            self.status = Status::Paused;
+            self.paused = true;
+        }
+    }
+
+    /// Its processes are thawed: running again, unless it exited meanwhile.
+    pub fn unpause(&mut self) {
+        if self.paused {
+            self.status = Status::Running;
+            self.paused = false;
+        }
     }
 }
 
@@ -313,6 +332,25 @@ impl Store {
         self.write_record(record)
     }
 
+    /// Docker's rename: under the names lock `create_container` takes, so a
+    /// name is never given twice; the record is replaced atomically. The
+    /// name is checked by the caller ([`check_name`]).
+    pub fn rename_container(&self, id: &str, name: &str) -> Result<Record, ContainerError> {
+        let _names = lock(&self.root().join("locks").join("names.lock"))?;
+        let wanted = name.trim_start_matches('/');
+        if let Some(other) = self
+            .containers()?
+            .into_iter()
+            .find(|r| r.name.trim_start_matches('/') == wanted)
+        {
+            return Err(ContainerError::NameInUse {
+                name: wanted.to_string(),
+                id: other.id,
+            });
+        }
+        self.update_container(id, |r| r.name = format!("/{wanted}"))
+    }
+
     /// A container's directory, private from its creation: it will hold
     /// the spec (with the `-e` values), the log and the upper dir. Made by
     /// the creator before it takes the owner lock, and found made when the
@@ -490,6 +528,18 @@ mod tests {
         );
         assert!(!store.container_dir("2").exists());
         assert!(check_name("bad/name").is_err());
+        store
+            .create_container(&Record {
+                name: "/db".to_string(),
+                ..record("3")
+            })
+            .unwrap();
+        let err = store.rename_container("3", "web").unwrap_err();
+        assert!(matches!(err, ContainerError::NameInUse { ref id, .. } if id == "1"));
+        assert_eq!(store.load_container("3").unwrap().name, "/db");
+        assert_eq!(store.rename_container("3", "cache").unwrap().name, "/cache");
+        assert_eq!(store.load_container("3").unwrap().name, "/cache");
+        store.rename_container("3", "db").unwrap(); // the old name is free again
         check_name(&random_name()).unwrap();
         let updated = store
             .update_container("1", |r| r.state.exit_code = 7)
@@ -534,8 +584,21 @@ mod tests {
         state.start(42);
         assert!(state.running && state.pid == 42 && state.status == Status::Running);
         assert_ne!(state.started_at, ZERO_TIME);
+        state.pause();
+        assert!(state.running && state.paused && state.status == Status::Paused);
+        state.unpause();
+        assert!(state.running && !state.paused && state.status == Status::Running);
+        state.pause();
         state.exit(255);
         assert!(!state.running && state.pid == 0 && state.status == Status::Exited);
+        assert!(!state.paused, "an exit ends a pause");
+        state.pause();
+        state.unpause();
+        assert_eq!(
+            state.status,
+            Status::Exited,
+            "a stopped container stays stopped"
+        );
         assert_eq!(state.exit_code, 255);
         assert_ne!(state.finished_at, ZERO_TIME);
     }

@@ -20,6 +20,16 @@ impl Table {
         }
     }
 
+    /// A table whose columns are at least `width` wide, their padding
+    /// included, as Go's tabwriter counts it (`docker top`'s 20).
+    pub fn with_min_width(width: usize) -> Table {
+        Table {
+            writer: tabwriter::TabWriter::new(Vec::new())
+                .padding(3)
+                .minwidth(width.saturating_sub(3)),
+        }
+    }
+
     /// Adds one row; cells must not contain tabs or newlines.
     pub fn row<S: AsRef<str>>(&mut self, cells: &[S]) {
         let line: Vec<&str> = cells.iter().map(AsRef::as_ref).collect();
@@ -51,5 +61,13 @@ mod tests {
         table.row(&["REPOSITORY", "TAG"]);
         table.row(&["busybox", "latest"]);
         assert_eq!(table.render(), "REPOSITORY   TAG\nbusybox      latest\n");
+    }
+
+    #[test]
+    fn a_minimum_width_pads_narrow_columns() {
+        let mut table = Table::with_min_width(9);
+        table.row(&["PID", "CMD"]);
+        table.row(&["4242", "sleep 1000"]);
+        assert_eq!(table.render(), "PID      CMD\n4242     sleep 1000\n");
     }
 }

@@ -9,7 +9,7 @@ mod summary;
 
 pub use inspect::inspect;
 pub use list::{ListOptions, Row, list};
-pub use remove::{PruneOptions, Removal, RemoveError, prune, remove};
+pub use remove::{PruneFilter, PruneOptions, Removal, RemoveError, prune, remove};
 pub use summary::{Summaries, Summary};
 
 use crate::compression::decompressed;

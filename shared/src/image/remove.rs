@@ -170,9 +170,39 @@ pub struct PruneOptions {
     pub filters: Vec<String>,
 }
 
-enum PruneFilter {
+/// One `--filter` of Docker's prune commands (images and containers).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PruneFilter {
+    /// Created before this time.
     Until(SystemTime),
+    /// Has the label KEY (with VALUE); `true`: has not (`label!=`).
     Label(String, Option<String>, bool),
+}
+
+impl PruneFilter {
+    /// `until=TIMESTAMP|UNIX SECONDS|DURATION` (a Go duration before `now`),
+    /// `label=KEY[=VALUE]`, `label!=KEY[=VALUE]`.
+    pub fn parse(filter: &str, now: SystemTime) -> Result<PruneFilter, RemoveError> {
+        parse_prune_filter(filter, now)
+    }
+
+    /// Whether a thing created at `created` with `labels` passes.
+    pub fn passes(
+        &self,
+        created: Option<SystemTime>,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> bool {
+        match self {
+            PruneFilter::Until(t) => created.is_some_and(|c| c < *t),
+            PruneFilter::Label(key, value, negate) => {
+                let has = match value {
+                    Some(v) => labels.get(key) == Some(v),
+                    None => labels.contains_key(key),
+                };
+                has != *negate
+            }
+        }
+    }
 }
 
 /// Docker's `image prune`: dangling images (or with `all`, every image no
@@ -201,16 +231,9 @@ pub fn prune(
         let id = summary.id.to_string();
         let unused = !users.iter().any(|u| u.image_id == id);
         let wanted = options.all || entry.tags.is_empty();
-        let passes = filters.iter().all(|filter| match filter {
-            PruneFilter::Until(t) => summary.created_time().is_some_and(|c| c < *t),
-            PruneFilter::Label(key, value, negate) => {
-                let has = match value {
-                    Some(v) => summary.labels.get(key) == Some(v),
-                    None => summary.labels.contains_key(key),
-                };
-                has != *negate
-            }
-        });
+        let passes = filters
+            .iter()
+            .all(|filter| filter.passes(summary.created_time(), &summary.labels));
         if unused && wanted && passes {
             done.extend(untag_all(&mut guard, &entry.tags));
             guard.remove_digest(&entry.manifest_digest);

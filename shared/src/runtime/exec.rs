@@ -31,6 +31,10 @@ pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, R
     if !record.state.running || !owner::init_alive(&record.id, record.state.pid) {
         return Err(RunError::NotRunning(record.id.clone()));
     }
+    if record.state.paused {
+        // Its new process would join the frozen cgroup and hang there.
+        return Err(RunError::Paused(record.id.clone()));
+    }
     if opts.command.is_empty() {
         return Err(RunError::NoCommand);
     }

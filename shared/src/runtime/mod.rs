@@ -76,6 +76,8 @@ pub enum RunError {
     Monitor(String),
     #[error("container {0} is not running")]
     NotRunning(String),
+    #[error("Container {0} is paused, unpause the container before exec")]
+    Paused(String),
     #[error(transparent)]
     Attach(#[from] attach::AttachError),
 }

@@ -258,6 +258,11 @@ pub(super) fn finish_reporting(
             .map(|_| ())
             .map_err(RunError::from)
     };
+    // For ctr-wait: with --rm the record goes now, the code stays here
+    // until the lock is released.
+    if let Some(owner) = &prepared.owner {
+        owner.leave_exit_code(code);
+    }
     prepared.cleanup(remove);
     result
 }

@@ -1,0 +1,90 @@
+//! Finding containers as Docker does (full ID, name, unique ID prefix),
+//! each with its live state.
+
+use super::LifecycleError;
+use crate::container::owner::{self, refresh};
+use crate::container::{ContainerError, Record};
+use crate::store::Store;
+
+/// Every record as stored; a store no container ever ran in has none.
+pub(super) fn records(store: &Store) -> Result<Vec<Record>, LifecycleError> {
+    match store.containers() {
+        Ok(all) => Ok(all),
+        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Finds a container as Docker does: full ID, then name (with or without
+/// the leading `/`), then a unique ID prefix.
+pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
+    let all = records(store)?;
+    let name = target.trim_start_matches('/');
+    if let Some(found) = all
+        .iter()
+        .find(|r| r.id == target)
+        .or_else(|| all.iter().find(|r| r.name.trim_start_matches('/') == name))
+    {
+        return Ok(refresh(store, found.clone()));
+    }
+    let lowercase_hex = !target.is_empty()
+        && target
+            .chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+    let matches: Vec<&Record> = if lowercase_hex {
+        all.iter().filter(|r| r.id.starts_with(target)).collect()
+    } else {
+        Vec::new()
+    };
+    match matches.as_slice() {
+        [one] => Ok(refresh(store, (*one).clone())),
+        [] => Err(LifecycleError::NoSuchContainer(target.to_string())),
+        many => Err(LifecycleError::Ambiguous {
+            prefix: target.to_string(),
+            candidates: many.iter().map(|r| r.id[..12].to_string()).collect(),
+        }),
+    }
+}
+
+/// Every container with its live state, newest first (as `docker ps`).
+pub fn list(store: &Store) -> Result<Vec<Record>, LifecycleError> {
+    // A killed img-build's step is not the user's container: it goes.
+    owner::sweep_orphans(store);
+    let mut all = records(store)?;
+    all.sort_by(|a, b| b.created.cmp(&a.created));
+    Ok(all.into_iter().map(|r| refresh(store, r)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containers_are_found_by_id_name_or_unique_prefix() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for (id, name) in [("abc1", "/web"), ("abc2", "/db"), ("def3", "/abc1x")] {
+            let mut record = Record {
+                id: format!("{id}{}", "0".repeat(60)),
+                name: name.to_string(),
+                ..Record::default()
+            };
+            record.state.status = crate::container::Status::Exited;
+            store.create_container(&record).unwrap();
+        }
+        assert!(find(&store, "web").unwrap().id.starts_with("abc1"));
+        assert!(find(&store, "/db").unwrap().id.starts_with("abc2"));
+        assert!(find(&store, "def").unwrap().id.starts_with("def3"));
+        let err = find(&store, "abc").unwrap_err().to_string();
+        assert!(
+            err.contains("abc10000") && err.contains("abc20000"),
+            "{err}"
+        );
+        assert!(matches!(
+            find(&store, "nope"),
+            Err(LifecycleError::NoSuchContainer(_))
+        ));
+    }
+}

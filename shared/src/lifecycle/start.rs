@@ -1,0 +1,92 @@
+//! Starting a stopped container again through a new monitor, and following
+//! an attached one's output to its exit.
+
+use super::LifecycleError;
+use super::kill::{KILL_GRACE, kill, wait_stopped};
+use crate::container::Record;
+use crate::container::logs::{self, Entry, LogError};
+use crate::container::owner::{self, refresh};
+use crate::runtime;
+use crate::store::Store;
+use std::fs;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// Starts a stopped container again through a new monitor: same spec,
+/// same upper dir. A running one is left as it is.
+pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), LifecycleError> {
+    let record = refresh(store, record.clone());
+    if record.state.paused {
+        return Err(LifecycleError::StartPaused(record.id));
+    }
+    if record.state.running {
+        return Ok(());
+    }
+    // A monitor may still be tearing down the last run: let it finish.
+    if owner::is_owned(store, &record.id) && !wait_stopped(store, &record.id, KILL_GRACE) {
+        return Err(LifecycleError::DidNotStop(record.id));
+    }
+    let prepared = runtime::reopen(store, &record.id)?;
+    runtime::spawn_monitor(prepared, attached)?;
+    Ok(())
+}
+
+/// An attached client without a terminal (`ctr-attach`, `ctr-start -a`):
+/// with `input`, our stdin goes to the container if it takes some (made
+/// with `-i`); its output from log offset `from` on goes to ours until it
+/// stops. Returns its exit code.
+pub fn attach_without_terminal(
+    store: &Store,
+    record: &Record,
+    from: u64,
+    input: bool,
+    proxy_signals: bool,
+) -> Result<i32, LogError> {
+    if input && record.config.open_stdin {
+        runtime::attach::send_stdin(&store.container_dir(&record.id));
+    }
+    let log = Path::new(&record.log_path);
+    follow_to_exit(store, &record.id, log, from, proxy_signals)
+}
+
+/// The container's output from `offset` on, to our stdout and stderr, until
+/// it stops; returns its exit code. With `proxy_signals` (Docker's
+/// sig-proxy), the signals we get (Ctrl-C's SIGINT, …) go to the container.
+fn follow_to_exit(
+    store: &Store,
+    id: &str,
+    path: &Path,
+    offset: u64,
+    proxy_signals: bool,
+) -> Result<i32, LogError> {
+    if proxy_signals {
+        runtime::catch_forwarded_signals();
+    }
+    let mut emit = |entry: &Entry| {
+        let _ = if entry.stream == "stderr" {
+            io::stderr().write_all(entry.log.as_bytes())
+        } else {
+            io::stdout().write_all(entry.log.as_bytes())
+        };
+    };
+    let mut forward = || {
+        if let Some(signal) = runtime::pending_signal()
+            && let Ok(record) = store.load_container(id)
+        {
+            let _ = kill(store, &record, signal);
+        }
+    };
+    let mut stopped = || owner::has_stopped(store, id);
+    logs::follow(path, offset, &mut stopped, &mut emit, &mut forward)?;
+    Ok(store
+        .load_container(id)
+        .map(|done| done.state.exit_code)
+        .unwrap_or(0))
+}
+
+/// The length of a container's log now: where an attached start begins.
+pub fn log_length(record: &Record) -> u64 {
+    fs::metadata(Path::new(&record.log_path))
+        .map(|m| m.len())
+        .unwrap_or(0)
+}

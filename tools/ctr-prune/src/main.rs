@@ -1,0 +1,67 @@
+//! ctr-prune: Docker's `docker container prune`. Removes every stopped
+//! container; asks for confirmation only when stdin is a terminal, unless
+//! `-f` (as img-prune).
+
+use berth::cli::{self, StoreArgs};
+use berth::format::human;
+use berth::image::PruneFilter;
+use berth::{Exit, Failure, exit, lifecycle};
+use clap::Parser;
+use std::io::{BufRead, IsTerminal, Write};
+use std::time::SystemTime;
+
+/// Remove all stopped containers.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Filter: until=TIMESTAMP|DURATION, label=KEY[=VALUE], label!=KEY[=VALUE]
+    #[arg(long = "filter", value_name = "FILTER")]
+    filters: Vec<String>,
+    /// Do not prompt for confirmation
+    #[arg(short, long)]
+    force: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli: Cli = cli::parse()?;
+        let now = SystemTime::now();
+        let filters = cli
+            .filters
+            .iter()
+            .map(|f| PruneFilter::parse(f, now))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !cli.force && std::io::stdin().is_terminal() && !confirm() {
+            return Ok(());
+        }
+        let store = cli.store.open()?;
+        let pruned = lifecycle::prune(&store, &filters)?;
+        let mut out = std::io::stdout().lock();
+        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
+        if !pruned.ids.is_empty() {
+            writeln!(out, "Deleted Containers:").map_err(io)?;
+            for id in &pruned.ids {
+                writeln!(out, "{id}").map_err(io)?;
+            }
+            writeln!(out).map_err(io)?;
+        }
+        writeln!(
+            out,
+            "Total reclaimed space: {}",
+            human::size(pruned.reclaimed)
+        )
+        .map_err(io)?;
+        Ok(())
+    })
+}
+
+fn confirm() -> bool {
+    eprint!(
+        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
+    );
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    matches!(answer.trim(), "y" | "Y" | "yes")
+}

@@ -1,0 +1,29 @@
+//! ctr-wait: Docker's `docker wait`. Blocks until each container stops and
+//! prints its exit code, one line per container, in the order given.
+
+use berth::cli::{self, ContainerTargets, StoreArgs};
+use berth::exit;
+use berth::lifecycle::{self, LifecycleError};
+use clap::Parser;
+
+/// Block until one or more containers stop, then print their exit codes.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    targets: ContainerTargets,
+}
+
+fn main() -> std::process::ExitCode {
+    exit::run(|| {
+        let cli: Cli = cli::parse()?;
+        let targets = cli.targets.read()?;
+        let store = cli.store.open()?;
+        exit::each_printing(&targets, |target| -> Result<i32, LifecycleError> {
+            let record = lifecycle::find(&store, target)?;
+            lifecycle::wait(&store, &record)
+        })
+    })
+}
