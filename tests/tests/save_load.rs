@@ -74,8 +74,15 @@ fn load(root: &Path, input: &[u8]) -> Run {
     Run::of_bytes(&mut tool("img-load", root), Some(input))
 }
 
-/// Every entry of a tar: path, kind and content.
-fn entries(tar: &[u8]) -> Vec<(String, tar::EntryType, Vec<u8>)> {
+/// One entry of a tar: path, kind, content and link target.
+struct Entry {
+    path: String,
+    kind: tar::EntryType,
+    bytes: Vec<u8>,
+    link: Option<String>,
+}
+
+fn entries(tar: &[u8]) -> Vec<Entry> {
     let mut archive = tar::Archive::new(tar);
     archive
         .entries()
@@ -84,36 +91,43 @@ fn entries(tar: &[u8]) -> Vec<(String, tar::EntryType, Vec<u8>)> {
             let mut entry = entry.unwrap();
             let path = entry.path().unwrap().display().to_string();
             let kind = entry.header().entry_type();
+            let link = entry.link_name().unwrap().map(|l| l.display().to_string());
             let mut bytes = Vec::new();
             entry.read_to_end(&mut bytes).unwrap();
-            (path, kind, bytes)
+            Entry {
+                path,
+                kind,
+                bytes,
+                link,
+            }
         })
         .collect()
 }
 
 fn entry_json(tar: &[u8], name: &str) -> Value {
-    let (_, _, bytes) = entries(tar)
+    let entry = entries(tar)
         .into_iter()
-        .find(|(path, _, _)| path == name)
+        .find(|e| e.path == name)
         .unwrap_or_else(|| panic!("no {name} in the archive"));
-    serde_json::from_slice(&bytes).unwrap()
+    serde_json::from_slice(&entry.bytes).unwrap()
 }
 
-/// The tar with each entry passed through `change` (None drops it).
-fn rewrite(
-    tar: &[u8],
-    change: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>,
-) -> Vec<u8> {
+/// The tar with each file's content passed through `change` (None drops
+/// the entry); links are kept as they are.
+fn rewrite(tar: &[u8], change: impl Fn(&str, Vec<u8>) -> Option<Vec<u8>>) -> Vec<u8> {
     let mut out = tar::Builder::new(Vec::new());
-    for (path, kind, bytes) in entries(tar) {
-        let Some(bytes) = change(&path, bytes) else {
+    for entry in entries(tar) {
+        let Some(bytes) = change(&entry.path, entry.bytes) else {
             continue;
         };
         let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
+        h.set_entry_type(entry.kind);
         h.set_mode(0o644);
         h.set_size(bytes.len() as u64);
-        out.append_data(&mut h, &path, &bytes[..]).unwrap();
+        match entry.link {
+            Some(target) => out.append_link(&mut h, &entry.path, target).unwrap(),
+            None => out.append_data(&mut h, &entry.path, &bytes[..]).unwrap(),
+        }
     }
     out.into_inner().unwrap()
 }
@@ -133,7 +147,7 @@ fn two_images_sharing_a_layer_round_trip_with_their_digests_ids_and_tags() {
 
     let listed = entries(&tar);
     let shared = format!("blobs/sha256/{}", s.shared_layer.hex());
-    assert_eq!(listed.iter().filter(|(p, _, _)| *p == shared).count(), 1);
+    assert_eq!(listed.iter().filter(|e| e.path == shared).count(), 1);
     let manifest = entry_json(&tar, "manifest.json");
     assert_eq!(manifest[0]["RepoTags"], json!(["app:1"]));
     assert_eq!(manifest[1]["RepoTags"], json!(["registry.local:5000/team/tool:2"]));
@@ -254,9 +268,38 @@ fn skopeo_reads_the_archive_both_ways_and_berth_loads_what_skopeo_writes() {
     for layer in got.manifest.layers() {
         assert_eq!(
             layer.media_type().to_string(),
-            "application/vnd.docker.image.rootfs.diff.tar"
+            "application/vnd.oci.image.layer.v1.tar"
         );
     }
+    // The manifest made for it is OCI, so the store stays a layout skopeo reads.
+    let stored = format!("oci:{}/images:docker.io/library/app:1", loaded.path().display());
+    assert_eq!(Digest::of(&skopeo_raw(&stored, false)), got.manifest_digest);
+
+    // Docker 1.10-24 named `<id>/layer.tar` in manifest.json, a symlink
+    // where the layer was already saved: the same tar, pointed that way.
+    let skopeo_tar = std::fs::read(&docker_tar).unwrap();
+    let links: Vec<(String, String)> = entries(&skopeo_tar)
+        .into_iter()
+        .filter_map(|e| Some((e.link?.trim_start_matches("../").to_string(), e.path)))
+        .collect();
+    let legacy = rewrite(&skopeo_tar, |path, bytes| {
+        if path != "manifest.json" {
+            return Some(bytes);
+        }
+        let mut manifest: Value = serde_json::from_slice(&bytes).unwrap();
+        for layer in manifest[0]["Layers"].as_array_mut().unwrap() {
+            let (_, link) = links.iter().find(|(to, _)| to == layer).unwrap();
+            *layer = json!(link);
+        }
+        Some(serde_json::to_vec(&manifest).unwrap())
+    });
+    assert!(entry_json(&legacy, "manifest.json")[0]["Layers"][0]
+        .as_str()
+        .unwrap()
+        .ends_with("/layer.tar"));
+    let again = tempfile::tempdir().unwrap();
+    load(again.path(), &legacy).success();
+    assert_eq!(images(again.path()), images(loaded.path()));
     // Its uncompressed layers unpack and run (diff IDs checked there too).
     let ran = Run::of(
         tool("ctr-run", loaded.path()).args(["--rm", "app:1"]),

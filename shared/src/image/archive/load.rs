@@ -2,8 +2,8 @@
 //! (Docker 25+, skopeo's `oci-archive:`) is read first and its manifests
 //! kept byte for byte, so digests survive the trip; images `manifest.json`
 //! alone describes (Docker's and skopeo's `docker-archive:`, the 1.x-era
-//! `<id>/layer.tar` layout) get a Docker v2 manifest made for their layers
-//! as they are. Every image is checked whole (each blob's digest and size,
+//! `<id>/layer.tar` layout) get an OCI manifest made for their layers as
+//! they are. Every image is checked whole (each blob's digest and size,
 //! each layer's diff ID against its config) before any blob is persisted,
 //! and the index is updated once, last, as a pull commits.
 
@@ -26,7 +26,7 @@ pub enum LoadError {
     Empty,
     #[error("reading the archive: {0}")]
     Read(#[source] io::Error),
-    #[error("not an image archive (a tar, plain or gzip/zstd-compressed): {0}")]
+    #[error("not an image archive (a tar, plain or gzip/zstd-compressed), or a truncated one: {0}")]
     NotTar(#[source] io::Error),
     #[error("the archive is truncated: {path} should hold {size} bytes, it ends after {got}")]
     Truncated { path: String, size: u64, got: u64 },
@@ -262,9 +262,9 @@ fn oci_plan(archive: &Archive, descriptor: &Descriptor) -> Result<Plan, LoadErro
 }
 
 /// An image only `manifest.json` describes: its layers stored as they are
-/// (uncompressed ones as `…rootfs.diff.tar`), under a manifest made here,
-/// Docker v2 unless a zstd layer needs OCI's types. Made the same way from
-/// the same archive, it has the same digest.
+/// (uncompressed ones as plain `…layer.v1.tar`), under an OCI manifest made
+/// here, since skopeo's `oci:` and umoci see only OCI manifests in a
+/// layout. Made the same way from the same archive, it has the same digest.
 fn docker_plan(archive: &Archive, item: &ManifestItem) -> Result<Plan, LoadError> {
     let (config_path, config) = archive.get(&item.config, MANIFEST_JSON)?;
     let id = config.digest.clone();
@@ -281,35 +281,26 @@ fn docker_plan(archive: &Archive, item: &ManifestItem) -> Result<Plan, LoadError
         blobs.push(path);
         layers.push((content.compression, content.digest.clone(), content.size));
     }
-    let oci = layers.iter().any(|(c, _, _)| *c == Compression::Zstd);
-    let (media_type, config_type) = if oci {
-        (
-            "application/vnd.oci.image.manifest.v1+json",
-            "application/vnd.oci.image.config.v1+json",
-        )
-    } else {
-        (
-            "application/vnd.docker.distribution.manifest.v2+json",
-            "application/vnd.docker.container.image.v1+json",
-        )
-    };
     let layers: Vec<serde_json::Value> = layers
         .iter()
         .map(|(compression, digest, size)| {
-            let media_type = match (oci, compression) {
-                (true, Compression::Zstd) => "application/vnd.oci.image.layer.v1.tar+zstd",
-                (true, Compression::Gzip) => "application/vnd.oci.image.layer.v1.tar+gzip",
-                (true, Compression::None) => "application/vnd.oci.image.layer.v1.tar",
-                (false, Compression::Gzip) => "application/vnd.docker.image.rootfs.diff.tar.gzip",
-                (false, _) => "application/vnd.docker.image.rootfs.diff.tar",
+            let media_type = match compression {
+                Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+                Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+                Compression::None => "application/vnd.oci.image.layer.v1.tar",
             };
-            json!({"mediaType": media_type, "size": size, "digest": digest.to_string()})
+            json!({"mediaType": media_type, "digest": digest.to_string(), "size": size})
         })
         .collect();
+    let media_type = "application/vnd.oci.image.manifest.v1+json";
     let manifest = json!({
         "schemaVersion": 2,
         "mediaType": media_type,
-        "config": {"mediaType": config_type, "size": config.size, "digest": id.to_string()},
+        "config": {
+            "mediaType": "application/vnd.oci.image.config.v1+json",
+            "digest": id.to_string(),
+            "size": config.size,
+        },
         "layers": layers,
     });
     let bytes = serde_json::to_vec(&manifest).expect("JSON values serialise");
