@@ -50,7 +50,11 @@ fn images(root: &Path) -> BTreeSet<(String, String, Vec<String>)> {
         .map(|image| {
             let mut tags: Vec<String> = image.tags.iter().map(|t| t.to_string()).collect();
             tags.sort();
-            (image.manifest_digest.to_string(), image.id().to_string(), tags)
+            (
+                image.manifest_digest.to_string(),
+                image.id().to_string(),
+                tags,
+            )
         })
         .collect()
 }
@@ -143,14 +147,20 @@ fn two_images_sharing_a_layer_round_trip_with_their_digests_ids_and_tags() {
     Run::of(tool("img-save", s.fixture.root()).args(&args), None).success();
     let tar = std::fs::read(&file).unwrap();
     // The same images give the same bytes, on stdout as in a file.
-    assert!(save(s.fixture.root(), &targets) == tar, "stdout differs from -o");
+    assert!(
+        save(s.fixture.root(), &targets) == tar,
+        "stdout differs from -o"
+    );
 
     let listed = entries(&tar);
     let shared = format!("blobs/sha256/{}", s.shared_layer.hex());
     assert_eq!(listed.iter().filter(|e| e.path == shared).count(), 1);
     let manifest = entry_json(&tar, "manifest.json");
     assert_eq!(manifest[0]["RepoTags"], json!(["app:1"]));
-    assert_eq!(manifest[1]["RepoTags"], json!(["registry.local:5000/team/tool:2"]));
+    assert_eq!(
+        manifest[1]["RepoTags"],
+        json!(["registry.local:5000/team/tool:2"])
+    );
     assert_eq!(manifest[0]["Layers"][0], json!(shared));
     assert_eq!(manifest[1]["Layers"], json!([shared]));
     let index = entry_json(&tar, "index.json");
@@ -173,7 +183,10 @@ fn two_images_sharing_a_layer_round_trip_with_their_digests_ids_and_tags() {
             ("registry.local:5000/team/tool:2", "2")
         ]
     );
-    assert_eq!(entry_json(&tar, "oci-layout")["imageLayoutVersion"], "1.0.0");
+    assert_eq!(
+        entry_json(&tar, "oci-layout")["imageLayoutVersion"],
+        "1.0.0"
+    );
     assert!(entry_json(&tar, "repositories")["app"]["1"].is_string());
 
     let empty = tempfile::tempdir().unwrap();
@@ -196,7 +209,10 @@ fn an_image_saved_by_id_loads_untagged_and_a_repository_saves_every_tag() {
     let id = s.fixture.store.resolve_image("app:1").unwrap().id();
 
     let tar = save(root, &[&id.hex()[..12]]);
-    assert_eq!(entry_json(&tar, "manifest.json")[0]["RepoTags"], Value::Null);
+    assert_eq!(
+        entry_json(&tar, "manifest.json")[0]["RepoTags"],
+        Value::Null
+    );
     let empty = tempfile::tempdir().unwrap();
     let run = load(empty.path(), &tar).success();
     assert_eq!(run.stdout, format!("Loaded image ID: {id}\n"));
@@ -249,12 +265,22 @@ fn skopeo_reads_the_archive_both_ways_and_berth_loads_what_skopeo_writes() {
     assert_eq!(Digest::of(&skopeo_raw(&docker, true)), image.id());
     let inspected: Value =
         serde_json::from_str(&external("skopeo", &["inspect", &docker])).unwrap();
-    assert_eq!(inspected["Layers"].as_array().unwrap().len(), 2, "{inspected}");
+    assert_eq!(
+        inspected["Layers"].as_array().unwrap().len(),
+        2,
+        "{inspected}"
+    );
 
-    let source = format!("oci:{}:docker.io/library/app:1", s.fixture.store.images_dir().display());
+    let source = format!(
+        "oci:{}:docker.io/library/app:1",
+        s.fixture.store.images_dir().display()
+    );
     // skopeo's docker-archive: the 1.x-era layout, uncompressed layer tars.
     let docker_tar = dir.path().join("docker.tar");
-    skopeo_copy(&source, &format!("docker-archive:{}:app:1", docker_tar.display()));
+    skopeo_copy(
+        &source,
+        &format!("docker-archive:{}:app:1", docker_tar.display()),
+    );
     let loaded = tempfile::tempdir().unwrap();
     let run = Run::of(
         tool("img-load", loaded.path()).args(["-i", docker_tar.to_str().unwrap()]),
@@ -272,7 +298,10 @@ fn skopeo_reads_the_archive_both_ways_and_berth_loads_what_skopeo_writes() {
         );
     }
     // The manifest made for it is OCI, so the store stays a layout skopeo reads.
-    let stored = format!("oci:{}/images:docker.io/library/app:1", loaded.path().display());
+    let stored = format!(
+        "oci:{}/images:docker.io/library/app:1",
+        loaded.path().display()
+    );
     assert_eq!(Digest::of(&skopeo_raw(&stored, false)), got.manifest_digest);
 
     // Docker 1.10-24 named `<id>/layer.tar` in manifest.json, a symlink
@@ -293,19 +322,17 @@ fn skopeo_reads_the_archive_both_ways_and_berth_loads_what_skopeo_writes() {
         }
         Some(serde_json::to_vec(&manifest).unwrap())
     });
-    assert!(entry_json(&legacy, "manifest.json")[0]["Layers"][0]
-        .as_str()
-        .unwrap()
-        .ends_with("/layer.tar"));
+    assert!(
+        entry_json(&legacy, "manifest.json")[0]["Layers"][0]
+            .as_str()
+            .unwrap()
+            .ends_with("/layer.tar")
+    );
     let again = tempfile::tempdir().unwrap();
     load(again.path(), &legacy).success();
     assert_eq!(images(again.path()), images(loaded.path()));
     // Its uncompressed layers unpack and run (diff IDs checked there too).
-    let ran = Run::of(
-        tool("ctr-run", loaded.path()).args(["--rm", "app:1"]),
-        None,
-    )
-    .success();
+    let ran = Run::of(tool("ctr-run", loaded.path()).args(["--rm", "app:1"]), None).success();
     assert_eq!(ran.stdout, "the app\n");
 
     // skopeo's oci-archive, unnamed and named.
@@ -328,7 +355,10 @@ fn skopeo_reads_the_archive_both_ways_and_berth_loads_what_skopeo_writes() {
 #[test]
 fn gzip_and_zstd_compressed_archives_load() {
     let s = scene();
-    let tar = save(s.fixture.root(), &["app:1", "registry.local:5000/team/tool:2"]);
+    let tar = save(
+        s.fixture.root(),
+        &["app:1", "registry.local:5000/team/tool:2"],
+    );
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&tar).unwrap();
     let gz = gz.finish().unwrap();
@@ -369,14 +399,20 @@ fn hostile_and_broken_archives_get_one_line_and_leave_the_store_as_it_was() {
     let mut h = tar::Header::new_ustar();
     h.set_entry_type(tar::EntryType::Symlink);
     h.set_size(0);
-    symlinked.append_link(&mut h, &layer, "/etc/passwd").unwrap();
+    symlinked
+        .append_link(&mut h, &layer, "/etc/passwd")
+        .unwrap();
     let symlinked = symlinked.into_inner().unwrap();
     let mut garbage = vec![0u8; 100_000];
     for (i, byte) in garbage.iter_mut().enumerate() {
         *byte = (i.wrapping_mul(2_654_435_761) >> 13) as u8;
     }
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("traversal", raw_entry("../escaped", b"x"), "leaves the archive"),
+        (
+            "traversal",
+            raw_entry("../escaped", b"x"),
+            "leaves the archive",
+        ),
         (
             "digest mismatch",
             rewrite(&tar, |path, mut bytes| {
@@ -402,7 +438,11 @@ fn hostile_and_broken_archives_get_one_line_and_leave_the_store_as_it_was() {
         let run = load(target.root(), &bytes).failure(1);
         assert_eq!(run.stdout, "", "{case}: {run:#?}");
         run.one_error_line(&["img-load: ", says]);
-        assert_eq!(store_listing(target.root()), before, "{case} changed the store");
+        assert_eq!(
+            store_listing(target.root()),
+            before,
+            "{case} changed the store"
+        );
     }
 }
 

@@ -39,7 +39,8 @@ fn main() -> std::process::ExitCode {
                 let stdout = std::io::stdout().lock();
                 let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout);
                 image::save(&store, &targets, &mut out)?;
-                out.flush().map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+                out.flush()
+                    .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
             }
         }
         Ok(())

@@ -259,7 +259,9 @@ fn named_digest(path: &str) -> Result<Option<Digest>, LoadError> {
             why: "a blob whose name is not a sha256 digest".to_string(),
         });
     }
-    Ok(Some(format!("sha256:{hex}").parse().expect("64 hex digits")))
+    Ok(Some(
+        format!("sha256:{hex}").parse().expect("64 hex digits"),
+    ))
 }
 
 fn truncated(path: &str, size: u64, got: u64) -> LoadError {
@@ -395,7 +397,9 @@ impl DiffThread {
 
     fn finish(self) -> Result<Digest, DiffIdError> {
         drop(self.chunks);
-        self.thread.join().expect("the diff ID thread does not panic")
+        self.thread
+            .join()
+            .expect("the diff ID thread does not panic")
     }
 }
 

@@ -42,9 +42,7 @@ pub enum LoadError {
     Missing { path: String, by: String },
     #[error("{what}: {why}")]
     Invalid { what: String, why: String },
-    #[error(
-        "{what}: diff ID mismatch: the image config says {expected}, the content is {actual}"
-    )]
+    #[error("{what}: diff ID mismatch: the image config says {expected}, the content is {actual}")]
     DiffId {
         what: String,
         expected: Digest,
@@ -147,8 +145,7 @@ fn plan(archive: &Archive) -> Result<Vec<Plan>, LoadError> {
         plan.tags.extend(tag);
         plans.push(plan);
     }
-    let items: Vec<ManifestItem> =
-        json(archive, MANIFEST_JSON, "the archive")?.unwrap_or_default();
+    let items: Vec<ManifestItem> = json(archive, MANIFEST_JSON, "the archive")?.unwrap_or_default();
     for item in items {
         let mut tags = Vec::new();
         for tag in item.repo_tags.iter().flatten() {
@@ -200,12 +197,11 @@ fn described<'a>(
     descriptor: &Descriptor,
     by: &str,
 ) -> Result<(String, &'a Content), LoadError> {
-    let digest = Digest::from_str(&descriptor.digest().to_string()).map_err(|e| {
-        LoadError::Invalid {
+    let digest =
+        Digest::from_str(descriptor.digest().as_ref()).map_err(|e| LoadError::Invalid {
             what: by.to_string(),
             why: e.to_string(),
-        }
-    })?;
+        })?;
     let path = blob_path(digest.hex());
     let (real, content) = archive.get(&path, by)?;
     // The name was checked against the content as it came in.
@@ -406,4 +402,80 @@ fn commit(
     }
     guard.save()?;
     Ok(loaded)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tar_of(files: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, bytes) in files {
+            let mut h = tar::Header::new_ustar();
+            h.set_mode(0o644);
+            h.set_size(bytes.len() as u64);
+            tar.append_data(&mut h, path, *bytes).unwrap();
+        }
+        tar.into_inner().unwrap()
+    }
+
+    /// A one-layer OCI layout tar whose config claims `diff_id`.
+    fn layout(layer: &[u8], diff_id: &Digest, ref_name: &str) -> Vec<u8> {
+        let config = serde_json::to_vec(&json!({
+            "architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+        }))
+        .unwrap();
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                       "digest": Digest::of(&config), "size": config.len()},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar",
+                        "digest": Digest::of(layer), "size": layer.len()}],
+        }))
+        .unwrap();
+        let index = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "digest": Digest::of(&manifest), "size": manifest.len(),
+                           "annotations": {REF_NAME_ANNOTATION: ref_name}}],
+        }))
+        .unwrap();
+        let path = |bytes: &[u8]| blob_path(Digest::of(bytes).hex());
+        tar_of(&[
+            (&path(layer), layer),
+            (&path(&config), &config),
+            (&path(&manifest), &manifest),
+            ("index.json", &index),
+            ("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#),
+        ])
+    }
+
+    #[test]
+    fn a_layer_whose_content_is_not_its_diff_id_is_refused_and_nothing_is_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = tar_of(&[("f", b"content")]);
+        let lie = Digest::of(b"some other layer");
+        let err = load(&store, &layout(&layer, &lie, "x:1")[..]).unwrap_err();
+        assert!(matches!(err, LoadError::DiffId { .. }), "{err}");
+        assert!(err.to_string().contains(&Digest::of(&layer).to_string()));
+        assert_eq!(std::fs::read_dir(store.blobs_dir()).unwrap().count(), 0);
+        assert!(store.read_index().unwrap().manifests().is_empty());
+
+        let loaded = load(&store, &layout(&layer, &Digest::of(&layer), "x:1")[..]).unwrap();
+        assert_eq!(loaded[0].tags, [Reference::parse("x:1").unwrap()]);
+    }
+
+    #[test]
+    fn a_bare_oci_ref_name_is_a_tag_of_no_repository() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let layer = tar_of(&[("f", b"content")]);
+        let loaded = load(&store, &layout(&layer, &Digest::of(&layer), "latest")[..]).unwrap();
+        assert!(loaded[0].tags.is_empty(), "{:?}", loaded[0].tags);
+        let entry = store.read_index().unwrap().manifests()[0].clone();
+        assert!(entry.annotations().is_none());
+    }
 }

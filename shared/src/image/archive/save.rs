@@ -16,9 +16,9 @@ use crate::store::{Image, REF_NAME_ANNOTATION, Store, StoreError, descriptor_dig
 use serde_json::json;
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::rc::Rc;
 use std::io::{self, Read, Write};
 use std::path::Path;
+use std::rc::Rc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SaveError {
@@ -157,7 +157,12 @@ fn write_archive(store: &Store, images: &[Saving], out: impl Write) -> Result<()
         let config_digest = image.id();
         add_blob(config_digest.clone(), config.size());
         add_blob(image.manifest_digest.clone(), image.descriptor.size());
-        let layers: Vec<Digest> = image.manifest.layers().iter().map(descriptor_digest).collect();
+        let layers: Vec<Digest> = image
+            .manifest
+            .layers()
+            .iter()
+            .map(descriptor_digest)
+            .collect();
         for (layer, digest) in image.manifest.layers().iter().zip(&layers) {
             add_blob(digest.clone(), layer.size());
         }
@@ -239,7 +244,10 @@ fn write_entries<W: Write>(
         let mut reader = Verifying::new(file, blob);
         let mut h = header(tar::EntryType::Regular, 0o644, blob.size);
         if let Err(e) = tar.append_data(&mut h, blob_path(hex), &mut reader) {
-            return Err(reader.failure.take().map_or(SaveError::Write(e), Into::into));
+            return Err(reader
+                .failure
+                .take()
+                .map_or(SaveError::Write(e), Into::into));
         }
     }
     let index = json!({
@@ -248,7 +256,10 @@ fn write_entries<W: Write>(
         "manifests": descriptors,
     });
     let mut files: Vec<(&str, Vec<u8>)> = vec![
-        (INDEX_JSON, serde_json::to_vec(&index).expect("JSON values serialise")),
+        (
+            INDEX_JSON,
+            serde_json::to_vec(&index).expect("JSON values serialise"),
+        ),
         (MANIFEST_JSON, json_line(items)),
         (OCI_LAYOUT, br#"{"imageLayoutVersion":"1.0.0"}"#.to_vec()),
     ];
