@@ -353,6 +353,45 @@ fn skopeo_reads_the_archive_both_ways_and_berth_loads_what_skopeo_writes() {
 }
 
 #[test]
+fn a_multi_platform_index_in_an_oci_archive_loads_whole_under_its_tag() {
+    let fixture = Fixture::new();
+    let index = fixture.index("multi:1", "multi");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("multi.tar");
+    external(
+        "skopeo",
+        &[
+            "--insecure-policy",
+            "copy",
+            "--quiet",
+            "--all",
+            &format!(
+                "oci:{}:docker.io/library/multi:1",
+                fixture.store.images_dir().display()
+            ),
+            &format!("oci-archive:{}:docker.io/library/multi:1", file.display()),
+        ],
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let run = load(empty.path(), &std::fs::read(&file).unwrap()).success();
+    assert_eq!(run.stdout, "Loaded image: multi:1\n");
+    let store = Store::open(empty.path()).unwrap();
+    let tagged = store
+        .lookup_tag(&Reference::parse("multi:1").unwrap())
+        .unwrap()
+        .unwrap();
+    assert_eq!(tagged.digest().to_string(), index.index_digest.to_string());
+    assert_eq!(
+        store.resolve_image("multi:1").unwrap().id(),
+        index.host.config_digest
+    );
+    let arm64 = store.resolve_image_on("multi:1", &"linux/arm64/v8".parse().unwrap());
+    assert_eq!(arm64.unwrap().id(), index.arm64.config_digest);
+    let fsck = Run::of(&mut tool("img-fsck", empty.path()), None).success();
+    assert_eq!(fsck.stdout, "");
+}
+
+#[test]
 fn gzip_and_zstd_compressed_archives_load() {
     let s = scene();
     let tar = save(

@@ -11,6 +11,7 @@ use super::ingest::{self, Archive, Content};
 use super::{IMAGE_NAME_ANNOTATION, INDEX_JSON, MANIFEST_JSON, ManifestItem, blob_path};
 use crate::compression::Compression;
 use crate::digest::Digest;
+use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::store::{MediaKind, REF_NAME_ANNOTATION, Store, StoreError, descriptor_digest};
 use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
@@ -129,12 +130,7 @@ fn plan(archive: &Archive) -> Result<Vec<Plan>, LoadError> {
         }
         let mut plan = match MediaKind::of(descriptor.media_type().as_ref()) {
             MediaKind::Manifest => oci_plan(archive, descriptor)?,
-            MediaKind::Index => {
-                return Err(LoadError::Invalid {
-                    what: format!("{INDEX_JSON} entry {digest}"),
-                    why: "a multi-platform index: load one platform's image".to_string(),
-                });
-            }
+            MediaKind::Index => index_plan(archive, descriptor)?,
             MediaKind::Other => {
                 return Err(LoadError::Invalid {
                     what: format!("{INDEX_JSON} entry {digest}"),
@@ -252,6 +248,59 @@ fn oci_plan(archive: &Archive, descriptor: &Descriptor) -> Result<Plan, LoadErro
         manifest_digest: digest,
         manifest_size: descriptor.size(),
         id: config.digest.clone(),
+        blobs,
+        tags: Vec::new(),
+    })
+}
+
+/// A multi-platform index (skopeo's `copy --all`, Docker 27+ with
+/// containerd): the index kept as it is and named by the tag, with every
+/// platform whose manifest the archive holds, each checked whole; the
+/// others stay out, as a pull keeps only the platforms it fetched.
+fn index_plan(archive: &Archive, descriptor: &Descriptor) -> Result<Plan, LoadError> {
+    let digest = descriptor_digest(descriptor);
+    let (index_path, content) = described(archive, descriptor, INDEX_JSON)?;
+    let index: ImageIndex =
+        serde_json::from_slice(&content.bytes(&index_path)?).map_err(|e| LoadError::Invalid {
+            what: index_path.clone(),
+            why: format!("not an image index: {e}"),
+        })?;
+    let host = Platform::host();
+    let mut blobs = Vec::new();
+    let mut id: Option<(bool, Digest)> = None;
+    for child in index.manifests() {
+        let present = archive.has(&blob_path(descriptor_digest(child).hex()));
+        if !present || MediaKind::of(child.media_type().as_ref()) != MediaKind::Manifest {
+            continue;
+        }
+        let plan = oci_plan(archive, child)?;
+        let is_host = child.platform().as_ref().is_some_and(|p| {
+            host.matches(
+                &p.os().to_string(),
+                &p.architecture().to_string(),
+                p.variant().as_deref(),
+            )
+        });
+        if id.as_ref().is_none_or(|(host, _)| is_host && !host) {
+            id = Some((is_host, plan.id.clone()));
+        }
+        blobs.extend(plan.blobs);
+        if let ManifestBytes::Archive(path) = plan.manifest {
+            blobs.push(path);
+        }
+    }
+    let Some((_, id)) = id else {
+        return Err(LoadError::Missing {
+            path: "any of its platforms' manifests".to_string(),
+            by: format!("index {digest}"),
+        });
+    };
+    Ok(Plan {
+        manifest: ManifestBytes::Archive(index_path),
+        media_type: descriptor.media_type().to_string(),
+        manifest_digest: digest,
+        manifest_size: descriptor.size(),
+        id,
         blobs,
         tags: Vec::new(),
     })
