@@ -206,7 +206,8 @@ fn an_image_saved_by_id_loads_untagged_and_a_repository_saves_every_tag() {
     let s = scene();
     let root = s.fixture.root();
     Run::of(tool("img-tag", root).args(["app:1", "app:also"]), None).success();
-    let id = s.fixture.store.resolve_image("app:1").unwrap().id();
+    let image = s.fixture.store.resolve_image("app:1").unwrap();
+    let id = image.id();
 
     let tar = save(root, &[&id.hex()[..12]]);
     assert_eq!(
@@ -219,6 +220,7 @@ fn an_image_saved_by_id_loads_untagged_and_a_repository_saves_every_tag() {
     let loaded = Store::open(empty.path()).unwrap().images().unwrap();
     assert_eq!(loaded.len(), 1);
     assert_eq!(loaded[0].id(), id);
+    assert_eq!(loaded[0].manifest_digest, image.manifest_digest);
     assert!(loaded[0].tags.is_empty());
 
     let tar = save(root, &["app"]);

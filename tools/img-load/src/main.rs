@@ -26,24 +26,21 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     exit::run(|| {
         let cli = Cli::parse();
-        let store = cli.store.open()?;
-        let loaded = match &cli.input {
-            Some(path) => {
-                let file = std::fs::File::open(path)
-                    .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", path.display())))?;
-                image::load(&store, file)?
+        let input: Box<dyn std::io::Read> = match &cli.input {
+            Some(path) => Box::new(
+                std::fs::File::open(path)
+                    .map_err(|e| Failure::new(Exit::Failed, format!("{}: {e}", path.display())))?,
+            ),
+            None if std::io::stdin().is_terminal() => {
+                return Err(Failure::new(
+                    Exit::Failed,
+                    "requested load from stdin, but stdin is empty",
+                ));
             }
-            None => {
-                let stdin = std::io::stdin();
-                if stdin.is_terminal() {
-                    return Err(Failure::new(
-                        Exit::Failed,
-                        "requested load from stdin, but stdin is empty",
-                    ));
-                }
-                image::load(&store, stdin.lock())?
-            }
+            None => Box::new(std::io::stdin().lock()),
         };
+        let store = cli.store.open()?;
+        let loaded = image::load(&store, input)?;
         let notices = output::Progress::new(cli.quiet);
         for image in loaded {
             for (tag, old) in &image.replaced {
