@@ -4,10 +4,12 @@
 //! `index.json`, `blobs/sha256/`), and `img-load` reads that, a plain OCI
 //! layout tar, and the Docker 1.x-era save format. The names and shapes
 //! both sides share live here; `save` writes, `ingest` takes a tar into
-//! the store's temp files verifying every entry, `load` makes images of it.
+//! the store's temp files verifying every entry, `plan` checks the images
+//! it holds, `load` stores them.
 
 mod ingest;
 mod load;
+mod plan;
 mod save;
 
 pub use load::{LoadError, Loaded, load};
