@@ -105,6 +105,27 @@ fn the_readme_pull_and_run_pipelines_do_what_they_say() {
 }
 
 #[test]
+fn the_readme_save_load_pipeline_does_what_it_says() {
+    let fixture = Fixture::new();
+    let app = fixture.busybox("app:1", "app");
+    let other = tempfile::tempdir().unwrap();
+    let pipelines: Vec<String> = pipelines_after("And between stores, with no registry")
+        .iter()
+        .map(|l| l.replace("/other/store", other.path().to_str().unwrap()))
+        .collect();
+    assert_eq!(pipelines.len(), 1, "{pipelines:?}");
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "Loaded image: app:1\n");
+    let copied = berth::Store::open(other.path())
+        .unwrap()
+        .resolve_image("app:1")
+        .unwrap();
+    assert_eq!(copied.id(), app.config_digest);
+    assert_eq!(copied.manifest_digest, app.manifest_digest);
+}
+
+#[test]
 fn the_readme_lifecycle_pipelines_do_what_they_say() {
     let fixture = Fixture::new();
     fixture.busybox("app:latest", "app");
