@@ -192,17 +192,18 @@ pub(crate) fn hostname_of(key: &str) -> &str {
     key.split('/').next().unwrap_or(key)
 }
 
-/// `docker-credential-<helper> get`, the server on stdin, JSON on stdout.
-/// "credentials not found" is no error: the pull goes on anonymously.
-fn run_helper(helper: &str, server: &str) -> Result<RegistryAuth, AuthError> {
+/// `docker-credential-<helper> <verb>` with `input` on stdin: its output,
+/// whatever its status (each verb reads a failure its own way).
+pub(crate) fn call_helper(
+    helper: &str,
+    verb: &str,
+    input: &str,
+    server: &str,
+) -> Result<std::process::Output, AuthError> {
     let program = format!("docker-credential-{helper}");
-    let failed = |reason: String| AuthError::Helper {
-        helper: helper.to_string(),
-        registry: server.to_string(),
-        reason,
-    };
+    let failed = |reason: String| helper_failed(helper, server, reason);
     let mut child = Command::new(&program)
-        .arg("get")
+        .arg(verb)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -210,26 +211,43 @@ fn run_helper(helper: &str, server: &str) -> Result<RegistryAuth, AuthError> {
         .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
-            .write_all(server.as_bytes())
+            .write_all(input.as_bytes())
             .map_err(|e| failed(e.to_string()))?;
     }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
+    child.wait_with_output().map_err(|e| failed(e.to_string()))
+}
+
+pub(crate) fn helper_failed(helper: &str, server: &str, reason: String) -> AuthError {
+    AuthError::Helper {
+        helper: helper.to_string(),
+        registry: server.to_string(),
+        reason,
+    }
+}
+
+/// What a helper said when it failed: its stdout and stderr on one line.
+pub(crate) fn helper_said(output: &std::process::Output) -> String {
+    format!(
+        "{}: {}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout).trim(),
+        String::from_utf8_lossy(&output.stderr).trim()
+    )
+}
+
+/// `docker-credential-<helper> get`, the server on stdin, JSON on stdout.
+/// "credentials not found" is no error: the pull goes on anonymously.
+fn run_helper(helper: &str, server: &str) -> Result<RegistryAuth, AuthError> {
+    let output = call_helper(helper, "get", server, server)?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         if stdout.contains("credentials not found") {
             return Ok(RegistryAuth::Anonymous);
         }
-        let said = format!(
-            "{}{}",
-            stdout.trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        return Err(failed(format!("{}: {said}", output.status)));
+        return Err(helper_failed(helper, server, helper_said(&output)));
     }
-    let reply: HelperReply =
-        serde_json::from_str(&stdout).map_err(|e| failed(format!("unreadable reply: {e}")))?;
+    let reply: HelperReply = serde_json::from_str(&stdout)
+        .map_err(|e| helper_failed(helper, server, format!("unreadable reply: {e}")))?;
     Ok(RegistryAuth::Basic(reply.username, reply.secret))
 }
 

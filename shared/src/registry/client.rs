@@ -160,40 +160,19 @@ impl Session {
             target.repository(),
             target.digest().or(target.tag()).unwrap_or("latest"),
         );
-        let mut renewed = false;
-        loop {
-            let mut request = self.http.get(&url).header("Accept", accept.join(", "));
-            let authorization = self
-                .authorization
-                .lock()
-                .expect("authorization lock")
-                .clone();
-            if let Some(value) = authorization {
-                request = request.header("Authorization", value);
-            }
-            let response = request.send().await?;
-            let status = response.status();
-            // A bearer token expires (Docker Hub's after five minutes):
-            // one 401 is answered with a fresh one.
-            if status == reqwest::StatusCode::UNAUTHORIZED && !renewed {
-                renewed = true;
-                self.authenticate(target).await?;
-                continue;
-            }
-            if status == reqwest::StatusCode::OK {
-                let digest = response
-                    .headers()
-                    .get("Docker-Content-Digest")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_string);
-                return Ok((read_limited(response, MAX_MANIFEST_BYTES).await?, digest));
-            }
-            let body = match read_limited(response, ERROR_BODY_LIMIT).await? {
-                Limited::Within(body) => body,
-                Limited::TooLarge => bytes::Bytes::new(),
-            };
-            return Err(refusal(status, &body, &url));
+        let accept = accept.join(", ");
+        let response = self
+            .send(target, |http| http.get(&url).header("Accept", &accept))
+            .await?;
+        if response.status() != reqwest::StatusCode::OK {
+            return Err(Session::refused(response, &url).await);
         }
+        let digest = response
+            .headers()
+            .get("Docker-Content-Digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        Ok((read_limited(response, MAX_MANIFEST_BYTES).await?, digest))
     }
 
     /// The URL of `path` (`/v2/…`, or an absolute `Location` a registry
@@ -207,8 +186,9 @@ impl Session {
     }
 
     /// Sends the request `build` makes with our client, carrying our
-    /// credentials; a 401 (an expired token) is answered once with a fresh
-    /// token and `build` is called again, so a body is made per attempt.
+    /// credentials. A bearer token expires (Docker Hub's after five
+    /// minutes): one 401 is answered with a fresh token and `build` is
+    /// called again, so a body is made per attempt.
     /// Any status is returned; [`Session::refused`] explains a bad one.
     pub async fn send(
         &self,
@@ -342,6 +322,17 @@ impl Session {
             },
         }
     }
+}
+
+/// The runtime a blocking puller or pusher drives its requests on, with
+/// the TLS provider installed (reqwest is built without a bundled one;
+/// another part of the process may have installed it already).
+pub(crate) fn network_runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
 }
 
 /// A reqwest client with our deadlines, roots and user agent, for both

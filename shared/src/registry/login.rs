@@ -5,14 +5,15 @@
 //! one login.
 
 use super::RegistryError;
-use super::auth::{AuthError, DockerConfig, hostname_of, server_key};
+use super::auth::{
+    AuthError, DockerConfig, call_helper, helper_failed, helper_said, hostname_of, server_key,
+};
 use super::client::{choose_protocol, http_client, root_cause};
 use super::limits::Timeouts;
 use super::tls::RegistryOptions;
 use crate::reference::DEFAULT_DOMAIN;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 /// Where a login was kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -302,36 +303,12 @@ fn edit_config(
     Ok(true)
 }
 
-/// `docker-credential-<helper> <verb>` with `input` on stdin.
+/// `docker-credential-<helper> <verb>`, which must succeed.
 fn run_helper(helper: &str, verb: &str, input: &str, server: &str) -> Result<(), AuthError> {
-    let program = format!("docker-credential-{helper}");
-    let failed = |reason: String| AuthError::Helper {
-        helper: helper.to_string(),
-        registry: server.to_string(),
-        reason,
-    };
-    let mut child = Command::new(&program)
-        .arg(verb)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(format!("cannot run {program}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input.as_bytes())
-            .map_err(|e| failed(e.to_string()))?;
-    }
-    let output = child
-        .wait_with_output()
-        .map_err(|e| failed(e.to_string()))?;
+    let output = call_helper(helper, verb, input, server)?;
     if !output.status.success() {
-        let said = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout).trim(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
-        return Err(failed(format!("{verb}: {}: {said}", output.status)));
+        let said = helper_said(&output);
+        return Err(helper_failed(helper, server, format!("{verb}: {said}")));
     }
     Ok(())
 }

@@ -5,8 +5,8 @@
 use super::RegistryError;
 use super::auth::DockerConfig;
 use super::client::{
-    ATTEMPTS, Session, TIMEOUT_ATTEMPTS, attempts_for, backoff, failure_reason, is_timeout, retry,
-    root_cause,
+    ATTEMPTS, Session, TIMEOUT_ATTEMPTS, attempts_for, backoff, failure_reason, is_timeout,
+    network_runtime, retry, root_cause,
 };
 use super::limits::Limited;
 use super::manifest::{self, ACCEPT, ManifestError};
@@ -191,16 +191,9 @@ struct Fetched {
 
 impl Puller {
     pub fn new(store: &Store, options: PullOptions) -> Result<Puller, PullError> {
-        // reqwest is built without a bundled crypto provider; ring is ours.
-        // Another part of the process may have installed one already.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = DockerConfig::load(options.registry.docker_config.as_deref())
             .map_err(RegistryError::from)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(PullError::Runtime)?;
+        let runtime = network_runtime().map_err(PullError::Runtime)?;
         Ok(Puller {
             store: store.clone(),
             options,

@@ -6,7 +6,7 @@
 
 use super::RegistryError;
 use super::auth::DockerConfig;
-use super::client::{Session, retry};
+use super::client::{Session, network_runtime, retry};
 use super::tls::RegistryOptions;
 use super::upload::{BlobUpload, Uploaded};
 use crate::digest::Digest;
@@ -164,14 +164,9 @@ struct Upload {
 
 impl Pusher {
     pub fn new(store: &Store, options: PushOptions) -> Result<Pusher, PushError> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let config = DockerConfig::load(options.registry.docker_config.as_deref())
             .map_err(RegistryError::from)?;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(PushError::Runtime)?;
+        let runtime = network_runtime().map_err(PushError::Runtime)?;
         Ok(Pusher {
             store: store.clone(),
             options,
