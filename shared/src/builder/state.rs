@@ -162,25 +162,20 @@ impl ImageState {
 
     /// The base's ONBUILD triggers, as written.
     pub(super) fn triggers(&self) -> Vec<String> {
-        self.get("OnBuild")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.strings("OnBuild").unwrap_or_default()
+    }
+
+    /// A config field that is a list of strings (non-strings skipped).
+    fn strings(&self, key: &str) -> Option<Vec<String>> {
+        self.get(key).and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
     }
 
     pub(super) fn env(&self) -> Vec<String> {
-        self.get("Env")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.strings("Env").unwrap_or_default()
     }
 
     pub(super) fn set_env(&mut self, key: &str, value: &str) {
@@ -194,14 +189,8 @@ impl ImageState {
     }
 
     pub(super) fn shell(&self) -> Vec<String> {
-        self.get("Shell")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect()
-            })
-            .filter(|s: &Vec<String>| !s.is_empty())
+        self.strings("Shell")
+            .filter(|s| !s.is_empty())
             .unwrap_or_else(|| vec!["/bin/sh".to_string(), "-c".to_string()])
     }
 

@@ -315,18 +315,8 @@ impl Store {
     /// Creates `containers/<id>/` and its first record, under the names
     /// lock so two runs can never both take one name.
     pub fn create_container(&self, record: &Record) -> Result<(), ContainerError> {
-        let _names = lock(&self.root().join("locks").join("names.lock"))?;
-        let wanted = record.name.trim_start_matches('/');
-        if let Some(other) = self
-            .containers()?
-            .into_iter()
-            .find(|r| r.name.trim_start_matches('/') == wanted)
-        {
-            return Err(ContainerError::NameInUse {
-                name: wanted.to_string(),
-                id: other.id,
-            });
-        }
+        let _names = self.lock_names()?;
+        self.name_free(&record.name)?;
         let dir = self.make_container_dir(&record.id)?;
         reserve::make(&dir).map_err(ContainerError::io(&dir))?;
         self.write_record(record)
@@ -336,7 +326,19 @@ impl Store {
     /// name is never given twice; the record is replaced atomically. The
     /// name is checked by the caller ([`check_name`]).
     pub fn rename_container(&self, id: &str, name: &str) -> Result<Record, ContainerError> {
-        let _names = lock(&self.root().join("locks").join("names.lock"))?;
+        let _names = self.lock_names()?;
+        let wanted = self.name_free(name)?;
+        self.update_container(id, |r| r.name = format!("/{wanted}"))
+    }
+
+    /// The names lock: whoever holds it may give a container a name.
+    fn lock_names(&self) -> Result<File, ContainerError> {
+        lock(&self.root().join("locks").join("names.lock"))
+    }
+
+    /// `name` without its `/`, if no container has it (the caller holds
+    /// the names lock); Docker's conflict otherwise.
+    fn name_free<'n>(&self, name: &'n str) -> Result<&'n str, ContainerError> {
         let wanted = name.trim_start_matches('/');
         if let Some(other) = self
             .containers()?
@@ -348,7 +350,7 @@ impl Store {
                 id: other.id,
             });
         }
-        self.update_container(id, |r| r.name = format!("/{wanted}"))
+        Ok(wanted)
     }
 
     /// A container's directory, private from its creation: it will hold
@@ -373,7 +375,7 @@ impl Store {
         id: &str,
         claim: impl FnOnce(&Path) -> Result<T, E>,
     ) -> Result<T, E> {
-        let _names = lock(&self.root().join("locks").join("names.lock"))?;
+        let _names = self.lock_names()?;
         let dir = self.make_container_dir(id)?;
         claim(&dir)
     }
@@ -382,7 +384,7 @@ impl Store {
     /// between claiming the directory and writing the record, or while
     /// removing it).
     pub fn leftover_container_dirs(&self) -> Vec<PathBuf> {
-        let Ok(_names) = lock(&self.root().join("locks").join("names.lock")) else {
+        let Ok(_names) = self.lock_names() else {
             return Vec::new();
         };
         let Ok(entries) = fs::read_dir(self.containers_dir()) else {
