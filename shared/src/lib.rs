@@ -12,6 +12,7 @@ pub mod exit;
 pub mod format;
 pub mod fsck;
 pub mod glob;
+pub mod identity;
 pub mod image;
 pub mod layer;
 pub mod lifecycle;

@@ -1,10 +1,12 @@
 //! Containers as the store keeps them, below the runtime that runs them:
 //! their records (`record`), who owns one and the one teardown of what it
 //! holds (`owner`), reading their logs (`logs`) and showing them as
-//! `ctr-ps` and `ctr-inspect` do (`view`), and the cgroups a running one
-//! has (`cgroup`: its processes, its freezer). Nothing here starts a process.
+//! `ctr-ps` and `ctr-inspect` do (`view`), the cgroups a running one has
+//! (`cgroup`: its processes, its freezer), and its network in Docker's
+//! shape (`endpoint`). Nothing here starts a process.
 
 pub mod cgroup;
+pub mod endpoint;
 pub mod logs;
 pub mod owner;
 mod record;

@@ -137,11 +137,14 @@ pub fn refresh(store: &Store, record: Record) -> Record {
 
 /// The one teardown of what container `id` holds while it runs, beyond its
 /// directory: the mount of its root filesystem at `rootfs` (detached),
-/// libcontainer's state and its cgroups. Its processes must be gone: its
-/// init exited (and with it its PID namespace), or see [`kill_cgroup`].
+/// libcontainer's state, its cgroups, and its network (veth, firewall
+/// rules, address lease, host ports, namespace). Its processes must be
+/// gone: its init exited (and with it its PID namespace), or see
+/// [`kill_cgroup`].
 pub fn teardown(store: &Store, id: &str, rootfs: &Path) {
     let _ = rustix::mount::unmount(rootfs, rustix::mount::UnmountFlags::DETACH);
     release_runtime(store, id);
+    crate::network::attach::detach(store, id);
 }
 
 /// Removes libcontainer's state of container `id` and its cgroups.
@@ -303,6 +306,7 @@ pub fn sweep_orphans(store: &Store) {
         // Its root filesystem is the builder's, which unmounts it.
         kill_cgroup(&id);
         release_runtime(store, &id);
+        crate::network::attach::detach(store, &id);
         let _ = store.remove_container(&id);
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -161,6 +161,8 @@ pub struct Config {
     pub entrypoint: Option<Vec<String>>,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
+    #[serde(default)]
+    pub exposed_ports: BTreeMap<String, serde_json::Value>,
 }
 
 /// Docker's `HostConfig` (the parts berth honours).
@@ -180,6 +182,14 @@ pub struct HostConfig {
     pub pids_limit: i64,
     pub tmpfs: BTreeMap<String, String>,
     pub cgroup_parent: String,
+    #[serde(default)]
+    pub port_bindings: super::endpoint::PortMap,
+    #[serde(default)]
+    pub publish_all_ports: bool,
+    #[serde(default)]
+    pub extra_hosts: Vec<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
 }
 
 /// Docker's `Mounts` entry.
@@ -218,26 +228,18 @@ pub struct Record {
     pub hosts_path: String,
     pub driver: String,
     pub platform: String,
+    #[serde(default)]
+    pub network_settings: super::endpoint::NetworkSettings,
 }
 
 /// Marks a build step's container record, so what a killed builder left
 /// can be told from a user's containers.
 pub const STEP_LABEL: &str = "berth.build-step";
 
-/// Now, as Docker writes timestamps (RFC 3339, nanoseconds, UTC).
-pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
-}
+pub use crate::identity::{new_id, now};
 
 /// Docker's "never happened" timestamp.
 pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
-
-/// A fresh 64-hex container ID from the kernel's CSPRNG.
-pub fn new_id() -> io::Result<String> {
-    let mut bytes = [0u8; 32];
-    File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
 
 /// A Docker-style `adjective_noun` name.
 pub fn random_name() -> String {
@@ -653,7 +655,8 @@ mod tests {
     "WorkingDir": "/",
     "Entrypoint": null,
     "Labels": {},
-    "StopSignal": ""
+    "StopSignal": "",
+    "ExposedPorts": {}
   },
   "HostConfig": {
     "Binds": [],
@@ -668,7 +671,11 @@ mod tests {
     "NanoCpus": 0,
     "PidsLimit": 0,
     "Tmpfs": {},
-    "CgroupParent": "/berth"
+    "CgroupParent": "/berth",
+    "PortBindings": {},
+    "PublishAllPorts": false,
+    "ExtraHosts": [],
+    "Dns": []
   },
   "Mounts": [],
   "LogPath": "/x/0123456789ab-json.log",
@@ -676,7 +683,18 @@ mod tests {
   "HostnamePath": "/x/hostname",
   "HostsPath": "/x/hosts",
   "Driver": "overlay2",
-  "Platform": "linux"
+  "Platform": "linux",
+  "NetworkSettings": {
+    "Bridge": "",
+    "SandboxID": "",
+    "SandboxKey": "",
+    "Ports": {},
+    "Gateway": "",
+    "IPAddress": "",
+    "IPPrefixLen": 0,
+    "MacAddress": "",
+    "Networks": {}
+  }
 }"#;
         for word in ["created", "running", "exited"] {
             let text = on_disk.replace("\"exited\"", &format!("\"{word}\""));

@@ -294,8 +294,11 @@ pub fn parse_instruction(dockerfile: &Dockerfile, node: &Node) -> Result<Instruc
             let network = flags
                 .value("network")
                 .map(|n| {
+                    // BuildKit's RUN --network knows default, none and host.
                     n.parse::<BuildNetwork>()
-                        .map_err(|_| at(format!("unsupported network mode: {n}")))
+                        .ok()
+                        .filter(|n| *n != BuildNetwork::Mode(crate::network::NetworkMode::Bridge))
+                        .ok_or_else(|| at(format!("unsupported network mode: {n}")))
                 })
                 .transpose()?;
             Instruction::Run {

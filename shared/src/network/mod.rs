@@ -1,28 +1,36 @@
 //! Container networking: the mode a container's network takes (`--network`,
-//! `RUN --network`), the files that name it inside (`etc`), the addresses
-//! containers lease on a network (`ipam`), the ports they publish
-//! (`ports`), the namespaces their network lives in (`netns`) and the
-//! stack that wires them to a bridge (`netavark`).
+//! `RUN --network`), the files that name it inside (`etc`), the networks a
+//! store knows (`networks`), the addresses containers lease on one
+//! (`ipam`), the ports they publish (`ports`, `host_ports`), the
+//! namespaces their network lives in (`netns`), the stack that wires them
+//! to a bridge (`netavark`) and one container's place on its network from
+//! set-up to teardown (`attach`).
 
+pub mod attach;
 mod etc;
+pub mod host_ports;
 pub mod ipam;
 pub mod netavark;
 pub mod netns;
+pub mod networks;
 pub mod ports;
 
-pub use etc::write_etc_files;
+pub use attach::{Attached, NetworkRequest};
+pub use etc::{EtcFiles, write_etc_files};
 
 use std::fmt;
 use std::io;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-/// A container's network, as `--network` names it. A bridge comes later.
+/// A container's network, as `--network` names it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum NetworkMode {
-    /// Its own network namespace with only a loopback interface (ctr-run's
-    /// default until the bridge, Docker's default, comes).
+    /// A veth on the store's default bridge, an address of its own, NAT
+    /// out and published ports in: Docker's default, and ctr-run's.
     #[default]
+    Bridge,
+    /// Its own network namespace with only a loopback interface.
     None,
     /// The host's network namespace.
     Host,
@@ -30,11 +38,12 @@ pub enum NetworkMode {
 
 impl NetworkMode {
     /// Every mode berth supports, as `--network` lists them.
-    pub const ALL: [NetworkMode; 2] = [NetworkMode::None, NetworkMode::Host];
+    pub const ALL: [NetworkMode; 3] = [NetworkMode::Bridge, NetworkMode::None, NetworkMode::Host];
 
     /// Its name on the command line and in `HostConfig.NetworkMode`.
     pub fn as_str(self) -> &'static str {
         match self {
+            NetworkMode::Bridge => "bridge",
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
         }
@@ -106,6 +115,14 @@ fn supported() -> String {
 pub enum NetworkError {
     #[error("invalid --network value {value:?}: supported: {}", supported())]
     BadMode { value: String },
+    #[error(transparent)]
+    Ipam(#[from] ipam::IpamError),
+    #[error(transparent)]
+    Netavark(#[from] netavark::NetavarkError),
+    #[error(transparent)]
+    Port(#[from] host_ports::HostPortError),
+    #[error("network {name}: {message}")]
+    Definition { name: String, message: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -135,24 +152,27 @@ mod tests {
         let none: BuildNetwork = "none".parse().unwrap();
         assert_eq!(none.or(NetworkMode::Host), NetworkMode::None);
         assert_eq!(none.to_string(), "none");
-        assert!("bridge".parse::<BuildNetwork>().is_err());
+        assert!("bridge2".parse::<BuildNetwork>().is_err());
     }
 
     #[test]
     fn other_modes_are_refused_with_the_supported_ones() {
         for (value, message) in [
             (
-                "bridge",
-                "invalid --network value \"bridge\": supported: none, host",
+                "bridge2",
+                "invalid --network value \"bridge2\": supported: bridge, none, host",
             ),
-            ("", "invalid --network value \"\": supported: none, host"),
+            (
+                "",
+                "invalid --network value \"\": supported: bridge, none, host",
+            ),
             (
                 "Host",
-                "invalid --network value \"Host\": supported: none, host",
+                "invalid --network value \"Host\": supported: bridge, none, host",
             ),
             (
                 "container:web",
-                "invalid --network value \"container:web\": supported: none, host",
+                "invalid --network value \"container:web\": supported: bridge, none, host",
             ),
         ] {
             let error = value.parse::<NetworkMode>().unwrap_err();

@@ -122,6 +122,8 @@ pub fn setup(
     bridge: &Bridge,
     attachment: &Attachment<'_>,
 ) -> Result<Configured, NetavarkError> {
+    let _serialised = host_lock()?;
+    guard_host_loopback(&bridge.interface)?;
     let reply = run(config_dir, "setup", netns, &options(bridge, attachment))?;
     let status: Value = serde_json::from_slice(&reply).map_err(|e| NetavarkError::Failed {
         verb: "setup",
@@ -152,7 +154,73 @@ pub fn teardown(
     bridge: &Bridge,
     attachment: &Attachment<'_>,
 ) -> Result<(), NetavarkError> {
-    run(config_dir, "teardown", netns, &options(bridge, attachment)).map(|_| ())
+    teardown_with(config_dir, netns, &options(bridge, attachment))
+}
+
+/// `netavark teardown` with the options saved at setup.
+pub fn teardown_with(
+    config_dir: &Path,
+    netns: &Path,
+    options: &Value,
+) -> Result<(), NetavarkError> {
+    let _serialised = host_lock()?;
+    run(config_dir, "teardown", netns, options).map(|_| ())
+}
+
+/// netavark sets `route_localnet` on its bridges (so that the host's
+/// `127.0.0.1:<published port>` reaches a container), which also lets a
+/// container that crafts its own packets (CAP_NET_RAW, in Docker's default
+/// set) reach services the host binds to 127.0.0.1 only (CVE-2020-8558's
+/// class). A rule in INPUT drops new connections to 127.0.0.0/8 that come
+/// in on a berth bridge; replies to the host's own connections pass. It is
+/// added once per interface pattern and left, as netavark's shared chains.
+fn guard_host_loopback(interface: &str) -> Result<(), NetavarkError> {
+    let pattern = if interface.starts_with("br-") {
+        "br-+"
+    } else {
+        interface
+    };
+    let rule = [
+        "INPUT",
+        "-i",
+        pattern,
+        "-d",
+        "127.0.0.0/8",
+        "-m",
+        "conntrack",
+        "!",
+        "--ctstate",
+        "RELATED,ESTABLISHED",
+        "-m",
+        "comment",
+        "--comment",
+        "berth: no host loopback from containers",
+        "-j",
+        "DROP",
+    ];
+    let iptables = |verb: &str| {
+        Command::new("iptables")
+            .args(["-w", verb])
+            .args(rule)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+    };
+    let present = iptables("-C").map_err(NetavarkError::Missing)?;
+    if present.status.success() {
+        return Ok(());
+    }
+    let added = iptables("-I").map_err(NetavarkError::Missing)?;
+    if !added.status.success() {
+        return Err(NetavarkError::Failed {
+            verb: "setup",
+            message: format!(
+                "cannot guard the host's loopback: iptables: {}",
+                String::from_utf8_lossy(&added.stderr).trim()
+            ),
+        });
+    }
+    Ok(())
 }
 
 fn run(
@@ -161,7 +229,6 @@ fn run(
     netns: &Path,
     options: &Value,
 ) -> Result<Vec<u8>, NetavarkError> {
-    let _serialised = host_lock()?;
     let mut child = Command::new(NETAVARK)
         .arg("--config")
         .arg(config_dir)
@@ -191,7 +258,8 @@ fn run(
     Ok(output.stdout)
 }
 
-/// The host-wide lock, held until dropped.
+/// The host-wide lock every netavark call (and our own firewall rule) is
+/// made under, held until dropped.
 fn host_lock() -> Result<File, NetavarkError> {
     let path = Path::new(LOCK);
     let io = |source| NetavarkError::Io {

@@ -6,9 +6,11 @@
 use super::options::{self, RunOptions};
 use super::spec::{self, Volume};
 use super::{FlagError, RunError, rootfs, seccomp, user};
+use crate::container::endpoint::{self, NetworkSettings};
 use crate::container::owner::{self, Owner};
 use crate::container::{self, Config, HostConfig, MountPoint, Record, State};
-use crate::network;
+use crate::network::ports::{Port, Published};
+use crate::network::{self, EtcFiles, NetworkMode, NetworkRequest};
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::fs;
@@ -168,6 +170,15 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     for v in config.volumes().clone().unwrap_or_default() {
         volume_map.insert(v, serde_json::json!({}));
     }
+    // Docker's ExposedPorts: the image's, and every port -p publishes.
+    let mut exposed_ports = BTreeMap::new();
+    let image_ports = config.exposed_ports().clone().unwrap_or_default();
+    let published_ports = checked.publish.iter().map(|p| p.container.to_string());
+    for port in image_ports.into_iter().chain(published_ports) {
+        if let Ok(port) = port.parse::<Port>() {
+            exposed_ports.insert(port.to_string(), serde_json::json!({}));
+        }
+    }
 
     let record = Record {
         id: id.clone(),
@@ -203,6 +214,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .into_iter()
                 .collect(),
             stop_signal: config.stop_signal().clone().unwrap_or_default(),
+            exposed_ports,
             ..Config::default()
         },
         host_config: HostConfig {
@@ -223,6 +235,14 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .map(|t| (t.target.clone(), t.options.join(",")))
                 .collect(),
             cgroup_parent: "/berth".to_string(),
+            port_bindings: endpoint::port_bindings(&checked.publish),
+            publish_all_ports: opts.publish_all,
+            extra_hosts: checked
+                .extra_hosts
+                .iter()
+                .map(|(name, ip)| format!("{name}:{ip}"))
+                .collect(),
+            dns: opts.dns.clone(),
         },
         mounts: Vec::new(),
         log_path: dir.join(format!("{id}-json.log")).display().to_string(),
@@ -231,6 +251,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         hosts_path: dir.join("hosts").display().to_string(),
         driver: "overlay2".to_string(),
         platform: "linux".to_string(),
+        network_settings: NetworkSettings::unattached(opts.network, opts.ip),
     };
     // The owner lock comes before the record: a record nobody owns is never
     // one being made.
@@ -274,7 +295,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     rootfs::mkdir_in_root(&prepared.rootfs, &workdir).map_err(RunError::io(
         &prepared.rootfs.join(workdir.trim_start_matches('/')),
     ))?;
-    network::write_etc_files(&dir, &hostname, opts.network)?;
+    connect(store, &record)?;
 
     let mut volumes = checked.volumes.clone();
     for v in &volumes {
@@ -372,9 +393,14 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
         fs::create_dir_all(&path).map_err(RunError::io(&path))?;
     }
     let rootfs = dir.join("rootfs");
-    // A crash may have left the old overlay mounted, and its runtime state.
+    // A crash may have left the old overlay mounted, its runtime state, and
+    // its network.
     owner::teardown(store, id, &rootfs);
     rootfs::prepare(&layers, &dir)?;
+    if let Err(e) = connect(store, &record) {
+        owner::teardown(store, id, &rootfs);
+        return Err(e);
+    }
     Ok(Prepared {
         store: store.clone(),
         id: id.to_string(),
@@ -388,4 +414,91 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
         new: false,
         armed: true,
     })
+}
+
+/// What container `record` asks of its network: its mode, `--ip`, and its
+/// ports (`-p`, and with `-P` every exposed port not published already).
+fn network_request(record: &Record) -> Result<NetworkRequest, RunError> {
+    let mode: NetworkMode = record.host_config.network_mode.parse()?;
+    let ip = record
+        .network_settings
+        .networks
+        .get(mode.as_str())
+        .and_then(|e| e.ipam_config.as_ref())
+        .and_then(|c| c.ipv4_address.parse().ok());
+    let mut publish = endpoint::published(&record.host_config.port_bindings);
+    if record.host_config.publish_all_ports {
+        for port in exposed(record) {
+            if !publish.iter().any(|p| p.container == port) {
+                publish.push(Published {
+                    container: port,
+                    host_ip: None,
+                    host_port: None,
+                });
+            }
+        }
+    }
+    Ok(NetworkRequest {
+        mode,
+        ip,
+        publish,
+        aliases: Vec::new(),
+    })
+}
+
+/// The container's exposed ports (`Config.ExposedPorts`).
+fn exposed(record: &Record) -> Vec<Port> {
+    record
+        .config
+        .exposed_ports
+        .keys()
+        .filter_map(|key| key.parse().ok())
+        .collect()
+}
+
+/// Attaches the container of `record` to its network (for a bridge: an
+/// address, host ports, a namespace, netavark's wiring), writes the files
+/// that name it inside, and records what it got. Its owner's teardown
+/// undoes it.
+pub(super) fn connect(store: &Store, record: &Record) -> Result<(), RunError> {
+    let request = network_request(record)?;
+    let name = record.name.trim_start_matches('/');
+    let earlier = record.network_settings.host_ports();
+    let attached = network::attach::attach(store, &record.id, name, &request, &earlier)?;
+    let gateway = attached
+        .as_ref()
+        .and_then(|a| a.network.subnet().ok())
+        .map(|s| s.gateway().to_string());
+    let extra_hosts: Vec<(String, String)> = record
+        .host_config
+        .extra_hosts
+        .iter()
+        .filter_map(|entry| entry.split_once(':'))
+        .map(|(name, ip)| {
+            let ip = match (ip, &gateway) {
+                (options::HOST_GATEWAY, Some(gateway)) => gateway.clone(),
+                _ => ip.to_string(),
+            };
+            (name.to_string(), ip)
+        })
+        .collect();
+    let dir = store.container_dir(&record.id);
+    network::write_etc_files(
+        &dir,
+        &EtcFiles {
+            hostname: &record.config.hostname,
+            network: request.mode,
+            address: attached.as_ref().map(|a| a.ip),
+            extra_hosts: &extra_hosts,
+            dns: &record.host_config.dns,
+        },
+    )?;
+    let exposed = exposed(record);
+    store.update_container(&record.id, |r| {
+        r.network_settings = NetworkSettings::unattached(request.mode, request.ip);
+        if let Some(attached) = &attached {
+            r.network_settings.attached(&record.id, attached, &exposed);
+        }
+    })?;
+    Ok(())
 }

@@ -8,6 +8,7 @@ use super::spec::{self, Limits, Tmpfs, Volume};
 use super::{FlagError, RunError, seccomp, tty};
 use crate::container;
 use crate::network::NetworkMode;
+use crate::network::ports::{self, Published};
 use crate::platform::Platform;
 use std::fs;
 use std::path::PathBuf;
@@ -38,6 +39,18 @@ pub struct RunOptions {
     pub cpus: Option<Cpus>,
     pub pids_limit: Option<i64>,
     pub network: NetworkMode,
+    /// `-p`, as given.
+    pub publish: Vec<String>,
+    /// `-P`: every exposed port to a random host port.
+    pub publish_all: bool,
+    /// `--ip`.
+    pub ip: Option<std::net::Ipv4Addr>,
+    /// `--add-host NAME:IP`, as given.
+    pub add_hosts: Vec<String>,
+    /// `--dns`, as given.
+    pub dns: Vec<String>,
+    /// `--network-alias`.
+    pub network_aliases: Vec<String>,
     pub entrypoint: Option<String>,
     pub privileged: bool,
     pub security_opt: Vec<String>,
@@ -137,6 +150,67 @@ pub(super) struct Checked {
     pub seccomp: seccomp::Seccomp,
     /// `--env-file` lines, then `-e`, each `KEY=VALUE`.
     pub env: Vec<String>,
+    /// `-p`, read (host ports still to choose for `-p CTRPORT`).
+    pub publish: Vec<Published>,
+    /// `--add-host`: name and address (`host-gateway` kept as written).
+    pub extra_hosts: ExtraHosts,
+}
+
+/// `--add-host` entries: name and address.
+type ExtraHosts = Vec<(String, String)>;
+
+/// Docker's word for the bridge's gateway in `--add-host NAME:host-gateway`.
+pub const HOST_GATEWAY: &str = "host-gateway";
+
+/// The network flags checked: `-p`, `--add-host`, `--dns`, and that
+/// `--ip` and `--network-alias` have a network to apply to.
+fn check_network(opts: &RunOptions) -> Result<(Vec<Published>, ExtraHosts), RunError> {
+    let bad = |flag, value: &str, why: &str| RunError::from(FlagError::new(flag, value, why));
+    let mut publish = Vec::new();
+    for value in &opts.publish {
+        let read =
+            ports::parse_publish(value).map_err(|e| bad("--publish", value, &e.to_string()))?;
+        publish.extend(read);
+    }
+    let mut extra_hosts = Vec::new();
+    for value in &opts.add_hosts {
+        // Docker splits at the first ':' (an IPv6 address keeps its own),
+        // and takes '=' too.
+        let split = value.split_once('=').or_else(|| value.split_once(':'));
+        let Some((name, ip)) = split.filter(|(n, ip)| !n.is_empty() && !ip.is_empty()) else {
+            return Err(bad("--add-host", value, "expected HOST:IP"));
+        };
+        if ip != HOST_GATEWAY && ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad(
+                "--add-host",
+                value,
+                &format!("invalid IP address {ip:?}"),
+            ));
+        }
+        extra_hosts.push((name.to_string(), ip.to_string()));
+    }
+    for value in &opts.dns {
+        if value.parse::<std::net::IpAddr>().is_err() {
+            return Err(bad("--dns", value, "not an IP address"));
+        }
+    }
+    if let Some(ip) = opts.ip
+        && opts.network != NetworkMode::Bridge
+    {
+        return Err(bad(
+            "--ip",
+            &ip.to_string(),
+            "an address needs --network bridge",
+        ));
+    }
+    if let Some(alias) = opts.network_aliases.first() {
+        return Err(bad(
+            "--network-alias",
+            alias,
+            "network-scoped alias is supported only for containers in user defined networks",
+        ));
+    }
+    Ok((publish, extra_hosts))
 }
 
 pub(super) fn check(opts: &RunOptions) -> Result<Checked, RunError> {
@@ -262,7 +336,10 @@ pub(super) fn check(opts: &RunOptions) -> Result<Checked, RunError> {
             }
         }
     }
+    let (publish, extra_hosts) = check_network(opts)?;
     Ok(Checked {
+        publish,
+        extra_hosts,
         volumes,
         tmpfs,
         limits: Limits {
@@ -361,10 +438,10 @@ mod tests {
     fn every_bad_network_value_is_refused_naming_the_supported_ones() {
         assert_eq!("none".parse::<NetworkMode>().unwrap(), NetworkMode::None);
         assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
-        for value in ["bridge", "", "HOST", "default", "container:web", "none "] {
+        for value in ["bridge0", "", "HOST", "default", "container:web", "none "] {
             assert_eq!(
                 refused::<NetworkMode>(value),
-                format!("invalid --network value {value:?}: supported: none, host"),
+                format!("invalid --network value {value:?}: supported: bridge, none, host"),
             );
         }
     }
@@ -432,6 +509,52 @@ mod tests {
             "invalid --env value \"=x\": variable name is empty"
         );
         assert!(refused(&|o| o.name = Some("bad/name".into())).contains("invalid container name"));
+        for (set, line) in [
+            (
+                (&|o: &mut RunOptions| o.publish = vec!["8080:x".into()])
+                    as &dyn Fn(&mut RunOptions),
+                "invalid --publish value \"8080:x\": invalid containerPort: x",
+            ),
+            (
+                &|o| o.add_hosts = vec!["db".into()],
+                "invalid --add-host value \"db\": expected HOST:IP",
+            ),
+            (
+                &|o| o.add_hosts = vec!["db:10.0.0.999".into()],
+                "invalid --add-host value \"db:10.0.0.999\": invalid IP address \"10.0.0.999\"",
+            ),
+            (
+                &|o| o.dns = vec!["resolver".into()],
+                "invalid --dns value \"resolver\": not an IP address",
+            ),
+            (
+                &|o| {
+                    o.network = NetworkMode::Host;
+                    o.ip = Some("172.17.0.9".parse().unwrap());
+                },
+                "invalid --ip value \"172.17.0.9\": an address needs --network bridge",
+            ),
+            (
+                &|o| o.network_aliases = vec!["db".into()],
+                "invalid --network-alias value \"db\": network-scoped alias is supported only for containers in user defined networks",
+            ),
+        ] {
+            assert_eq!(refused(set), line);
+        }
+        let opts = RunOptions {
+            publish: vec!["127.0.0.1:8080:80".into(), "53/udp".into()],
+            add_hosts: vec!["db:10.1.2.3".into(), "gw=host-gateway".into()],
+            ..RunOptions::default()
+        };
+        let checked = check(&opts).unwrap();
+        assert_eq!(checked.publish.len(), 2);
+        assert_eq!(
+            checked.extra_hosts,
+            [
+                ("db".to_string(), "10.1.2.3".to_string()),
+                ("gw".to_string(), HOST_GATEWAY.to_string())
+            ]
+        );
 
         let opts = RunOptions {
             volumes: vec!["/srv:/data:ro".into()],

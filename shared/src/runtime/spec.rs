@@ -300,8 +300,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
         json!({"type": "uts"}),
         json!({"type": "mount"}),
     ];
-    if input.network == NetworkMode::None {
-        namespaces.push(json!({"type": "network"}));
+    match input.network {
+        NetworkMode::None => namespaces.push(json!({"type": "network"})),
+        // The namespace netavark wired up, pinned in the container's directory.
+        NetworkMode::Bridge => namespaces.push(json!({
+            "type": "network",
+            "path": crate::network::attach::netns_path(input.container_dir),
+        })),
+        NetworkMode::Host => {}
     }
     let sys_options = if input.privileged {
         vec!["nosuid", "noexec", "nodev"]

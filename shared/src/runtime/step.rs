@@ -2,12 +2,12 @@
 //! filesystem the builder has already mounted, so its changes land in the
 //! builder's overlay upper dir. Same spec and defaults as `ctr-run`.
 
-use super::create::Prepared;
+use super::create::{self, Prepared};
 use super::process::{self, Exec, Stdio};
 use super::spec::{self, Limits, Tmpfs, Volume};
 use super::{RunError, relay, rootfs, seccomp, user};
 use crate::container::{self, Config, HostConfig, Owner, Record, STEP_LABEL, State};
-use crate::network::{self, NetworkMode};
+use crate::network::NetworkMode;
 use crate::store::Store;
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -94,7 +94,7 @@ pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
     rootfs::mkdir_in_root(options.rootfs, options.workdir).map_err(RunError::io(
         &options.rootfs.join(options.workdir.trim_start_matches('/')),
     ))?;
-    network::write_etc_files(&dir, &hostname, options.network)?;
+    create::connect(store, &record)?;
     spec::prepare_cgroup_mountpoint(options.rootfs)?;
     let caps = spec::capabilities(false, &[], &[]);
     // Docker's build steps run under the default seccomp filter too.

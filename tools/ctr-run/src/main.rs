@@ -78,9 +78,27 @@ struct Cli {
     /// Maximum number of processes (-1: unlimited)
     #[arg(long, allow_negative_numbers = true)]
     pids_limit: Option<i64>,
-    /// Network mode: none or host (a bridge comes later)
-    #[arg(long, default_value = "none")]
+    /// Network: bridge (a veth on berth's bridge, NAT out), none or host
+    #[arg(long, visible_alias = "net", default_value = "bridge")]
     network: NetworkMode,
+    /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CTRPORT[/PROTO]
+    #[arg(short, long, value_name = "LIST")]
+    publish: Vec<String>,
+    /// Publish every exposed port to a random host port
+    #[arg(short = 'P', long)]
+    publish_all: bool,
+    /// IPv4 address on the bridge, e.g. 172.17.0.10
+    #[arg(long)]
+    ip: Option<std::net::Ipv4Addr>,
+    /// Add a line to /etc/hosts: HOST:IP (IP may be host-gateway)
+    #[arg(long, value_name = "HOST:IP")]
+    add_host: Vec<String>,
+    /// Name server for /etc/resolv.conf (repeatable)
+    #[arg(long)]
+    dns: Vec<String>,
+    /// Another name for the container on a user-defined network
+    #[arg(long)]
+    network_alias: Vec<String>,
     /// Override the image's ENTRYPOINT
     #[arg(long)]
     entrypoint: Option<String>,
@@ -166,6 +184,12 @@ fn main() -> std::process::ExitCode {
             cpus: cli.cpus,
             pids_limit: cli.pids_limit,
             network: cli.network,
+            publish: cli.publish,
+            publish_all: cli.publish_all,
+            ip: cli.ip,
+            add_hosts: cli.add_host,
+            dns: cli.dns,
+            network_aliases: cli.network_alias,
             entrypoint: cli.entrypoint,
             privileged: cli.privileged,
             security_opt: cli.security_opt,
@@ -266,12 +290,12 @@ mod tests {
                 "invalid --cpus value \"0\": must be positive",
             ),
             (
-                &["--network", "bridge"],
-                "invalid --network value \"bridge\": supported: none, host",
+                &["--network", "overlay"],
+                "invalid --network value \"overlay\": supported: bridge, none, host",
             ),
             (
                 &["--network="],
-                "invalid --network value \"\": supported: none, host",
+                "invalid --network value \"\": supported: bridge, none, host",
             ),
             (
                 &["--platform", "linux"],
@@ -295,7 +319,7 @@ mod tests {
     #[test]
     fn typed_flags_arrive_typed_once() {
         let cli = Cli::try_parse_from(["ctr-run", "busybox"]).unwrap();
-        assert_eq!(cli.network, NetworkMode::None);
+        assert_eq!(cli.network, NetworkMode::Bridge, "Docker's default");
         assert!(cli.memory.is_none() && cli.cpus.is_none() && cli.platform.is_none());
         let cli = Cli::try_parse_from([
             "ctr-run",
