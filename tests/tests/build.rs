@@ -1084,6 +1084,7 @@ fn proxy_args_reach_run_unrecorded_and_network_none_isolates_a_step() {
 RUN echo \"$http_proxy\" > /proxy
 RUN --network=none ls /sys/class/net > /isolated
 RUN ls /sys/class/net > /shared
+RUN --network=host readlink /proc/self/ns/net > /hostns
 ";
     let run = img_build(
         &fixture,
@@ -1102,15 +1103,17 @@ RUN ls /sys/class/net > /shared
     assert!(!c.to_string().contains("proxy.example"), "{c}");
     let out = ctr_run(&fixture, &["net", "cat", "/proxy", "/isolated"]).success();
     assert_eq!(out.stdout, "http://proxy.example:3128\nlo\n");
-    // The default for RUN is the host's network, as a build needs one.
+    // The default for RUN is the default bridge, as Docker's builder's.
     let shared = ctr_run(&fixture, &["net", "cat", "/shared"])
         .success()
         .stdout;
-    let host: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert_eq!(shared.lines().count(), host.len(), "{shared}");
+    assert_eq!(shared, "eth0\nlo\n");
+    // RUN --network=host shares the host's namespace.
+    let host_ns = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let step_ns = ctr_run(&fixture, &["net", "cat", "/hostns"])
+        .success()
+        .stdout;
+    assert_eq!(step_ns.trim(), host_ns.display().to_string());
     // --network none applies to every RUN.
     let out = img_build(
         &fixture,
@@ -1131,11 +1134,11 @@ RUN ls /sys/class/net > /shared
     );
     img_build(
         &fixture,
-        &["--network", "bridge", "-"],
+        &["--network", "overlay", "-"],
         Some("FROM test/busybox\n"),
     )
     .failure(2)
-    .one_error_line(&["invalid --network value \"bridge\""]);
+    .one_error_line(&["invalid --network value \"overlay\""]);
 }
 
 #[test]

@@ -255,7 +255,17 @@ fn inspect_has_dockers_shape_and_templates() {
     assert_eq!(c["Args"], serde_json::json!(["1000"]));
     assert_eq!(c["State"]["Running"], true);
     assert_eq!(c["RestartCount"], 0);
-    assert_eq!(c["NetworkSettings"]["IPAddress"], "");
+    // On the default bridge, as Docker's: an address there, named twice.
+    let address = c["NetworkSettings"]["IPAddress"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(address.parse::<std::net::Ipv4Addr>().is_ok(), "{address:?}");
+    assert_eq!(
+        c["NetworkSettings"]["Networks"]["bridge"]["IPAddress"],
+        address
+    );
+    assert_eq!(c["HostConfig"]["NetworkMode"], "bridge");
     assert!(
         c["Config"]["Env"]
             .as_array()
@@ -279,7 +289,10 @@ fn inspect_has_dockers_shape_and_templates() {
         &["-f", "{{.Name}} {{json .Config.Cmd}} {{index .Config.Cmd 0}} [{{.NetworkSettings.IPAddress}}]", "shape"],
     )
     .success();
-    assert_eq!(templated.stdout, "/shape [\"sleep\",\"1000\"] sleep []\n");
+    assert_eq!(
+        templated.stdout,
+        format!("/shape [\"sleep\",\"1000\"] sleep [{address}]\n")
+    );
     run(&fixture, "ctr-rm", &["shape"])
         .failure(1)
         .one_error_line(&["container is running"]);

@@ -92,8 +92,8 @@ impl Builder<'_> {
         };
         let created_by = format!("RUN {mount_flags}{prefix}{} # buildkit", argv.join(" "));
         // A step's own --network, else the build's; a build's default is
-        // the host's network, as a build needs one.
-        let build_default = self.options.network.unwrap_or(NetworkMode::Host);
+        // the default bridge, as Docker's builder runs its steps.
+        let build_default = self.options.network.unwrap_or(NetworkMode::Bridge);
         let network = network.unwrap_or_default().or(build_default);
         let workdir = run.state.workdir();
         let user = run.state.user();

@@ -132,6 +132,58 @@ impl NetworkSettings {
         out
     }
 
+    /// The settings as Docker shows them: a stopped container has no
+    /// address and no ports; its networks stay named (`--ip` with them).
+    pub fn shown(&self, running: bool) -> NetworkSettings {
+        if running {
+            return self.clone();
+        }
+        let networks = self
+            .networks
+            .iter()
+            .map(|(name, endpoint)| {
+                let kept = EndpointSettings {
+                    ipam_config: endpoint.ipam_config.clone(),
+                    aliases: endpoint.aliases.clone(),
+                    network_id: endpoint.network_id.clone(),
+                    ..EndpointSettings::default()
+                };
+                (name.clone(), kept)
+            })
+            .collect();
+        NetworkSettings {
+            networks,
+            ..NetworkSettings::default()
+        }
+    }
+
+    /// `docker port`'s lines in natural order: `80/tcp -> 0.0.0.0:8080`
+    /// for every published port, or only the host addresses of `only`.
+    pub fn port_lines(&self, only: Option<Port>) -> Vec<String> {
+        let mut lines: Vec<(Port, String)> = Vec::new();
+        for (key, bindings) in &self.ports {
+            let Ok(port) = key.parse::<Port>() else {
+                continue;
+            };
+            if only.is_some_and(|wanted| wanted != port) {
+                continue;
+            }
+            for binding in bindings.iter().flatten() {
+                let host = match binding.host_ip.parse::<IpAddr>() {
+                    Ok(IpAddr::V6(ip)) => format!("[{ip}]:{}", binding.host_port),
+                    _ => format!("{}:{}", binding.host_ip, binding.host_port),
+                };
+                let line = match only {
+                    Some(_) => host,
+                    None => format!("{port} -> {host}"),
+                };
+                lines.push((port, line));
+            }
+        }
+        lines.sort_by_key(|(port, _)| *port);
+        lines.into_iter().map(|(_, line)| line).collect()
+    }
+
     /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 5432/tcp`.
     pub fn ports_text(&self) -> String {
         let mut parts: Vec<(Port, String)> = Vec::new();

@@ -1,7 +1,6 @@
 //! What `ctr-ps` and `ctr-inspect` show of container records: Docker's
 //! ps filters, rows and template fields, and its container-inspect shape.
 
-use super::endpoint::{EndpointSettings, NetworkSettings};
 use super::{Record, Status};
 use crate::format::human;
 use crate::image::ImageView;
@@ -190,11 +189,7 @@ pub fn row(store: &Store, record: &Record, now: SystemTime, no_trunc: bool, size
         "Mounts": mounts,
         "Names": record.name.trim_start_matches('/'),
         "Networks": record.host_config.network_mode,
-        "Ports": if record.state.running {
-            record.network_settings.ports_text()
-        } else {
-            String::new()
-        },
+        "Ports": record.network_settings.shown(record.state.running).ports_text(),
         "RunningFor": created.map(|c| human::ago(c, now)).unwrap_or_default(),
         "Size": size,
         "State": record.state.status,
@@ -212,24 +207,10 @@ pub fn inspect(store: &Store, record: &Record, sizes: bool) -> Value {
     };
     object.insert("RestartCount".into(), json!(0));
     object.insert("ExecIDs".into(), Value::Null);
-    // A stopped container has no address, as Docker shows it; its
-    // networks stay named (and `--ip` with them).
-    if !record.state.running {
-        let mut settings = record.network_settings.clone();
-        for endpoint in settings.networks.values_mut() {
-            *endpoint = EndpointSettings {
-                ipam_config: endpoint.ipam_config.take(),
-                aliases: endpoint.aliases.take(),
-                network_id: std::mem::take(&mut endpoint.network_id),
-                ..EndpointSettings::default()
-            };
-        }
-        let settings = NetworkSettings {
-            networks: settings.networks,
-            ..NetworkSettings::default()
-        };
-        object.insert("NetworkSettings".into(), json!(settings));
-    }
+    object.insert(
+        "NetworkSettings".into(),
+        json!(record.network_settings.shown(record.state.running)),
+    );
     if sizes {
         let rw = size_rw(store, record);
         object.insert("SizeRw".into(), json!(rw));
