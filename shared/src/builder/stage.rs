@@ -278,7 +278,7 @@ impl Builder<'_> {
                 heredocs,
                 network,
                 mounts,
-            } => self.run_step(run, node, command, heredocs, mounts, *network),
+            } => self.run_step(run, node, command, heredocs, mounts, network.clone()),
             Instruction::Copy(args) => self.copy_step(run, node, args, false),
             Instruction::Add(args) => self.copy_step(run, node, args, true),
         }

@@ -93,7 +93,7 @@ impl Builder<'_> {
         let created_by = format!("RUN {mount_flags}{prefix}{} # buildkit", argv.join(" "));
         // A step's own --network, else the build's; a build's default is
         // the default bridge, as Docker's builder runs its steps.
-        let build_default = self.options.network.unwrap_or(NetworkMode::Bridge);
+        let build_default = self.options.network.clone().unwrap_or(NetworkMode::Bridge);
         let network = network.unwrap_or_default().or(build_default);
         let workdir = run.state.workdir();
         let user = run.state.user();

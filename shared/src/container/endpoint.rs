@@ -66,12 +66,18 @@ pub struct NetworkSettings {
 
 impl NetworkSettings {
     /// What a container on `mode` has before it starts (or after it
-    /// stopped): its network named, no address.
-    pub fn unattached(mode: NetworkMode, wanted_ip: Option<Ipv4Addr>) -> NetworkSettings {
+    /// stopped): its network named, with the address and aliases asked
+    /// for, and no address yet.
+    pub fn unattached(
+        mode: NetworkMode,
+        wanted_ip: Option<Ipv4Addr>,
+        aliases: &[String],
+    ) -> NetworkSettings {
         let endpoint = EndpointSettings {
             ipam_config: wanted_ip.map(|ip| IpamConfig {
                 ipv4_address: ip.to_string(),
             }),
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
             ..EndpointSettings::default()
         };
         NetworkSettings {

@@ -3,11 +3,13 @@
 //! holds (`owner`), reading their logs (`logs`) and showing them as
 //! `ctr-ps` and `ctr-inspect` do (`view`), the cgroups a running one has
 //! (`cgroup`: its processes, its freezer), and its network in Docker's
-//! shape (`endpoint`). Nothing here starts a process.
+//! shape (`endpoint`), and networks as net-ls and net-inspect show them
+//! (`network_view`). Nothing here starts a process.
 
 pub mod cgroup;
 pub mod endpoint;
 pub mod logs;
+pub mod network_view;
 pub mod owner;
 mod record;
 mod reserve;

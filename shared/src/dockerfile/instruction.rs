@@ -297,7 +297,10 @@ pub fn parse_instruction(dockerfile: &Dockerfile, node: &Node) -> Result<Instruc
                     // BuildKit's RUN --network knows default, none and host.
                     n.parse::<BuildNetwork>()
                         .ok()
-                        .filter(|n| *n != BuildNetwork::Mode(crate::network::NetworkMode::Bridge))
+                        .filter(|n| {
+                            use crate::network::NetworkMode::{Host, None};
+                            matches!(n, BuildNetwork::Default | BuildNetwork::Mode(None | Host))
+                        })
                         .ok_or_else(|| at(format!("unsupported network mode: {n}")))
                 })
                 .transpose()?;

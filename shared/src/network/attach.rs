@@ -38,6 +38,9 @@ pub struct Attached {
     pub mac_address: String,
     pub ports: Vec<(Published, u16)>,
     pub netns: PathBuf,
+    /// aardvark-dns's address for the container's resolv.conf, on a
+    /// network that resolves container names.
+    pub dns_servers: Vec<String>,
 }
 
 /// `network.json`: what teardown needs, saved before set-up begins.
@@ -68,16 +71,16 @@ pub fn attach(
     request: &NetworkRequest,
     earlier: &[(Published, u16)],
 ) -> Result<Option<Attached>, NetworkError> {
-    if request.mode != NetworkMode::Bridge {
+    let Some(wanted) = request.mode.network() else {
         return Ok(None);
-    }
+    };
     if !Path::new(NETAVARK).exists() {
         return Err(
             NetavarkError::Missing(std::io::Error::from(std::io::ErrorKind::NotFound)).into(),
         );
     }
     let networks = Networks::of(store);
-    let network = networks.default_bridge()?;
+    let network = networks.find(wanted)?;
     let ipam = networks.ipam(&network)?;
     // Leases of containers that are gone (a tool killed mid-run).
     ipam.sweep(|owner| store.container_dir(owner).exists());
@@ -134,12 +137,20 @@ pub fn attach(
             source,
         })
     })?;
-    let configured = netavark::setup(&networks.netavark_dir(), &netns, &bridge, &attachment)
-        .map_err(|e| undo(e.into()))?;
+    let config_dir = networks.netavark_dir();
+    fs::create_dir_all(&config_dir).map_err(|source| {
+        undo(NetworkError::Io {
+            path: config_dir.clone(),
+            source,
+        })
+    })?;
+    let configured =
+        netavark::setup(&config_dir, &netns, &bridge, &attachment).map_err(|e| undo(e.into()))?;
     Ok(Some(Attached {
         network,
         ip,
         mac_address: configured.mac_address,
+        dns_servers: configured.dns_servers,
         ports,
         netns,
     }))

@@ -35,7 +35,7 @@ pub fn write_etc_files(dir: &Path, files: &EtcFiles<'_>) -> Result<(), NetworkEr
     write("hostname", &format!("{}\n", files.hostname))?;
     let mut hosts = match files.network {
         NetworkMode::Host => fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        NetworkMode::None | NetworkMode::Bridge => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string(),
+        NetworkMode::None | NetworkMode::Bridge | NetworkMode::Named(_) => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string(),
     };
     for (name, ip) in files.extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));

@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 /// A container's network, as `--network` names it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum NetworkMode {
     /// A veth on the store's default bridge, an address of its own, NAT
     /// out and published ports in: Docker's default, and ctr-run's.
@@ -34,6 +34,9 @@ pub enum NetworkMode {
     None,
     /// The host's network namespace.
     Host,
+    /// A network made with net-create, by name or ID prefix: a bridge of
+    /// its own whose containers find each other by name.
+    Named(String),
 }
 
 impl NetworkMode {
@@ -41,11 +44,21 @@ impl NetworkMode {
     pub const ALL: [NetworkMode; 3] = [NetworkMode::Bridge, NetworkMode::None, NetworkMode::Host];
 
     /// Its name on the command line and in `HostConfig.NetworkMode`.
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &str {
         match self {
             NetworkMode::Bridge => "bridge",
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
+            NetworkMode::Named(name) => name,
+        }
+    }
+
+    /// The bridge network it puts a container on, if any.
+    pub fn network(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Bridge => Some(networks::DEFAULT),
+            NetworkMode::Named(name) => Some(name),
+            NetworkMode::None | NetworkMode::Host => None,
         }
     }
 }
@@ -59,18 +72,24 @@ impl fmt::Display for NetworkMode {
 impl FromStr for NetworkMode {
     type Err = NetworkError;
     fn from_str(text: &str) -> Result<NetworkMode, NetworkError> {
-        NetworkMode::ALL
+        if let Some(mode) = NetworkMode::ALL
             .into_iter()
             .find(|mode| mode.as_str() == text)
-            .ok_or_else(|| NetworkError::BadMode {
+        {
+            return Ok(mode);
+        }
+        match networks::valid_name(text) {
+            true => Ok(NetworkMode::Named(text.to_string())),
+            false => Err(NetworkError::BadMode {
                 value: text.to_string(),
-            })
+            }),
+        }
     }
 }
 
 /// A build's network (`img-build --network`, a Dockerfile's
 /// `RUN --network`): a mode, or `default`, the builder's own choice.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum BuildNetwork {
     #[default]
     Default,
@@ -108,7 +127,8 @@ impl FromStr for BuildNetwork {
 
 /// The supported modes, as the error for another lists them.
 fn supported() -> String {
-    NetworkMode::ALL.map(NetworkMode::as_str).join(", ")
+    let modes: Vec<&str> = NetworkMode::ALL.iter().map(NetworkMode::as_str).collect();
+    format!("{}, or a network's name", modes.join(", "))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +143,19 @@ pub enum NetworkError {
     Port(#[from] host_ports::HostPortError),
     #[error("network {name}: {message}")]
     Definition { name: String, message: String },
+    /// Docker's words for each.
+    #[error("network {0} not found")]
+    NotFound(String),
+    #[error("network with name {0} already exists")]
+    Exists(String),
+    #[error("invalid network name {0:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")]
+    BadName(String),
+    #[error("Pool overlaps with other one on this address space")]
+    Overlaps(String),
+    #[error("{0} is a pre-defined network and cannot be removed")]
+    Predefined(String),
+    #[error("error while removing network: network {name} id {id} has active endpoints")]
+    InUse { name: String, id: String },
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -148,35 +181,33 @@ mod tests {
     fn a_build_network_is_a_mode_or_the_builders_default() {
         let default: BuildNetwork = "default".parse().unwrap();
         assert_eq!(default, BuildNetwork::Default);
-        assert_eq!(default.or(NetworkMode::Host), NetworkMode::Host);
+        assert_eq!(default.clone().or(NetworkMode::Host), NetworkMode::Host);
         let none: BuildNetwork = "none".parse().unwrap();
-        assert_eq!(none.or(NetworkMode::Host), NetworkMode::None);
+        assert_eq!(none.clone().or(NetworkMode::Host), NetworkMode::None);
         assert_eq!(none.to_string(), "none");
-        assert!("bridge2".parse::<BuildNetwork>().is_err());
+        assert!("a/b".parse::<BuildNetwork>().is_err());
     }
 
     #[test]
-    fn other_modes_are_refused_with_the_supported_ones() {
-        for (value, message) in [
-            (
-                "bridge2",
-                "invalid --network value \"bridge2\": supported: bridge, none, host",
-            ),
-            (
-                "",
-                "invalid --network value \"\": supported: bridge, none, host",
-            ),
-            (
-                "Host",
-                "invalid --network value \"Host\": supported: bridge, none, host",
-            ),
-            (
-                "container:web",
-                "invalid --network value \"container:web\": supported: bridge, none, host",
-            ),
-        ] {
+    fn other_names_are_networks_and_what_cannot_be_one_is_refused() {
+        assert_eq!(
+            "app-net".parse::<NetworkMode>().unwrap(),
+            NetworkMode::Named("app-net".into())
+        );
+        assert_eq!(
+            NetworkMode::Named("app-net".into()).network(),
+            Some("app-net")
+        );
+        assert_eq!(NetworkMode::Bridge.network(), Some("bridge"));
+        assert_eq!(NetworkMode::Host.network(), None);
+        for value in ["", "container:web", "none ", "a/b", "-x"] {
             let error = value.parse::<NetworkMode>().unwrap_err();
-            assert_eq!(error.to_string(), message);
+            assert_eq!(
+                error.to_string(),
+                format!(
+                    "invalid --network value {value:?}: supported: bridge, none, host, or a network's name"
+                )
+            );
         }
     }
 }

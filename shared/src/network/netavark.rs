@@ -245,7 +245,11 @@ fn run(
     }
     let output = child.wait_with_output().map_err(NetavarkError::Missing)?;
     if !output.status.success() {
-        let said = String::from_utf8_lossy(&output.stderr);
+        // netavark says why as JSON on stdout (`{"error": …}`), else on stderr.
+        let said = serde_json::from_slice::<Value>(&output.stdout)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or_else(|| String::from_utf8_lossy(&output.stderr).into_owned());
         let message = said
             .lines()
             .rev()

@@ -251,7 +251,11 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         hosts_path: dir.join("hosts").display().to_string(),
         driver: "overlay2".to_string(),
         platform: "linux".to_string(),
-        network_settings: NetworkSettings::unattached(opts.network, opts.ip),
+        network_settings: NetworkSettings::unattached(
+            opts.network.clone(),
+            opts.ip,
+            &opts.network_aliases,
+        ),
     };
     // The owner lock comes before the record: a record nobody owns is never
     // one being made.
@@ -348,7 +352,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         privileged: opts.privileged,
         no_new_privileges: checked.no_new_privileges,
         caps: &caps,
-        network: opts.network,
+        network: opts.network.clone(),
         volumes: &volumes,
         tmpfs: &checked.tmpfs,
         limits: &checked.limits,
@@ -420,12 +424,11 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
 /// ports (`-p`, and with `-P` every exposed port not published already).
 fn network_request(record: &Record) -> Result<NetworkRequest, RunError> {
     let mode: NetworkMode = record.host_config.network_mode.parse()?;
-    let ip = record
-        .network_settings
-        .networks
-        .get(mode.as_str())
+    let endpoint = record.network_settings.networks.get(mode.as_str());
+    let ip = endpoint
         .and_then(|e| e.ipam_config.as_ref())
         .and_then(|c| c.ipv4_address.parse().ok());
+    let aliases = endpoint.and_then(|e| e.aliases.clone()).unwrap_or_default();
     let mut publish = endpoint::published(&record.host_config.port_bindings);
     if record.host_config.publish_all_ports {
         for port in exposed(record) {
@@ -442,7 +445,7 @@ fn network_request(record: &Record) -> Result<NetworkRequest, RunError> {
         mode,
         ip,
         publish,
-        aliases: Vec::new(),
+        aliases,
     })
 }
 
@@ -487,15 +490,20 @@ pub(super) fn connect(store: &Store, record: &Record) -> Result<(), RunError> {
         &dir,
         &EtcFiles {
             hostname: &record.config.hostname,
-            network: request.mode,
+            network: request.mode.clone(),
             address: attached.as_ref().map(|a| a.ip),
             extra_hosts: &extra_hosts,
-            dns: &record.host_config.dns,
+            // --dns wins; else a network that resolves names is asked.
+            dns: match (&record.host_config.dns, &attached) {
+                (dns, Some(attached)) if dns.is_empty() => &attached.dns_servers,
+                (dns, _) => dns,
+            },
         },
     )?;
     let exposed = exposed(record);
     store.update_container(&record.id, |r| {
-        r.network_settings = NetworkSettings::unattached(request.mode, request.ip);
+        r.network_settings =
+            NetworkSettings::unattached(request.mode.clone(), request.ip, &request.aliases);
         if let Some(attached) = &attached {
             r.network_settings.attached(&record.id, attached, &exposed);
         }

@@ -195,7 +195,7 @@ fn check_network(opts: &RunOptions) -> Result<(Vec<Published>, ExtraHosts), RunE
         }
     }
     if let Some(ip) = opts.ip
-        && opts.network != NetworkMode::Bridge
+        && opts.network.network().is_none()
     {
         return Err(bad(
             "--ip",
@@ -203,7 +203,9 @@ fn check_network(opts: &RunOptions) -> Result<(Vec<Published>, ExtraHosts), RunE
             "an address needs --network bridge",
         ));
     }
-    if let Some(alias) = opts.network_aliases.first() {
+    if let Some(alias) = opts.network_aliases.first()
+        && !matches!(opts.network, NetworkMode::Named(_))
+    {
         return Err(bad(
             "--network-alias",
             alias,
@@ -438,10 +440,12 @@ mod tests {
     fn every_bad_network_value_is_refused_naming_the_supported_ones() {
         assert_eq!("none".parse::<NetworkMode>().unwrap(), NetworkMode::None);
         assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
-        for value in ["bridge0", "", "HOST", "default", "container:web", "none "] {
+        for value in ["", "container:web", "none ", "a/b"] {
             assert_eq!(
                 refused::<NetworkMode>(value),
-                format!("invalid --network value {value:?}: supported: bridge, none, host"),
+                format!(
+                    "invalid --network value {value:?}: supported: bridge, none, host, or a network's name"
+                ),
             );
         }
     }

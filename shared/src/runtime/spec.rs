@@ -303,7 +303,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
     match input.network {
         NetworkMode::None => namespaces.push(json!({"type": "network"})),
         // The namespace netavark wired up, pinned in the container's directory.
-        NetworkMode::Bridge => namespaces.push(json!({
+        NetworkMode::Bridge | NetworkMode::Named(_) => namespaces.push(json!({
             "type": "network",
             "path": crate::network::attach::netns_path(input.container_dir),
         })),

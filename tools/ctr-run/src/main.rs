@@ -290,12 +290,12 @@ mod tests {
                 "invalid --cpus value \"0\": must be positive",
             ),
             (
-                &["--network", "overlay"],
-                "invalid --network value \"overlay\": supported: bridge, none, host",
+                &["--network", "a/b"],
+                "invalid --network value \"a/b\": supported: bridge, none, host, or a network's name",
             ),
             (
                 &["--network="],
-                "invalid --network value \"\": supported: bridge, none, host",
+                "invalid --network value \"\": supported: bridge, none, host, or a network's name",
             ),
             (
                 &["--platform", "linux"],
