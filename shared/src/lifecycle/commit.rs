@@ -1,0 +1,131 @@
+//! Docker's commit: a container's upper dir becomes one new layer over its
+//! image (`ctr-commit`). A running container is frozen through the pause
+//! verb while the layer is written (unless `--pause=false` or it is paused
+//! already) and thawed after, whatever happened; the new image is written
+//! and named under the writers' lock, so no collection can sweep it first.
+
+use super::LifecycleError;
+use super::pause::{pause, unpause};
+use crate::builder::commit::{Snapshot, commit_upper, record_image};
+use crate::builder::rootfs::runtime_stubs;
+use crate::container::Record;
+use crate::container::owner::refresh;
+use crate::digest::Digest;
+use crate::reference::Reference;
+use crate::store::{Image, ImageLease, Store, StoreError};
+use serde_json::{Map, Value, json};
+use std::path::PathBuf;
+
+/// What `ctr-commit` asks for, typed at the edge.
+#[derive(Debug, Default, Clone)]
+pub struct CommitOptions {
+    pub tag: Option<Reference>,
+    pub author: String,
+    pub message: String,
+    pub changes: Vec<String>,
+    pub pause: bool,
+}
+
+/// The image a container was created from, leased so it stays while we
+/// read it, and its unpacked layers (bottom first).
+pub(super) fn image_and_layers(
+    store: &Store,
+    record: &Record,
+) -> Result<(Image, ImageLease, Vec<PathBuf>), LifecycleError> {
+    let (image, lease) = store.lease_image(|s| s.resolve_image(&record.image))?;
+    let config = store.read_image_config(&image)?;
+    let layers = store.unpack_layers(&image, &config)?;
+    Ok((image, lease, layers))
+}
+
+/// The container's upper dir; a container whose root is a copy (no
+/// overlay) has none.
+pub(super) fn upper_dir(store: &Store, record: &Record) -> Result<PathBuf, LifecycleError> {
+    let upper = store.container_dir(&record.id).join("upper");
+    if upper.is_dir() {
+        Ok(upper)
+    } else {
+        Err(LifecycleError::NoUpper(record.id.clone()))
+    }
+}
+
+/// Thaws a container this commit froze, on every way out.
+struct Frozen<'a> {
+    store: &'a Store,
+    record: Option<Record>,
+}
+
+impl Drop for Frozen<'_> {
+    fn drop(&mut self) {
+        if let Some(record) = self.record.take() {
+            let _ = unpause(self.store, &record);
+        }
+    }
+}
+
+/// Commits `record`'s changes as a new image; returns its ID.
+pub fn commit(
+    store: &Store,
+    record: &Record,
+    options: &CommitOptions,
+) -> Result<Digest, LifecycleError> {
+    if let Some(tag) = &options.tag
+        && tag.digest().is_some()
+    {
+        return Err(StoreError::TagWithDigest(tag.to_string()).into());
+    }
+    let record = refresh(store, record.clone());
+    let upper = upper_dir(store, &record)?;
+    let (image, _lease, layers) = image_and_layers(store, &record)?;
+    let mut frozen = Frozen {
+        store,
+        record: None,
+    };
+    if options.pause && record.state.running && !record.state.paused {
+        match pause(store, &record) {
+            Ok(()) => frozen.record = Some(record.clone()),
+            // It stopped meanwhile: nothing left to freeze.
+            Err(LifecycleError::Stopped(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let skip = runtime_stubs(&upper, &layers);
+    let snapshot = Snapshot {
+        parent: &image,
+        upper: &upper,
+        skip: &skip,
+        settings: settings(&record),
+        changes: &options.changes,
+        author: &options.author,
+        comment: &options.message,
+        created_by: &record.config.cmd.join(" "),
+    };
+    let _writers = store.lease()?;
+    let made = commit_upper(store, &snapshot)?;
+    drop(frozen);
+    record_image(store, &made, options.tag.as_ref())?;
+    Ok(made.id)
+}
+
+/// The `config` fields a container set, as Docker's commit keeps them:
+/// its user, environment, command, entrypoint and working directory.
+fn settings(record: &Record) -> Map<String, Value> {
+    let c = &record.config;
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            Value::Null
+        } else {
+            json!(v)
+        }
+    };
+    let mut map = Map::new();
+    map.insert("User".into(), json!(c.user));
+    map.insert("Env".into(), list(&c.env));
+    map.insert("Cmd".into(), list(&c.cmd));
+    map.insert(
+        "Entrypoint".into(),
+        c.entrypoint.as_deref().map_or(Value::Null, list),
+    );
+    map.insert("WorkingDir".into(), json!(c.working_dir));
+    map
+}
