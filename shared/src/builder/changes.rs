@@ -80,7 +80,10 @@ fn apply(
         .collect();
     let word = |w: &str| expand_word(w, &vars, escape).map_err(|e| e.to_string());
     let pairs = |pairs: &[(String, String)]| -> Result<Vec<(String, String)>, String> {
-        pairs.iter().map(|(k, v)| Ok((word(k)?, word(v)?))).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| Ok((word(k)?, word(v)?)))
+            .collect()
     };
     match instruction {
         Instruction::Env(list) => {
@@ -136,9 +139,7 @@ fn apply(
         }
         Instruction::Healthcheck(check) => {
             let value = healthcheck_json(check);
-            state
-                .container_config()
-                .insert("Healthcheck".into(), value);
+            state.container_config().insert("Healthcheck".into(), value);
         }
         Instruction::Onbuild(trigger, _) => {
             let mut list = state.triggers();

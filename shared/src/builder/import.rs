@@ -150,7 +150,10 @@ fn make(
         Some(m) if !m.is_empty() => m.to_string(),
         _ => format!("Imported from {name}"),
     };
-    push_history(&mut state.config, json!({"created": now, "comment": comment}));
+    push_history(
+        &mut state.config,
+        json!({"created": now, "comment": comment}),
+    );
     state.config["created"] = json!(now);
     state.config["comment"] = json!(comment);
     write(store, &mut state)

@@ -10,9 +10,10 @@
 //! - `from`: the states FROM and `--from` name, and `source_root`;
 //! - `step`: `Builder` and what every step goes through (cache, commit,
 //!   the step's root, the writers' lock);
-//! - `stdin`, `shared_cache`, `commit`, `import`: `img-build -`'s input,
-//!   the cache shared through a registry, ctr-commit's image over a
-//!   container's upper dir, img-import's image from a rootfs tarball;
+//! - `stdin`, `shared_cache`, `import`: `img-build -`'s input, the cache
+//!   shared through a registry, img-import's image from a rootfs tarball;
+//! - `commit`: ctr-commit's image over a container's upper dir, and the
+//!   one way a made image is named;
 //! - `changes`: `--change` lines applied to a config (ctr-commit,
 //!   img-import) with the config steps' helpers;
 //! - `state`, `options`, `error`: the image being built, the request and

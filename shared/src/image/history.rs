@@ -47,9 +47,10 @@ pub fn history(store: &Store, target: &str) -> Result<Vec<HistoryRow>, StoreErro
     for entry in config["history"].as_array().into_iter().flatten() {
         let text = |key: &str| entry[key].as_str().unwrap_or("").to_string();
         let empty = entry["empty_layer"].as_bool().unwrap_or(false);
-        let size = match (empty, if empty { None } else { layers.next() }) {
-            (false, Some(layer)) => layer_size(store, &layer)?,
-            _ => 0,
+        let layer = if empty { None } else { layers.next() };
+        let size = match layer {
+            Some(layer) => layer_size(store, &layer)?,
+            None => 0,
         };
         rows.push(HistoryRow {
             id: None,

@@ -89,12 +89,18 @@ pub fn commit(
             Err(e) => return Err(e),
         }
     }
+    let image_env = store
+        .read_image_config(&image)?
+        .config()
+        .as_ref()
+        .and_then(|c| c.env().clone())
+        .unwrap_or_default();
     let skip = runtime_stubs(&upper, &layers);
     let snapshot = Snapshot {
         parent: &image,
         upper: &upper,
         skip: &skip,
-        settings: settings(&record),
+        settings: settings(&record, &image_env),
         changes: &options.changes,
         author: &options.author,
         comment: &options.message,
@@ -108,19 +114,30 @@ pub fn commit(
 }
 
 /// The `config` fields a container set, as Docker's commit keeps them:
-/// its user, environment, command, entrypoint and working directory.
-fn settings(record: &Record) -> Map<String, Value> {
+/// its user, environment, command, entrypoint and working directory. The
+/// variables the runtime adds to every process (`HOSTNAME`, and `HOME`
+/// where the image set none) are not the container's settings.
+fn settings(record: &Record, image_env: &[String]) -> Map<String, Value> {
     let c = &record.config;
+    let image_sets = |key: &str| image_env.iter().any(|e| e.starts_with(key));
+    let hostname = format!("HOSTNAME={}", c.hostname);
+    let runtime_added = |e: &str| {
+        let hostname_added = e == hostname && !image_sets("HOSTNAME=");
+        let home_added = e.starts_with("HOME=") && !image_sets("HOME=");
+        hostname_added || home_added
+    };
+    let env: Vec<String> = c
+        .env
+        .iter()
+        .filter(|e| !runtime_added(e))
+        .cloned()
+        .collect();
     let list = |v: &[String]| {
-        if v.is_empty() {
-            Value::Null
-        } else {
-            json!(v)
-        }
+        if v.is_empty() { Value::Null } else { json!(v) }
     };
     let mut map = Map::new();
     map.insert("User".into(), json!(c.user));
-    map.insert("Env".into(), list(&c.env));
+    map.insert("Env".into(), list(&env));
     map.insert("Cmd".into(), list(&c.cmd));
     map.insert(
         "Entrypoint".into(),

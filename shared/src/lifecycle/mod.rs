@@ -36,8 +36,8 @@ use crate::builder::layer::LayerWriteError;
 use crate::builder::rootfs::RootfsError;
 use crate::container::ContainerError;
 use crate::layer::LayerError;
-use crate::store::StoreError;
 use crate::runtime::RunError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {

@@ -42,7 +42,13 @@ fn main() -> std::process::ExitCode {
             platform: cli.platform.unwrap_or_else(Platform::host),
         };
         let store = cli.store.open()?;
-        let id = import(&store, &source, std::io::stdin().lock(), &options, tag.as_ref())?;
+        let id = import(
+            &store,
+            &source,
+            std::io::stdin().lock(),
+            &options,
+            tag.as_ref(),
+        )?;
         output::result(id);
         Ok(())
     })
