@@ -420,3 +420,65 @@ fn hostile_tarballs_are_refused_or_kept_inside_and_store_nothing() {
     let ok = hostile_tar(&[("etc-link", tar::EntryType::Symlink, "/etc")]);
     run_bytes(&fixture, "img-import", &["-", "fine:link"], &ok).success();
 }
+
+/// Counts as fast as it can, a line per number appended to /tmp/c.
+const COUNTER: &str = "while :; do echo $((i+=1)) >> /tmp/c; done";
+
+#[test]
+fn a_busy_container_is_frozen_while_its_layer_is_written_and_gc_waits() {
+    use berth::testhook::COMMIT_WRITTEN;
+    use berth_harness::pause::PausePoint;
+    let fixture = fixture();
+    let id = run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "busy", IMG, "sh", "-c", COUNTER],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    let upper_count = fixture.root().join(format!("containers/{id}/upper/tmp/c"));
+    assert!(berth_harness::wait_for(10, || upper_count.exists()));
+    let point = PausePoint::new(COMMIT_WRITTEN);
+    let held = point.hold(
+        tool("ctr-commit", fixture.root()).args(["busy", "busy:snap"]),
+        60,
+    );
+    // Held after the layer is written: the container is frozen, and says so.
+    let freezer = format!("/sys/fs/cgroup/freezer/berth/{id}/freezer.state");
+    assert_eq!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    let state = inspect(&fixture, "ctr-inspect", "busy")["State"].clone();
+    assert_eq!(state["Paused"], Value::Bool(true), "{state}");
+    let frozen_len = std::fs::metadata(&upper_count).unwrap().len();
+    // A collection started now waits for the commit (its blobs are not yet
+    // named), then finds the image tagged and keeps it.
+    let prune = tool("img-prune", fixture.root())
+        .arg("-f")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert_eq!(std::fs::metadata(&upper_count).unwrap().len(), frozen_len);
+    let committed = held.release().success();
+    let prune = Run::from(prune.wait_with_output().unwrap()).success();
+    assert!(!prune.stdout.contains("deleted: sha256"), "{prune:#?}");
+    assert_ne!(std::fs::read_to_string(&freezer).unwrap().trim(), "FROZEN");
+    assert!(berth_harness::wait_for(10, || {
+        std::fs::metadata(&upper_count).unwrap().len() > frozen_len
+    }));
+    // The layer holds the file as it was when frozen: whole lines 1..=N.
+    let out = run(
+        &fixture,
+        "ctr-run",
+        &["--rm", committed.stdout.trim(), "cat", "/tmp/c"],
+    )
+    .success()
+    .stdout;
+    assert_eq!(out.len() as u64, frozen_len);
+    assert!(out.ends_with('\n'));
+    for (i, line) in out.lines().enumerate() {
+        assert_eq!(line, (i + 1).to_string());
+    }
+    run(&fixture, "ctr-rm", &["-f", "busy"]).success();
+}

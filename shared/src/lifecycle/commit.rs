@@ -108,6 +108,7 @@ pub fn commit(
     };
     let _writers = store.lease()?;
     let made = commit_upper(store, &snapshot)?;
+    crate::testhook::pause(crate::testhook::COMMIT_WRITTEN);
     drop(frozen);
     record_image(store, &made, options.tag.as_ref())?;
     Ok(made.id)
