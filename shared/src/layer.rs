@@ -175,8 +175,27 @@ pub fn unpack(
     } else {
         Box::new(buffered)
     };
+    let actual = unpack_plain(decoded, dest, layer)?;
+    if actual != *diff_id {
+        return Err(LayerError::DiffIdMismatch {
+            layer: layer.clone(),
+            expected: diff_id.clone(),
+            actual,
+        });
+    }
+    Ok(())
+}
+
+/// Unpacks the plain tar stream `plain` into the existing empty directory
+/// `dest` with [`unpack`]'s rules (`layer` names it in errors), and returns
+/// the stream's digest: its diff ID.
+pub fn unpack_plain(plain: impl Read, dest: &Path, layer: &Digest) -> Result<Digest, LayerError> {
+    let archive_err = |source| LayerError::Archive {
+        layer: layer.clone(),
+        source,
+    };
     let mut hashing = HashingReader {
-        inner: decoded,
+        inner: plain,
         hash: HashingWriter::new(io::sink()),
     };
     let root = rustix::fs::open(
@@ -204,14 +223,7 @@ pub fn unpack(
     io::copy(&mut hashing, &mut io::sink()).map_err(archive_err)?;
     unpacker.finish_dir_times()?;
     let (actual, _, _) = hashing.hash.finish();
-    if actual != *diff_id {
-        return Err(LayerError::DiffIdMismatch {
-            layer: layer.clone(),
-            expected: diff_id.clone(),
-            actual,
-        });
-    }
-    Ok(())
+    Ok(actual)
 }
 
 struct HashingReader<R> {

@@ -14,6 +14,10 @@ pub const AFTER_LEASE: &str = "BERTH_TEST_PAUSE_AFTER_LEASE";
 /// after libcontainer created the init, before it is told to start.
 pub const BEFORE_START: &str = "BERTH_TEST_PAUSE_BEFORE_START";
 
+/// `ctr-commit`: the new image's blobs written, the container still
+/// frozen, the writers' lock held, nothing named yet.
+pub const COMMIT_WRITTEN: &str = "BERTH_TEST_PAUSE_COMMIT_WRITTEN";
+
 /// If `variable` names a FIFO, waits here until the test has opened it for
 /// writing and closed it again. The test's open returns once we got here
 /// (a FIFO's open waits for both ends), so it knows where we are without

@@ -187,3 +187,29 @@ fn the_readme_push_pipeline_does_what_it_says() {
     let tags = registry.get("/v2/app/tags/list").unwrap();
     assert!(tags.contains(r#"["ci"]"#), "{tags}");
 }
+
+#[test]
+fn the_readme_commit_pipelines_do_what_they_say() {
+    let fixture = Fixture::new();
+    fixture.busybox("app:latest", "app");
+    let pipelines = pipelines_after("And from a container to an image, with no Dockerfile:");
+    assert_eq!(pipelines.len(), 4, "{pipelines:?}");
+
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok && out.is_empty(), "{err}");
+    let (ok, out, err) = sh(&fixture, &pipelines[1]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "C /etc\nD /etc/group\nA /version\n");
+    let (ok, out, err) = sh(&fixture, &pipelines[2]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "v2\n");
+    assert!(fixture.store.resolve_image("app:v2").is_ok());
+    let (ok, out, err) = sh(&fixture, &pipelines[3]);
+    assert!(ok, "{err}");
+    let flat = fixture.store.resolve_image("web:flat").unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(lines[1].starts_with(flat.id().short()), "{out}");
+    assert!(lines[1].ends_with("flattened"), "{out}");
+    sh(&fixture, "ctr-rm -f web");
+}

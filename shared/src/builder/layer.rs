@@ -79,6 +79,18 @@ pub fn write_layer(
     compression: LayerCompression,
     epoch: Option<u64>,
 ) -> Result<LayerBlob, LayerWriteError> {
+    write_layer_without(store, upper, compression, epoch, &[])
+}
+
+/// [`write_layer`], leaving out the paths `skip` (relative to `upper`,
+/// with all under them): a container's runtime mount points.
+pub fn write_layer_without(
+    store: &Store,
+    upper: &Path,
+    compression: LayerCompression,
+    epoch: Option<u64>,
+    skip: &[String],
+) -> Result<LayerBlob, LayerWriteError> {
     let blob = store.blob_writer()?;
     let encoder: Box<dyn FinishWrite> = match compression {
         LayerCompression::Gzip => Box::new(flate2::write::GzEncoder::new(
@@ -99,6 +111,7 @@ pub fn write_layer(
         tar: &mut tar,
         epoch,
         links: HashMap::new(),
+        skip,
     };
     writer.directory(upper, "")?;
     let io_err = |source| LayerWriteError::Io {
@@ -114,6 +127,24 @@ pub fn write_layer(
         size,
         diff_id,
         media_type: compression.media_type().to_string(),
+    })
+}
+
+/// Writes the tree at `dir` as a plain tar to `out` (sorted entries, times
+/// and owners kept): `ctr-export`'s flattened root. Returns `out`.
+pub fn write_tree<W: Write>(dir: &Path, out: W) -> Result<W, LayerWriteError> {
+    let mut tar = tar::Builder::new(out);
+    tar.mode(tar::HeaderMode::Complete);
+    let mut writer = TarWriter {
+        tar: &mut tar,
+        epoch: None,
+        links: HashMap::new(),
+        skip: &[],
+    };
+    writer.directory(dir, "")?;
+    tar.into_inner().map_err(|source| LayerWriteError::Io {
+        path: dir.to_path_buf(),
+        source,
     })
 }
 
@@ -140,6 +171,8 @@ struct TarWriter<'a, W: Write> {
     epoch: Option<u64>,
     /// (dev, inode) → the first path written for a hard-linked file.
     links: HashMap<(u64, u64), String>,
+    /// Layer paths left out, with everything under them.
+    skip: &'a [String],
 }
 
 impl<W: Write> TarWriter<'_, W> {
@@ -184,6 +217,9 @@ impl<W: Write> TarWriter<'_, W> {
             } else {
                 format!("{prefix}/{name}")
             };
+            if self.skip.contains(&rel) {
+                continue;
+            }
             self.entry(&path, &rel)?;
         }
         Ok(())

@@ -10,8 +10,12 @@
 //! - `from`: the states FROM and `--from` name, and `source_root`;
 //! - `step`: `Builder` and what every step goes through (cache, commit,
 //!   the step's root, the writers' lock);
-//! - `stdin`, `shared_cache`: `img-build -`'s input, and the cache shared
-//!   through a registry;
+//! - `stdin`, `shared_cache`, `import`: `img-build -`'s input, the cache
+//!   shared through a registry, img-import's image from a rootfs tarball;
+//! - `commit`: ctr-commit's image over a container's upper dir, and the
+//!   one way a made image is named;
+//! - `changes`: `--change` lines applied to a config (ctr-commit,
+//!   img-import) with the config steps' helpers;
 //! - `state`, `options`, `error`: the image being built, the request and
 //!   the errors;
 //! - the mechanics, which know nothing of a build: `cache`, `context`,
@@ -19,11 +23,14 @@
 
 pub mod archive;
 pub mod cache;
+pub mod changes;
+pub mod commit;
 pub mod context;
 pub mod copy;
 mod error;
 pub mod fetch;
 mod from;
+pub mod import;
 pub mod layer;
 #[cfg(test)]
 mod layering;

@@ -177,6 +177,52 @@ const MOUNT_STUBS: &[&str] = &[
     "etc/resolv.conf",
 ];
 
+/// The runtime's mount points in a container's upper dir that its image
+/// (`lowers`) lacks, holding nothing else, and the directories copied up
+/// only to hold them: Docker keeps these in a container's init layer, so
+/// neither a commit nor a diff shows them.
+pub fn runtime_stubs(upper: &Path, lowers: &[PathBuf]) -> Vec<String> {
+    let mut stubs: Vec<String> = Vec::new();
+    let holds_only_stubs = |path: &Path, rel: &str, stubs: &[String]| {
+        fs::read_dir(path).is_ok_and(|d| {
+            d.filter_map(Result::ok).all(|e| {
+                let child = format!("{rel}/{}", e.file_name().to_string_lossy());
+                stubs.contains(&child)
+            })
+        })
+    };
+    let opaque = |path: &Path| {
+        let mut value = [0u8; 2];
+        rustix::fs::lgetxattr(path, "trusted.overlay.opaque", &mut value).is_ok()
+    };
+    // Deepest first, so a directory is judged after its children.
+    let mut wanted: Vec<&str> = MOUNT_STUBS.to_vec();
+    wanted.sort_by_key(|p| std::cmp::Reverse(p.matches('/').count()));
+    for stub in wanted {
+        let path = upper.join(stub);
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        let below = lowers
+            .iter()
+            .any(|l| fs::symlink_metadata(l.join(stub)).is_ok());
+        let stub_only = if meta.is_dir() {
+            !opaque(&path) && holds_only_stubs(&path, stub, &stubs)
+        } else {
+            meta.is_file() && meta.len() == 0
+        };
+        // A directory the image has, copied up only for stubs, goes too;
+        // a file the image has is the image's own.
+        if stub_only && (!below || (meta.is_dir() && !stubs.is_empty())) {
+            let dragged = below && !stubs.iter().any(|s| s.starts_with(&format!("{stub}/")));
+            if !dragged {
+                stubs.push(stub.to_string());
+            }
+        }
+    }
+    stubs
+}
+
 /// Which mount points are absent from `merged` before a RUN: the
 /// runtime's own, and `targets` (the step's --mount targets, absolute),
 /// with their missing parents, deepest last.

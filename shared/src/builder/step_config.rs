@@ -3,6 +3,7 @@
 //! ONBUILD), each cached and recorded as an empty layer; and WORKDIR, which
 //! sets the config and makes its directory (a layer only if it was missing).
 
+use super::changes::{expose_ports, healthcheck_json, pairs_text};
 use super::context;
 use super::copy;
 use super::error::BuildError;
@@ -234,72 +235,5 @@ impl Builder<'_> {
             expanded.push((self.expand(node, k, vars)?, self.expand(node, v, vars)?));
         }
         Ok(expanded)
-    }
-}
-
-/// Pairs as the history shows them: `k=v k=v`.
-fn pairs_text(pairs: &[(String, String)]) -> String {
-    pairs
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// EXPOSE's words as `port/proto` keys, ranges spelled out.
-fn expose_ports(word: &str) -> Result<Vec<String>, String> {
-    let (ports, proto) = match word.split_once('/') {
-        Some((p, proto)) => (p, proto.to_ascii_lowercase()),
-        None => (word, "tcp".to_string()),
-    };
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(format!("invalid proto: {proto}"));
-    }
-    let parse = |p: &str| {
-        p.parse::<u16>()
-            .map_err(|_| format!("invalid containerPort: {p}"))
-    };
-    let (lo, hi) = match ports.split_once('-') {
-        Some((a, b)) => (parse(a)?, parse(b)?),
-        None => (parse(ports)?, parse(ports)?),
-    };
-    if hi < lo {
-        return Err(format!(
-            "invalid range specified for containerPort: {ports}"
-        ));
-    }
-    Ok((lo..=hi).map(|p| format!("{p}/{proto}")).collect())
-}
-
-fn healthcheck_json(check: &Healthcheck) -> Value {
-    let mut value = json!({"Test": check.test});
-    for (key, v) in [
-        ("Interval", check.interval),
-        ("Timeout", check.timeout),
-        ("StartPeriod", check.start_period),
-        ("StartInterval", check.start_interval),
-        ("Retries", check.retries),
-    ] {
-        if let Some(v) = v {
-            value[key] = json!(v);
-        }
-    }
-    value
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn expose_spells_out_ranges_and_protocols() {
-        assert_eq!(expose_ports("80").unwrap(), ["80/tcp"]);
-        assert_eq!(expose_ports("53/UDP").unwrap(), ["53/udp"]);
-        assert_eq!(
-            expose_ports("8000-8002").unwrap(),
-            ["8000/tcp", "8001/tcp", "8002/tcp"]
-        );
-        assert!(expose_ports("http").is_err());
-        assert!(expose_ports("80/icmp").is_err());
     }
 }

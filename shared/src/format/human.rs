@@ -7,13 +7,19 @@ const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 
 /// A byte count as Docker prints it: `4.261MB`, `512B`, `1.2GB`.
 pub fn size(bytes: u64) -> String {
+    size_with_precision(bytes, 4)
+}
+
+/// A byte count with `digits` significant digits (`docker history` uses 3:
+/// `4.26MB`).
+pub fn size_with_precision(bytes: u64, digits: usize) -> String {
     let mut value = bytes as f64;
     let mut unit = 0;
     while value >= 1000.0 && unit < UNITS.len() - 1 {
         value /= 1000.0;
         unit += 1;
     }
-    format!("{}{}", significant(value, 4), UNITS[unit])
+    format!("{}{}", significant(value, digits), UNITS[unit])
 }
 
 /// `value` with `digits` significant digits and no trailing zeros (Go's %g).

@@ -1,14 +1,16 @@
 //! Images as Docker presents them: config, creation time, unpacked size,
-//! and which containers use them. Listing, inspecting, removing, saving and
-//! loading build on this; the store only knows manifests and tags.
+//! and which containers use them. Listing, inspecting, history, removing,
+//! saving and loading build on this; the store only knows manifests and tags.
 
 mod archive;
+mod history;
 mod inspect;
 mod list;
 mod remove;
 mod summary;
 
 pub use archive::{LoadError, Loaded, SaveError, load, save, save_to_file};
+pub use history::{HistoryRow, HistoryStyle, history};
 pub use inspect::inspect;
 pub use list::{ListOptions, Row, list};
 pub use remove::{PruneFilter, PruneOptions, Removal, RemoveError, prune, remove};

@@ -1,9 +1,13 @@
 //! The container verbs over the records ctr-run writes, one file per verb:
 //! finding a container by name or ID prefix (`find`), signals, kill and
 //! stop (`kill`), rm (`remove`), start and following an attached one to its
-//! end (`start`), `wait`, `rename`, pause and unpause (`pause`), `top` and
-//! `prune`. Each file imports only [`LifecycleError`] from here.
+//! end (`start`), `wait`, `rename`, pause and unpause (`pause`), `top`,
+//! `prune`, and what becomes of a container's files: `commit` (a new image),
+//! `diff` (what changed), `export` (its root as a tar). Each file imports only [`LifecycleError`] from here.
 
+mod commit;
+mod diff;
+mod export;
 mod find;
 mod kill;
 mod pause;
@@ -14,6 +18,9 @@ mod start;
 mod top;
 mod wait;
 
+pub use commit::{CommitOptions, commit};
+pub use diff::{Change, ChangeKind, changes, diff};
+pub use export::{export, export_to_file};
 pub use find::{find, list};
 pub use kill::{kill, parse_signal, stop, wait_stopped};
 pub use pause::{pause, unpause};
@@ -24,8 +31,13 @@ pub use start::{attach_without_terminal, log_length, start};
 pub use top::{Top, top};
 pub use wait::wait;
 
+use crate::builder::BuildError;
+use crate::builder::layer::LayerWriteError;
+use crate::builder::rootfs::RootfsError;
 use crate::container::ContainerError;
+use crate::layer::LayerError;
 use crate::runtime::RunError;
+use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LifecycleError {
@@ -81,8 +93,22 @@ pub enum LifecycleError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "container {0} has no overlay upper dir (its root is a private copy): commit and diff need one"
+    )]
+    NoUpper(String),
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Layer(#[from] LayerError),
+    #[error(transparent)]
+    LayerWrite(#[from] LayerWriteError),
+    #[error(transparent)]
+    Rootfs(#[from] RootfsError),
+    #[error(transparent)]
+    Build(#[from] BuildError),
     #[error(transparent)]
     Run(#[from] RunError),
 }
