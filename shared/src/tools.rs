@@ -14,7 +14,7 @@ img-rm      | images     | docker rmi             | Remove one or more images   
 img-prune   | images     | docker image prune     | Remove unused images                                            | img-rm img-fsck ctr-prune
 img-save    | images     | docker save            | Save one or more images to a tar archive (stdout by default)    | img-load img-push
 img-load    | images     | docker load            | Load images from a tar archive or stdin                         | img-save img-pull
-img-fsck    | images     | (berth's own)          | Check the store, and repair what is garbage                     | img-prune ctr-prune
+img-fsck    | images     | berth's own            | Check the store, and repair what is garbage                     | img-prune ctr-prune
 ctr-run     | containers | docker run             | Create and run a new container from an image                    | ctr-ps ctr-exec ctr-logs ctr-stop ctr-rm
 ctr-ps      | containers | docker ps              | List containers                                                 | ctr-inspect ctr-run ctr-rm
 ctr-inspect | containers | docker inspect         | Display detailed information on one or more containers          | ctr-ps img-inspect
