@@ -122,9 +122,18 @@ pub fn generate_on_request<P: clap::CommandFactory>() {
     use clap_complete::{generate, shells};
     let written = match kind.to_str().unwrap_or_default() {
         "man" => man_page(command, &mut out),
-        "bash" => Ok(generate(shells::Bash, &mut command, name.clone(), &mut out)),
-        "zsh" => Ok(generate(shells::Zsh, &mut command, name.clone(), &mut out)),
-        "fish" => Ok(generate(shells::Fish, &mut command, name.clone(), &mut out)),
+        "bash" => {
+            generate(shells::Bash, &mut command, name.clone(), &mut out);
+            Ok(())
+        }
+        "zsh" => {
+            generate(shells::Zsh, &mut command, name.clone(), &mut out);
+            Ok(())
+        }
+        "fish" => {
+            generate(shells::Fish, &mut command, name.clone(), &mut out);
+            Ok(())
+        }
         _ => {
             eprintln!("{name}: {GENERATE} must be bash, zsh, fish or man");
             std::process::exit(crate::Exit::Usage as i32);
