@@ -100,3 +100,76 @@ pub fn parse<P: clap::Parser>() -> Result<P, crate::Failure> {
         }
     })
 }
+
+/// The variable that asks a tool for its completions or man page instead of
+/// running: `BERTH_GENERATE=bash|zsh|fish|man TOOL` prints it on stdout and
+/// exits. `cargo xtask install` and `cargo xtask deb` generate every tool's
+/// files this way, from the tool's own clap definition, so they never drift.
+pub const GENERATE: &str = "BERTH_GENERATE";
+
+/// A tool's first line: answers [`GENERATE`] (and exits) when it is set,
+/// else returns at once. Checked before any parsing, so a tool's required
+/// arguments never stand in the way.
+pub fn generate_on_request<P: clap::CommandFactory>() {
+    let Some(kind) = std::env::var_os(GENERATE) else {
+        return;
+    };
+    let mut command = P::command();
+    let name = command.get_name().to_string();
+    let mut out = Vec::new();
+    // Each generator named, not through clap_complete::Shell, so the other
+    // shells' generators are not linked into every tool.
+    use clap_complete::{generate, shells};
+    let written = match kind.to_str().unwrap_or_default() {
+        "man" => man_page(command, &mut out),
+        "bash" => {
+            generate(shells::Bash, &mut command, name.clone(), &mut out);
+            Ok(())
+        }
+        "zsh" => {
+            generate(shells::Zsh, &mut command, name.clone(), &mut out);
+            Ok(())
+        }
+        "fish" => {
+            generate(shells::Fish, &mut command, name.clone(), &mut out);
+            Ok(())
+        }
+        _ => {
+            eprintln!("{name}: {GENERATE} must be bash, zsh, fish or man");
+            std::process::exit(crate::Exit::Usage as i32);
+        }
+    };
+    let written = written.and_then(|()| std::io::Write::write_all(&mut std::io::stdout(), &out));
+    match written {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{name}: writing the generated text: {e}");
+            std::process::exit(crate::Exit::Failed as i32);
+        }
+    }
+}
+
+/// clap_mangen's page, its after-help footer replaced by a SEE ALSO section
+/// naming the siblings' pages and berth(7).
+fn man_page(command: clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let name = command.get_name().to_string();
+    let man = clap_mangen::Man::new(command).manual("berth");
+    man.render_title(out)?;
+    man.render_name_section(out)?;
+    man.render_synopsis_section(out)?;
+    man.render_description_section(out)?;
+    man.render_options_section(out)?;
+    let mut pages: Vec<String> = crate::tools::find(&name)
+        .map(|tool| tool.see_also)
+        .unwrap_or_default()
+        .iter()
+        .map(|sibling| format!("{sibling}(1)"))
+        .collect();
+    pages.push("berth(7)".to_string());
+    let mut see_also = clap_mangen::roff::Roff::new();
+    see_also
+        .control("SH", ["SEE ALSO"])
+        .text([clap_mangen::roff::roman(pages.join(", "))]);
+    out.extend_from_slice(see_also.to_roff().as_bytes());
+    man.render_version_section(out)
+}

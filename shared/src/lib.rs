@@ -28,6 +28,7 @@ pub mod root;
 pub mod runtime;
 pub mod store;
 pub mod testhook;
+pub mod tools;
 
 pub use digest::Digest;
 pub use exit::{Exit, Failure};

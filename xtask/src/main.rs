@@ -2,25 +2,33 @@
 //! `cargo xtask ci` (install prerequisites, fmt, clippy, tests),
 //! `cargo xtask demo` (the main job end to end, offline),
 //! `cargo xtask bench` (side-by-side timings against established tools),
-//! `cargo xtask fuzz` (the cargo-fuzz targets in `fuzz/`, on nightly).
+//! `cargo xtask fuzz` (the cargo-fuzz targets in `fuzz/`, on nightly),
+//! `cargo xtask install [--prefix DIR] [--uninstall]` (the tools, completions
+//! and man pages), `cargo xtask deb` (the same as a Debian package).
 
 mod bench;
 mod ci;
+mod deb;
 mod demo;
 mod fuzz;
+mod install;
+mod overview_page;
 mod prerequisites;
 
 use std::process::{Command, ExitCode};
 
 fn main() -> ExitCode {
     let task = std::env::args().nth(1).unwrap_or_default();
+    let rest: Vec<String> = std::env::args().skip(2).collect();
     let result = match task.as_str() {
         "ci" => ci::run(),
         "demo" => demo::run(),
         "bench" => bench::run(),
         "fuzz" => fuzz::run(),
+        "install" => install::run(&rest),
+        "deb" => deb::run(&rest),
         _ => {
-            eprintln!("usage: cargo xtask <ci|demo|bench|fuzz>");
+            eprintln!("usage: cargo xtask <ci|demo|bench|fuzz|install|deb>");
             return ExitCode::from(2);
         }
     };

@@ -10,6 +10,8 @@ pub enum Task {
     Ci,
     Demo,
     Bench,
+    /// `install` and `deb`: a release build, nothing more.
+    Install,
 }
 
 /// Why a prerequisite is needed. Each task needs a growing part of them:
@@ -31,6 +33,7 @@ enum Need {
 impl Task {
     fn needs(self, need: Need) -> bool {
         match self {
+            Task::Install => need == Need::Build,
             Task::Demo => matches!(need, Need::Build | Need::Demo),
             Task::Ci => need != Need::Bench,
             Task::Bench => true,
@@ -183,7 +186,7 @@ mod tests {
         assert!(ci.iter().all(|p| bench.contains(p)), "{ci:?} ⊄ {bench:?}");
         assert!(demo.len() < ci.len() && ci.len() < bench.len());
         // Building comes first in every task's list, so it is never skipped.
-        for task in [Task::Demo, Task::Ci, Task::Bench] {
+        for task in [Task::Install, Task::Demo, Task::Ci, Task::Bench] {
             assert_eq!(packages(task)[..2], ["pkg-config", "libseccomp-dev"]);
         }
     }

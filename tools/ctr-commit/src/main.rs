@@ -9,7 +9,7 @@ use clap::{ArgAction, Parser};
 
 /// Create a new image from a container's changes.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -34,6 +34,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let target = pipe::single_target(&cli.container, pipe::CONTAINER_FIELDS)?;

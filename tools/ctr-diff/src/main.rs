@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// Inspect changes to files or directories on a container's filesystem.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -16,6 +16,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let target = pipe::single_target(&cli.container, pipe::CONTAINER_FIELDS)?;

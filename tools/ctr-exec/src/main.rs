@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// Execute a command in a running container.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -38,6 +38,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let target = pipe::single_target(&cli.container, pipe::CONTAINER_FIELDS)?;

@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// Rename a container.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -18,6 +18,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let target = pipe::single_target(&cli.container, pipe::CONTAINER_FIELDS)?;

@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// Restart one or more containers.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -19,6 +19,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let signal = cli.stop.signal()?;

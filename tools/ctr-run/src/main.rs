@@ -15,7 +15,7 @@ use std::path::PathBuf;
 
 /// Run a command in a new container.
 #[derive(Parser)]
-#[command(version, disable_help_flag = true)]
+#[command(version, after_help = berth::see_also!(), disable_help_flag = true)]
 struct Cli {
     /// Print help (`-h` is --hostname, as in Docker)
     #[arg(long, action = clap::ArgAction::Help)]
@@ -125,6 +125,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = match Cli::try_parse() {
             Ok(cli) => cli,

@@ -10,7 +10,7 @@ use clap::Parser;
 
 /// Start one or more stopped containers.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -27,6 +27,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let targets = cli.targets.read()?;

@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// Block until one or more containers stop, then print their exit codes.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -17,6 +17,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let targets = cli.targets.read()?;

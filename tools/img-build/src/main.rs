@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 /// Build an image from a Dockerfile and a context directory.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -155,6 +155,7 @@ fn usage(message: impl Into<String>) -> Failure {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = match Cli::try_parse() {
             Ok(cli) => cli,

@@ -9,7 +9,7 @@ use clap::Parser;
 /// Check a store: blobs re-hashed, images whole, layers, container records,
 /// mounts, cgroups and temp files owned by something alive.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -22,6 +22,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let store = cli.store.open()?;

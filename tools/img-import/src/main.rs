@@ -10,7 +10,7 @@ use clap::Parser;
 
 /// Import the contents from a tarball to create a filesystem image.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -32,6 +32,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let tag = cli.reference.as_deref().map(Reference::parse).transpose()?;

@@ -9,7 +9,7 @@ use clap::Parser;
 
 /// Display detailed information on one or more images.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -21,6 +21,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let template = match cli.format.as_deref() {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 /// Load images from a tar archive or STDIN.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -24,6 +24,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let input: Box<dyn std::io::Read> = match &cli.input {

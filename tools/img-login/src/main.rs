@@ -11,7 +11,7 @@ use std::io::{BufRead, IsTerminal, Read, Write};
 
 /// Log in to a registry (Docker Hub without SERVER).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     /// Username
     #[arg(short, long)]
@@ -30,6 +30,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let usage = |message: &str| Failure::new(Exit::Usage, message.to_string());

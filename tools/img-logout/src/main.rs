@@ -8,13 +8,14 @@ use clap::Parser;
 
 /// Log out from a registry (Docker Hub without SERVER).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     /// The registry: HOST[:PORT] or a URL [default: Docker Hub]
     server: Option<String>,
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let server = Server::parse(cli.server.as_deref());

@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 /// List images.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -52,6 +52,7 @@ const HEADERS: &[(&str, &str)] = &[
 ];
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let format = Format::parse(cli.format.as_deref())?;

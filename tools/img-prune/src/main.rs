@@ -10,7 +10,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 /// Remove unused images.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -26,6 +26,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         if !cli.force && std::io::stdin().is_terminal() && !confirm(cli.all) {

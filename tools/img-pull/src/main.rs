@@ -11,7 +11,7 @@ use clap::Parser;
 
 /// Pull images (NAME[:TAG|@DIGEST]) from their registries into the store.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -35,6 +35,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let targets = pipe::targets_from_process(&cli.references, pipe::IMAGE_FIELDS)

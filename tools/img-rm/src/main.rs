@@ -7,7 +7,7 @@ use clap::Parser;
 
 /// Remove one or more images.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -19,6 +19,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let targets = pipe::targets_from_process(&cli.images, pipe::IMAGE_FIELDS)?;

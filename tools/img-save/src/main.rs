@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// Save one or more images to a tar archive (streamed to STDOUT by default).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -22,6 +22,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         if cli.output.is_none() && output::stdout_is_terminal() {

@@ -9,7 +9,7 @@ use clap::Parser;
 
 /// Search Docker Hub, or any registry, for repositories.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     /// Search this registry (HOST[:PORT]) instead of the one TERM names
     #[arg(long, value_name = "HOST")]
@@ -78,6 +78,7 @@ impl Filters {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let format = Format::parse(cli.format.as_deref())?;

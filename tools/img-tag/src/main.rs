@@ -6,7 +6,7 @@ use clap::Parser;
 
 /// Create a tag DST that refers to the image SRC (a reference or ID prefix).
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -17,6 +17,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
         let source = pipe::single_target(&cli.source, pipe::IMAGE_FIELDS)?;

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 /// Create a network.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -35,6 +35,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         if cli.driver != "bridge" {

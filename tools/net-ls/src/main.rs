@@ -10,7 +10,7 @@ use clap::Parser;
 
 /// List networks.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -37,6 +37,7 @@ const HEADERS: &[(&str, &str)] = &[
 ];
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let format = Format::parse(cli.format.as_deref())?;

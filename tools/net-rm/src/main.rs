@@ -8,7 +8,7 @@ use clap::Parser;
 
 /// Remove one or more networks.
 #[derive(Parser)]
-#[command(version)]
+#[command(version, after_help = berth::see_also!())]
 struct Cli {
     #[command(flatten)]
     store: StoreArgs,
@@ -18,6 +18,7 @@ struct Cli {
 }
 
 fn main() -> std::process::ExitCode {
+    berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
         let store = cli.store.open()?;
