@@ -57,11 +57,12 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     ("openssl", "openssl", Need::Tests),
     // img-build's interop test runs a built image under podman.
     ("podman", "podman", Need::Tests),
-    // Bridge networking: podman's network stack, its DNS server, the
-    // firewall it drives; the network test looks with `ip` and `nsenter`.
-    ("/usr/lib/podman/netavark", "netavark", Need::Tests),
-    ("/usr/lib/podman/aardvark-dns", "aardvark-dns", Need::Tests),
-    ("iptables", "iptables", Need::Tests),
+    // Bridge networking, every container's default (the demo's too):
+    // podman's network stack, its DNS server, the firewall it drives; the
+    // network tests look with `ip` and `nsenter`.
+    ("/usr/lib/podman/netavark", "netavark", Need::Demo),
+    ("/usr/lib/podman/aardvark-dns", "aardvark-dns", Need::Demo),
+    ("iptables", "iptables", Need::Demo),
     ("ip", "iproute2", Need::Tests),
     ("nsenter", "util-linux", Need::Tests),
     ("buildah", "buildah", Need::Bench),
