@@ -10,6 +10,7 @@
 //! - `from`: the states FROM and `--from` name, and `source_root`;
 //! - `step`: `Builder` and what every step goes through (cache, commit,
 //!   the step's root, the writers' lock);
+//! - `remote`: a context at a git or http(s) URL;
 //! - `stdin`, `shared_cache`: `img-build -`'s input, and the cache shared
 //!   through a registry;
 //! - `state`, `options`, `error`: the image being built, the request and
@@ -28,6 +29,7 @@ pub mod layer;
 #[cfg(test)]
 mod layering;
 mod options;
+pub mod remote;
 pub mod rootfs;
 pub mod shared_cache;
 mod stage;
