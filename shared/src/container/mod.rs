@@ -2,9 +2,11 @@
 //! their records (`record`), who owns one and the one teardown of what it
 //! holds (`owner`), reading their logs (`logs`) and showing them as
 //! `ctr-ps` and `ctr-inspect` do (`view`), and the cgroups a running one
-//! has (`cgroup`: its processes, its freezer). Nothing here starts a process.
+//! has (`cgroup`: its processes, its freezer), and copying files in and out
+//! of its root filesystem (`copy`). Nothing here starts a process.
 
 pub mod cgroup;
+pub mod copy;
 pub mod logs;
 pub mod owner;
 mod record;

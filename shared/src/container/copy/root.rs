@@ -1,0 +1,164 @@
+//! A container's root filesystem as `ctr-cp` sees it: a directory we hold
+//! open, and paths resolved in it as if chrooted (`openat2` with
+//! `RESOLVE_IN_ROOT`), so no symlink or `..` inside reaches the host.
+//!
+//! A running container's root is its overlay, mounted at
+//! `containers/<id>/rootfs` by its owner. A stopped one's is mounted for
+//! us alone: in a private mount namespace of our own (so it is never seen
+//! by anyone else and dies with us, even if we are killed), and detached as
+//! soon as its root is open, while we hold the owner lock so it cannot be
+//! started (and mount the same upper dir) meanwhile.
+
+use super::CopyError;
+use crate::container::{Owner, Record, owner};
+use crate::store::{Scratch, Store};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::Path;
+
+/// The scratch prefix of a stopped container's private mount point.
+const SCRATCH_CP: &str = "cp-";
+
+/// An open root directory and what keeps it valid.
+pub struct Root {
+    fd: OwnedFd,
+    /// A stopped container's: nobody starts it while we copy.
+    _owner: Option<Owner>,
+    _scratch: Option<Scratch>,
+}
+
+impl AsFd for Root {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(Errno) -> CopyError {
+    let what = what.into();
+    move |e| CopyError::Io {
+        what,
+        source: e.into(),
+    }
+}
+
+impl Root {
+    /// Any local directory as a root (the host side of a copy).
+    pub fn host(dir: &Path) -> Result<Root, CopyError> {
+        let fd = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io(dir.display().to_string()))?;
+        Ok(Root {
+            fd,
+            _owner: None,
+            _scratch: None,
+        })
+    }
+
+    /// The root filesystem of `record`'s container, running or stopped.
+    pub fn container(store: &Store, record: &Record) -> Result<Root, CopyError> {
+        let dir = store.container_dir(&record.id);
+        let rootfs = dir.join("rootfs");
+        let open_rootfs = |owner| {
+            let fd = rustix::fs::open(
+                &rootfs,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(io(rootfs.display().to_string()))?;
+            Ok(Root {
+                fd,
+                _owner: owner,
+                _scratch: None,
+            })
+        };
+        let owner = match Owner::take(&dir) {
+            // Someone runs it: its overlay is mounted (or it is a copy).
+            Err(crate::container::ContainerError::AlreadyRunning(_)) => return open_rootfs(None),
+            Err(e) => return Err(e.into()),
+            Ok(owner) => owner,
+        };
+        // Where overlayfs was missing, the root is a plain copy.
+        if dir.join("rootfs.copied").exists() {
+            return open_rootfs(Some(owner));
+        }
+        // A crash may have left the old overlay mounted: the one teardown.
+        owner::teardown(store, &record.id, &rootfs);
+        let image = store.resolve_image(&record.image)?;
+        let config = store.read_image_config(&image)?;
+        let layers = store.unpack_layers(&image, &config)?;
+        private_mount_namespace()?;
+        let scratch = Scratch::new(store, SCRATCH_CP)?;
+        let target = scratch.path().join("rootfs");
+        std::fs::create_dir(&target).map_err(|source| CopyError::Io {
+            what: target.display().to_string(),
+            source,
+        })?;
+        let (upper, work) = (dir.join("upper"), dir.join("work"));
+        let writes = crate::overlay::Upper {
+            upper: &upper,
+            work: &work,
+        };
+        crate::overlay::mount(&layers, Some(writes), &target).map_err(|source| CopyError::Io {
+            what: format!("mounting the root filesystem of {}", record.id),
+            source,
+        })?;
+        let opened = rustix::fs::open(
+            &target,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        );
+        // Detached at once: it lives only as long as our descriptor.
+        let _ = rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH);
+        let fd = opened.map_err(io(target.display().to_string()))?;
+        Ok(Root {
+            fd,
+            _owner: Some(owner),
+            _scratch: Some(scratch),
+        })
+    }
+
+    /// Opens `path` (relative to the root, or absolute in it) as if the
+    /// root were `/`; the last component is followed only if `follow`.
+    pub fn open(&self, path: &str, flags: OFlags, follow: bool) -> Result<OwnedFd, Errno> {
+        let mut flags = flags | OFlags::CLOEXEC;
+        if !follow {
+            flags |= OFlags::NOFOLLOW;
+        }
+        let path = if path.is_empty() { "." } else { path };
+        loop {
+            match rustix::fs::openat2(
+                &self.fd,
+                path,
+                flags,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            ) {
+                // A rename elsewhere raced the lookup: the kernel asks again.
+                Err(Errno::AGAIN) | Err(Errno::INTR) => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+/// Puts this process in a mount namespace of its own whose mounts do not
+/// propagate back: what it mounts is seen by nobody else and goes when it
+/// exits. The process must still be single-threaded.
+fn private_mount_namespace() -> Result<(), CopyError> {
+    // SAFETY: unshare takes flags only; it affects this process alone.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(CopyError::Io {
+            what: "creating a private mount namespace".to_string(),
+            source: std::io::Error::last_os_error(),
+        });
+    }
+    rustix::mount::mount_change(
+        "/",
+        rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+    )
+    .map_err(io("making the mount namespace private"))
+}
