@@ -3,10 +3,9 @@
 //! a tarball and a plain Dockerfile at an http URL, a Dockerfile on stdin.
 //! Each context yields the same image ID as the same files in a directory.
 
+use berth_harness::remote::{FileServer, git};
 use berth_harness::{Fixture, Run, tool};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
 const BASE: &str = "test/busybox:latest";
 const DOCKERFILE: &str = "FROM test/busybox:latest\nCOPY hello /hello\nCMD [\"cat\", \"/hello\"]\n";
@@ -15,61 +14,6 @@ fn img_build(fixture: &Fixture, args: &[&str]) -> Run {
     let mut command = tool("img-build", fixture.root());
     command.env("SOURCE_DATE_EPOCH", "1700000000");
     Run::of(command.args(args), None)
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let status = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "git {args:?}");
-}
-
-/// A python http.server serving `dir` on 127.0.0.1, killed on drop.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let mut child = Command::new("python3")
-            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // "Serving HTTP on 127.0.0.1 port N (…) ...": printed once it listens.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .split(" port ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("http.server said {line:?}"));
-        Server { child, port }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}/{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn images(fixture: &Fixture) -> usize {
@@ -143,7 +87,7 @@ fn git_and_http_contexts_build_the_same_image_as_a_directory() {
     );
     assert_eq!(ran.success().stdout, "v1\n");
 
-    let server = Server::start(&served);
+    let server = FileServer::start(&served);
     // Dumb http: git cannot fetch shallow there, so the whole history comes.
     let http_url = server.url("repo.git#v1:app");
     let from_http = img_build(&fixture, &["-q", "--no-cache", &http_url]);
@@ -243,7 +187,7 @@ fn bad_remote_contexts_fail_with_one_line_and_store_nothing() {
 
     let served = work.path().join("srv");
     std::fs::create_dir(&served).unwrap();
-    let server = Server::start(&served);
+    let server = FileServer::start(&served);
     img_build(&fixture, &[&server.url("missing.tar.gz")])
         .failure(1)
         .one_error_line(&["unable to prepare context", "404"]);
