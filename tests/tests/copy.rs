@@ -219,6 +219,15 @@ fn a_stopped_container_is_copied_to_and_from_and_nothing_stays_mounted() {
         .map(|e| e.file_name())
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    // Owned by someone else (being started, or another copy) with no root
+    // mounted: refused, and nothing lands in the bare mount point.
+    let dir = fixture.store.container_dir(&id);
+    let held = berth::container::Owner::take(&dir).unwrap();
+    cp(&fixture, &[p(&host.path().join("g")), "done:/busy"])
+        .failure(1)
+        .one_error_line(&["is being started"]);
+    assert_eq!(std::fs::read_dir(dir.join("rootfs")).unwrap().count(), 0);
+    drop(held);
     // And it still starts, over the same upper dir.
     run(&fixture, "ctr-start", &["done"]).success();
     run(&fixture, "ctr-wait", &["done"]).success();

@@ -43,6 +43,8 @@ pub enum CopyError {
     ExtractionPoint,
     #[error("archive entry {entry:?} refused: {why}")]
     Refused { entry: String, why: String },
+    #[error("container {0} is being started, or copied by another ctr-cp while stopped: try again")]
+    Busy(String),
     #[error("{0}: changed while it was being copied")]
     Changed(String),
     #[error("reading the archive: {0}")]

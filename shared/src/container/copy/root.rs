@@ -77,7 +77,14 @@ impl Root {
         };
         let owner = match Owner::take(&dir) {
             // Someone runs it: its overlay is mounted (or it is a copy).
-            Err(crate::container::ContainerError::AlreadyRunning(_)) => return open_rootfs(None),
+            // Not yet (being started), or someone else copies while it is
+            // stopped: the bare mount point is no root to read or write.
+            Err(crate::container::ContainerError::AlreadyRunning(_)) => {
+                if dir.join("rootfs.copied").exists() || is_mount_point(&dir, &rootfs) {
+                    return open_rootfs(None);
+                }
+                return Err(CopyError::Busy(record.id.clone()));
+            }
             Err(e) => return Err(e.into()),
             Ok(owner) => owner,
         };
@@ -142,6 +149,16 @@ impl Root {
                 other => return other,
             }
         }
+    }
+}
+
+/// Whether `rootfs` is mounted over (its device differs from its
+/// parent's, as an overlay's always does).
+fn is_mount_point(dir: &Path, rootfs: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(dir), std::fs::metadata(rootfs)) {
+        (Ok(parent), Ok(root)) => parent.dev() != root.dev(),
+        _ => false,
     }
 }
 
