@@ -22,6 +22,10 @@ pub use record::{
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Written beside a container's `rootfs/` once it is a complete private
+/// copy of its layers (where overlayfs is missing): no mount to make.
+pub const ROOTFS_COPIED: &str = "rootfs.copied";
+
 /// The owner lock's file in a container's directory (see [`Owner`]).
 const OWNER_LOCK: &str = "monitor.lock";
 

@@ -7,25 +7,22 @@
 //! us alone: in a private mount namespace of our own (so it is never seen
 //! by anyone else and dies with us, even if we are killed), and detached as
 //! soon as its root is open, while we hold the owner lock so it cannot be
-//! started (and mount the same upper dir) meanwhile.
+//! started (and mount the same upper dir) meanwhile. Its mount point is its
+//! own `rootfs/`, which nobody else uses while we hold that lock.
 
 use super::CopyError;
-use crate::container::{Owner, Record, owner};
-use crate::store::{Scratch, Store};
+use crate::container::{Owner, ROOTFS_COPIED, Record, owner};
+use crate::store::Store;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::io::Errno;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-
-/// The scratch prefix of a stopped container's private mount point.
-const SCRATCH_CP: &str = "cp-";
 
 /// An open root directory and what keeps it valid.
 pub struct Root {
     fd: OwnedFd,
     /// A stopped container's: nobody starts it while we copy.
     _owner: Option<Owner>,
-    _scratch: Option<Scratch>,
 }
 
 impl AsFd for Root {
@@ -51,11 +48,7 @@ impl Root {
             Mode::empty(),
         )
         .map_err(io(dir.display().to_string()))?;
-        Ok(Root {
-            fd,
-            _owner: None,
-            _scratch: None,
-        })
+        Ok(Root { fd, _owner: None })
     }
 
     /// The root filesystem of `record`'s container, running or stopped.
@@ -69,18 +62,14 @@ impl Root {
                 Mode::empty(),
             )
             .map_err(io(rootfs.display().to_string()))?;
-            Ok(Root {
-                fd,
-                _owner: owner,
-                _scratch: None,
-            })
+            Ok(Root { fd, _owner: owner })
         };
         let owner = match Owner::take(&dir) {
             // Someone runs it: its overlay is mounted (or it is a copy).
             // Not yet (being started), or someone else copies while it is
             // stopped: the bare mount point is no root to read or write.
             Err(crate::container::ContainerError::AlreadyRunning(_)) => {
-                if dir.join("rootfs.copied").exists() || is_mount_point(&dir, &rootfs) {
+                if dir.join(ROOTFS_COPIED).exists() || is_mount_point(&dir, &rootfs) {
                     return open_rootfs(None);
                 }
                 return Err(CopyError::Busy(record.id.clone()));
@@ -89,7 +78,7 @@ impl Root {
             Ok(owner) => owner,
         };
         // Where overlayfs was missing, the root is a plain copy.
-        if dir.join("rootfs.copied").exists() {
+        if dir.join(ROOTFS_COPIED).exists() {
             return open_rootfs(Some(owner));
         }
         // A crash may have left the old overlay mounted: the one teardown.
@@ -98,10 +87,10 @@ impl Root {
         let config = store.read_image_config(&image)?;
         let layers = store.unpack_layers(&image, &config)?;
         private_mount_namespace()?;
-        let scratch = Scratch::new(store, SCRATCH_CP)?;
-        let target = scratch.path().join("rootfs");
-        std::fs::create_dir(&target).map_err(|source| CopyError::Io {
-            what: target.display().to_string(),
+        // Over its own mount point: in our namespace alone, nobody else
+        // sees it, and it goes with us however we end.
+        std::fs::create_dir_all(&rootfs).map_err(|source| CopyError::Io {
+            what: rootfs.display().to_string(),
             source,
         })?;
         let (upper, work) = (dir.join("upper"), dir.join("work"));
@@ -109,22 +98,21 @@ impl Root {
             upper: &upper,
             work: &work,
         };
-        crate::overlay::mount(&layers, Some(writes), &target).map_err(|source| CopyError::Io {
+        crate::overlay::mount(&layers, Some(writes), &rootfs).map_err(|source| CopyError::Io {
             what: format!("mounting the root filesystem of {}", record.id),
             source,
         })?;
         let opened = rustix::fs::open(
-            &target,
+            &rootfs,
             OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         );
         // Detached at once: it lives only as long as our descriptor.
-        let _ = rustix::mount::unmount(&target, rustix::mount::UnmountFlags::DETACH);
-        let fd = opened.map_err(io(target.display().to_string()))?;
+        let _ = rustix::mount::unmount(&rootfs, rustix::mount::UnmountFlags::DETACH);
+        let fd = opened.map_err(io(rootfs.display().to_string()))?;
         Ok(Root {
             fd,
             _owner: Some(owner),
-            _scratch: Some(scratch),
         })
     }
 
