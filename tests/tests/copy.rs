@@ -123,6 +123,13 @@ fn copies_both_ways_with_docker_s_path_rules_on_a_running_container() {
     let listed = names(&out.stdout);
     assert!(listed.contains(&"data/a".to_string()), "{listed:?}");
     assert!(listed.contains(&"data/sub/b".to_string()), "{listed:?}");
+    // A directory's contents come under a `./` entry, as Docker's (whose
+    // children read `./a`; the tar crate writes them `a`, the same path).
+    let out = std::process::Command::new(berth_harness::tools::binary("ctr-cp"))
+        .args(["--root", p(fixture.root()), "box:/data/.", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(names(&out.stdout)[..2], ["./", "a"], "{out:?}");
     let mut tar = tar::Builder::new(Vec::new());
     let mut header = tar::Header::new_gnu();
     header.set_size(7);

@@ -254,12 +254,14 @@ pub fn from_container(
         return Err(CopyError::NotADirectory(src.to_string()));
     }
     let Local::Path(path) = dest else {
+        // Docker's names: `DIR/…`, or `./` and its children for a
+        // directory's contents.
         let name = match (source_is_dir && source.contents, source.base()) {
-            (false, Some(base)) => Some(base),
-            _ => None,
+            (false, Some(base)) => base,
+            _ => ".",
         };
         let mut packer = Packer::new(stdout);
-        packer.top(&top, name)?;
+        packer.top(&top, Some(name))?;
         let bytes = packer.bytes;
         packer.finish()?.flush().map_err(|source| CopyError::Io {
             what: "writing to stdout".to_string(),
