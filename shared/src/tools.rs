@@ -37,6 +37,7 @@ ctr-prune   | containers | docker container prune | Remove all stopped container
 ctr-commit  | containers | docker commit          | Create a new image from a container's changes                   | ctr-diff img-history img-push
 ctr-diff    | containers | docker diff            | Inspect changes to files on a container's filesystem            | ctr-commit ctr-export
 ctr-export  | containers | docker export          | Export a container's filesystem as a tar archive                | img-import ctr-diff
+ctr-cp      | containers | docker cp              | Copy files between a container and the local filesystem         | ctr-exec ctr-export ctr-diff
 ctr-port    | containers | docker port            | List port mappings or a specific mapping for the container      | ctr-run ctr-ps net-inspect
 net-create  | networks   | docker network create  | Create a network                                                | net-ls net-rm ctr-run
 net-ls      | networks   | docker network ls      | List networks                                                   | net-inspect net-create

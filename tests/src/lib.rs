@@ -8,6 +8,7 @@ pub mod hostile;
 pub mod pause;
 pub mod pty;
 pub mod registry;
+pub mod remote;
 pub mod tools;
 
 pub use fixture::Fixture;

@@ -213,3 +213,72 @@ fn the_readme_commit_pipelines_do_what_they_say() {
     assert!(lines[1].ends_with("flattened"), "{out}");
     sh(&fixture, "ctr-rm -f web");
 }
+
+#[test]
+fn the_readme_copy_pipelines_do_what_they_say() {
+    let fixture = Fixture::new();
+    fixture.busybox("app:latest", "cp");
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path().to_str().unwrap();
+    let pipelines = pipelines_after("And files in and out of containers");
+    assert_eq!(pipelines.len(), 2, "{pipelines:?}");
+    // Two stopped containers: one with data, one without.
+    let made = [
+        "ctr-run --name web app sh -c 'mkdir /data && echo kept > /data/f'",
+        "ctr-run --name web2 app true",
+    ];
+    for line in made
+        .iter()
+        .copied()
+        .chain(pipelines.iter().map(String::as_str))
+    {
+        let (ok, _, err) = sh(&fixture, &format!("cd {cwd} && {line}"));
+        assert!(ok, "{line}: {err}");
+    }
+    assert!(work.path().join("data.tar.gz").is_file());
+    let (ok, out, err) = sh(&fixture, "ctr-cp web2:/data/f - | tar -xOf -");
+    assert!(ok, "{err}");
+    assert_eq!(out, "kept\n");
+}
+
+#[test]
+fn the_readme_remote_context_pipelines_do_what_they_say() {
+    use berth_harness::remote::{FileServer, git_repository};
+    let fixture = Fixture::new();
+    fixture.busybox("app:latest", "ctx");
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repo");
+    std::fs::create_dir_all(repo.join("docker")).unwrap();
+    std::fs::write(
+        repo.join("docker/Dockerfile"),
+        "FROM app\nCOPY hello /hello\nCMD [\"cat\", \"/hello\"]\n",
+    )
+    .unwrap();
+    std::fs::write(repo.join("docker/hello"), "from git\n").unwrap();
+    let git_root = work.path().join("git");
+    git_repository(&repo, "v1", &git_root.join("app.git"));
+    let served = work.path().join("served");
+    std::fs::create_dir(&served).unwrap();
+    let status = Command::new("tar")
+        .args(["-czf", served.join("context.tar.gz").to_str().unwrap()])
+        .args(["-C", repo.join("docker").to_str().unwrap(), "."])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let server = FileServer::start(&served);
+    let pipelines: Vec<String> = pipelines_after("And from contexts that are not a directory")
+        .iter()
+        .map(|l| {
+            l.replace("/srv/git", git_root.to_str().unwrap())
+                .replace("http://artifacts.local:8000/", &server.url(""))
+        })
+        .collect();
+    assert_eq!(pipelines.len(), 2, "{pipelines:?}");
+    let (ok, out, err) = sh(&fixture, &pipelines[0]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "from git\n");
+    let (ok, out, err) = sh(&fixture, &pipelines[1]);
+    assert!(ok, "{err}");
+    let built = fixture.store.resolve_image("app:ci").unwrap();
+    assert_eq!(out.trim(), built.id().to_string());
+}

@@ -65,6 +65,10 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     ("iptables", "iptables", Need::Demo),
     ("ip", "iproute2", Need::Tests),
     ("nsenter", "util-linux", Need::Tests),
+    // img-build clones git contexts with the git CLI; the test serves a
+    // repository and tarballs over a python http.server on 127.0.0.1.
+    ("git", "git", Need::Tests),
+    ("python3", "python3", Need::Tests),
     ("buildah", "buildah", Need::Bench),
     ("curl", "curl", Need::Bench),
     // GNU time, for peak memory (the shell's `time` keyword has no %M).

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["step_config", "step_copy", "step_run"],
     &["from"],
     &["step"],
+    &["remote"],
     &["stdin", "shared_cache", "import"],
     &["commit"],
     &["changes"],

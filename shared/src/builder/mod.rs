@@ -10,6 +10,7 @@
 //! - `from`: the states FROM and `--from` name, and `source_root`;
 //! - `step`: `Builder` and what every step goes through (cache, commit,
 //!   the step's root, the writers' lock);
+//! - `remote`: a context at a git or http(s) URL;
 //! - `stdin`, `shared_cache`, `import`: `img-build -`'s input, the cache
 //!   shared through a registry, img-import's image from a rootfs tarball;
 //! - `commit`: ctr-commit's image over a container's upper dir, and the
@@ -35,6 +36,7 @@ pub mod layer;
 #[cfg(test)]
 mod layering;
 mod options;
+pub mod remote;
 pub mod rootfs;
 pub mod shared_cache;
 mod stage;

@@ -2,11 +2,13 @@
 //! their records (`record`), who owns one and the one teardown of what it
 //! holds (`owner`), reading their logs (`logs`) and showing them as
 //! `ctr-ps` and `ctr-inspect` do (`view`), the cgroups a running one has
-//! (`cgroup`: its processes, its freezer), and its network in Docker's
-//! shape (`endpoint`), and networks as net-ls and net-inspect show them
-//! (`network_view`). Nothing here starts a process.
+//! (`cgroup`: its processes, its freezer), copying files in and out of its
+//! root filesystem (`copy`), its network in Docker's shape (`endpoint`),
+//! and networks as net-ls and net-inspect show them (`network_view`).
+//! Nothing here starts a process.
 
 pub mod cgroup;
+pub mod copy;
 pub mod endpoint;
 pub mod logs;
 pub mod network_view;
@@ -23,6 +25,10 @@ pub use record::{
 
 use std::io;
 use std::path::{Path, PathBuf};
+
+/// Written beside a container's `rootfs/` once it is a complete private
+/// copy of its layers (where overlayfs is missing): no mount to make.
+pub const ROOTFS_COPIED: &str = "rootfs.copied";
 
 /// The owner lock's file in a container's directory (see [`Owner`]).
 const OWNER_LOCK: &str = "monitor.lock";

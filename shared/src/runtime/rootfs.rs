@@ -10,8 +10,8 @@ use std::io;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// Written beside `rootfs/` once a copy is complete: a restart reuses it.
-const COPIED: &str = "rootfs.copied";
+// Written beside `rootfs/` once a copy is complete: a restart reuses it.
+use crate::container::ROOTFS_COPIED as COPIED;
 
 /// `BERTH_ROOTFS=copy` forces the copy (to check it, or where an overlay
 /// would mount but misbehave).

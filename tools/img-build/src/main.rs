@@ -4,6 +4,7 @@
 mod secret;
 
 use berth::builder::layer::LayerCompression;
+use berth::builder::remote::Remote;
 use berth::builder::stdin::StdinInput;
 use berth::builder::{self, BuildObserver, BuildOptions};
 use berth::cli::StoreArgs;
@@ -76,7 +77,7 @@ struct Cli {
     /// Timestamps for history and layer files, for reproducible images
     #[arg(long, env = "SOURCE_DATE_EPOCH", value_name = "SECONDS")]
     source_date_epoch: Option<u64>,
-    /// The build context directory ("-": stdin holds a Dockerfile, or a context as a tar, plain or compressed)
+    /// The build context: a directory; "-" (stdin holds a Dockerfile, or a context as a tar, plain or compressed); a git URL (URL.git#REF:SUBDIR, git@…, file://…); an http(s) URL of a tarball or a Dockerfile
     context: String,
 }
 
@@ -170,36 +171,60 @@ fn main() -> std::process::ExitCode {
             Ok(text)
         };
         let store = cli.store.open()?;
-        // Held for the build: a context that came on stdin lives in it.
+        // Held for the build: a context from stdin or a URL lives in it.
         let mut _stdin_context = None;
-        let (context, dockerfile_name, dockerfile) = match (cli.context.as_str(), &cli.file) {
-            ("-", file) => {
-                match StdinInput::read(&store, std::io::stdin().lock())? {
-                    StdinInput::Dockerfile(_) if file.is_some() => {
-                        return Err(usage("a Dockerfile on stdin (\"-\") takes no --file"));
-                    }
-                    StdinInput::Dockerfile(text) => (None, "Dockerfile".to_string(), text),
-                    // A context tar: --file names the Dockerfile inside it.
-                    StdinInput::Context { scratch, dir } => {
-                        let name = file.clone().unwrap_or_else(|| "Dockerfile".to_string());
+        // stdin or a remote context: fetched first, then read alike.
+        let fetched = if cli.context == "-" {
+            Some(("stdin", StdinInput::read(&store, std::io::stdin().lock())?))
+        } else if std::path::Path::new(&cli.context).is_dir() {
+            None
+        } else if let Some(remote) = Remote::parse(&cli.context) {
+            Some(("the remote context", remote.fetch(&store)?))
+        } else {
+            return Err(Failure::new(
+                Exit::Failed,
+                format!(
+                    "unable to prepare context: path {:?} not found",
+                    cli.context
+                ),
+            ));
+        };
+        let (context, dockerfile_name, dockerfile) = match (fetched, &cli.file) {
+            (Some((_, StdinInput::Dockerfile(_))), Some(_)) => {
+                return Err(usage(format!(
+                    "a Dockerfile as {:?} takes no --file: there is no context to find it in",
+                    cli.context
+                )));
+            }
+            (Some((_, StdinInput::Dockerfile(text))), None) => {
+                (None, "Dockerfile".to_string(), text)
+            }
+            // A context: --file names the Dockerfile inside it ("-": stdin).
+            (Some((from, StdinInput::Context { scratch, dir })), file) => {
+                let (name, text) = match file.as_deref() {
+                    Some("-") if from != "stdin" => ("Dockerfile".to_string(), stdin_text()?),
+                    file => {
+                        let name = file.unwrap_or("Dockerfile").to_string();
                         let path = dir.join(name.trim_start_matches('/'));
                         let text = std::fs::read_to_string(&path).map_err(|e| {
-                        Failure::new(
-                            Exit::Failed,
-                            format!("failed to read Dockerfile {name} from the context on stdin: {e}"),
-                        )
-                    })?;
-                        _stdin_context = Some(scratch);
-                        (Some(dir), name, text)
+                            Failure::new(
+                                Exit::Failed,
+                                format!("failed to read Dockerfile {name} from {from}: {e}"),
+                            )
+                        })?;
+                        (name, text)
                     }
-                }
+                };
+                _stdin_context = Some(scratch);
+                (Some(dir), name, text)
             }
-            (dir, Some(file)) if file == "-" => (
-                Some(PathBuf::from(dir)),
+            (None, Some(file)) if file == "-" => (
+                Some(PathBuf::from(&cli.context)),
                 "Dockerfile".to_string(),
                 stdin_text()?,
             ),
-            (dir, file) => {
+            (None, file) => {
+                let dir = cli.context.as_str();
                 let path = match file {
                     Some(f) => PathBuf::from(f),
                     None => PathBuf::from(dir).join("Dockerfile"),
