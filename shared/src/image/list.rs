@@ -118,6 +118,14 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
             if !tag_passes(tag, &filters)? {
                 continue;
             }
+            // A name by digest only (a pull by digest) is a `<none>` row
+            // only when its repository has no tag of this image (Docker).
+            let tagged_too = |t: &&crate::reference::Reference| {
+                t.tag().is_some() && t.repository() == tag.repository()
+            };
+            if tag.tag().is_none() && entry.tags.iter().any(|t| tagged_too(&t)) {
+                continue;
+            }
             let digest = entry
                 .repo_digests
                 .iter()
