@@ -54,24 +54,24 @@ fn img_ls_prints_dockers_table() {
     let run = Run::of(&mut tool("img-ls", s.fixture.root()), None).success();
     let size = |label| human::size(busybox_content_size(label));
     let want = [
-        "REPOSITORY                    TAG      IMAGE ID       CREATED       SIZE".to_string(),
+        "REPOSITORY                    TAG       IMAGE ID       CREATED       SIZE".to_string(),
         format!(
-            "web                           latest   {}   2 weeks ago   {}",
+            "web                           latest    {}   2 weeks ago   {}",
             s.web.config_digest.short(),
             size("web-new")
         ),
         format!(
-            "web                           v2       {}   2 weeks ago   {}",
+            "web                           v2        {}   2 weeks ago   {}",
             s.web.config_digest.short(),
             size("web-new")
         ),
         format!(
-            "registry.local:5000/team/db   15       {}   3 weeks ago   {}",
+            "registry.local:5000/team/db   15        {}   3 weeks ago   {}",
             s.db.config_digest.short(),
             size("db")
         ),
         format!(
-            "<none>                        <none>   {}   5 weeks ago   {}",
+            "<none>                        <none>    {}   5 weeks ago   {}",
             s.old_web.config_digest.short(),
             size("web-old")
         ),
