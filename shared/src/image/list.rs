@@ -96,7 +96,9 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
     }
     let mut rows = Vec::new();
     for (entry, summary) in &images {
-        if !image_passes(entry, summary, &filters) {
+        // Another platform's image of a tagged index is no row of its own
+        // (it would be a `<none>` that no prune can remove).
+        if entry.index_child || !image_passes(entry, summary, &filters) {
             continue;
         }
         let id = summary.id.to_string();
