@@ -261,3 +261,97 @@ pub fn differing(a: &Outcome, b: &Outcome, compare: u8) -> u8 {
     }
     parts
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars() -> Vars {
+        Vars {
+            registry: "127.0.0.1:5000".into(),
+            busybox: "127.0.0.1:5000/parity/busybox:latest".into(),
+            other: "127.0.0.1:5000/parity/other:v1".into(),
+            digest: "sha256:00".into(),
+            keep: vec!["a".repeat(64)],
+        }
+    }
+
+    #[test]
+    fn lines_split_as_a_shell_would_without_expanding() {
+        assert_eq!(
+            split(r#"run --rm $B sh -c 'echo $A; exit 3' "x \"y\"" a\ b"#),
+            [
+                "run",
+                "--rm",
+                "$B",
+                "sh",
+                "-c",
+                "echo $A; exit 3",
+                "x \"y\"",
+                "a b"
+            ]
+        );
+        assert_eq!(split("a '' b"), ["a", "", "b"]);
+        // Unclosed quotes end the word; nothing panics on garbage.
+        assert_eq!(split("'open"), ["open"]);
+        assert_eq!(split("\\"), [""]);
+        assert!(split("   ").is_empty());
+    }
+
+    #[test]
+    fn every_docker_verb_used_has_a_berth_tool_and_others_are_refused() {
+        let words = |line: &str| split(line);
+        assert_eq!(tool_for(&words("image prune -f")), ("img-prune", 2));
+        assert_eq!(tool_for(&words("ps -a")), ("ctr-ps", 1));
+        assert_eq!(tool_for(&words("images")), ("img-ls", 1));
+        assert!(std::panic::catch_unwind(|| tool_for(&words("swarm init"))).is_err());
+    }
+
+    #[test]
+    fn what_must_differ_is_normalised_and_kept_ids_are_not() {
+        let v = vars();
+        let kept = "a".repeat(64);
+        let text = format!(
+            "{}\n{kept}\n{}\nUp 3 seconds   x\n2026-12-02T10:00:00.123Z\n/tmp/store/x",
+            "b".repeat(64),
+            "c".repeat(12)
+        );
+        assert_eq!(
+            normalise(&text, &v, "/tmp/store"),
+            format!("<id>\n{kept}\n<id>\nUp <ago>   x\n<time>\n<root>/x")
+        );
+        assert_eq!(
+            normalise("ctr-stop: No such container: x\n", &v, ""),
+            normalise("Error response from daemon: No such container: x\n", &v, "")
+        );
+        assert_eq!(
+            normalise(
+                "docker: Error: bad.\nRun 'docker run --help' for more information\n",
+                &v,
+                ""
+            ),
+            "bad."
+        );
+        assert_eq!(
+            v.expand("run $B $N-a $R/x@$D", "px001"),
+            "run 127.0.0.1:5000/parity/busybox:latest px001-a 127.0.0.1:5000/x@sha256:00"
+        );
+    }
+
+    #[test]
+    fn only_the_parts_compared_can_differ() {
+        let a = Outcome {
+            code: Some(0),
+            stdout: "a".into(),
+            stderr: "x".into(),
+        };
+        let b = Outcome {
+            code: Some(1),
+            stdout: "a".into(),
+            stderr: "y".into(),
+        };
+        assert_eq!(differing(&a, &b, ALL), ERR | CODE);
+        assert_eq!(differing(&a, &b, OUT), 0);
+        assert_eq!(differing(&a, &a, ALL), 0);
+    }
+}

@@ -84,7 +84,6 @@ const SCENARIOS: &[Scenario] = &[
     s("run-other-image", &[], "run --rm $O cat /etc/fixture", ALL),
     s("run-proc-masked", &[], "run --rm $B cat /proc/kcore", CODE),
     s("run-sys-ro", &[], "run --rm $B touch /sys/x", CODE),
-    s("run-rm-detach-gone", &["run -d --rm --name $N $B true", "wait $N"], "ps -a -f name=$N --format {{.Names}}", OUT),
     // ps: tables, filters, formats
     s("ps-empty", &[], "ps -f name=$N", ALL),
     s("ps-running", &[SLEEPER], "ps -f name=$N", ALL),
