@@ -173,3 +173,32 @@ fn man_page(command: clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
     out.extend_from_slice(see_also.to_roff().as_bytes());
     man.render_version_section(out)
 }
+
+/// Docker's confirmation before a prune: the warning and `[y/N]` (on
+/// stderr, which carries everything that is not a result), then one line
+/// read from stdin, terminal or not. Only `y` or `Y` goes on; anything
+/// else, an empty line or no stdin at all cancels, as with Docker.
+pub fn confirm(warning: &str) -> bool {
+    use std::io::BufRead;
+    eprint!("WARNING! {warning}\nAre you sure you want to continue? [y/N] ");
+    let mut answer = String::new();
+    let _ = std::io::stdin().lock().read_line(&mut answer);
+    is_yes(&answer)
+}
+
+fn is_yes(answer: &str) -> bool {
+    matches!(answer.trim_end_matches(['\n', '\r']), "y" | "Y")
+}
+
+#[cfg(test)]
+mod confirm_tests {
+    #[test]
+    fn only_y_confirms() {
+        for yes in ["y\n", "Y\n", "y"] {
+            assert!(super::is_yes(yes), "{yes:?}");
+        }
+        for no in ["", "\n", "n\n", "yes\n", " y\n", "N\n", "\u{0}"] {
+            assert!(!super::is_yes(no), "{no:?}");
+        }
+    }
+}

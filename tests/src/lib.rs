@@ -2,9 +2,11 @@
 //! on a free loopback port, and build busybox fixture images to push to it.
 //! Everything it starts is stopped when its handle drops, even on panic.
 
+pub mod dockerd;
 pub mod faulty;
 pub mod fixture;
 pub mod hostile;
+pub mod parity;
 pub mod pause;
 pub mod pty;
 pub mod registry;

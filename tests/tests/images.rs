@@ -54,24 +54,24 @@ fn img_ls_prints_dockers_table() {
     let run = Run::of(&mut tool("img-ls", s.fixture.root()), None).success();
     let size = |label| human::size(busybox_content_size(label));
     let want = [
-        "REPOSITORY                    TAG      IMAGE ID       CREATED       SIZE".to_string(),
+        "REPOSITORY                    TAG       IMAGE ID       CREATED       SIZE".to_string(),
         format!(
-            "web                           latest   {}   2 weeks ago   {}",
+            "web                           latest    {}   2 weeks ago   {}",
             s.web.config_digest.short(),
             size("web-new")
         ),
         format!(
-            "web                           v2       {}   2 weeks ago   {}",
+            "web                           v2        {}   2 weeks ago   {}",
             s.web.config_digest.short(),
             size("web-new")
         ),
         format!(
-            "registry.local:5000/team/db   15       {}   3 weeks ago   {}",
+            "registry.local:5000/team/db   15        {}   3 weeks ago   {}",
             s.db.config_digest.short(),
             size("db")
         ),
         format!(
-            "<none>                        <none>   {}   5 weeks ago   {}",
+            "<none>                        <none>    {}   5 weeks ago   {}",
             s.old_web.config_digest.short(),
             size("web-old")
         ),
@@ -390,7 +390,14 @@ fn img_prune_removes_dangling_then_everything_unused() {
     let s = scene();
     let root = s.fixture.root();
     let images = s.fixture.store.images_dir();
-    let pruned = Run::of(&mut tool("img-prune", root), None).success();
+    // Asked even though stdin is not a terminal; `y` goes on.
+    let pruned = Run::of(&mut tool("img-prune", root), Some("y\n")).success();
+    assert!(
+        pruned
+            .stderr
+            .ends_with("Are you sure you want to continue? [y/N] "),
+        "{pruned:?}"
+    );
     assert!(
         pruned.stdout.starts_with(&format!(
             "Deleted Images:\ndeleted: {}\n",
@@ -404,7 +411,7 @@ fn img_prune_removes_dangling_then_everything_unused() {
     assert_eq!(stored_blobs(&images), reachable_blobs(&images));
 
     let filtered = Run::of(
-        tool("img-prune", root).args(["-a", "--filter", "label=berth.fixture=db"]),
+        tool("img-prune", root).args(["-a", "-f", "--filter", "label=berth.fixture=db"]),
         None,
     )
     .success();
@@ -444,7 +451,7 @@ fn bad_input_gets_one_line_and_changes_nothing() {
         .failure(1)
         .one_error_line(&["invalid filter 'colour=blue'"]);
     Run::of(
-        tool("img-prune", root).args(["--filter", "until=soon"]),
+        tool("img-prune", root).args(["-f", "--filter", "until=soon"]),
         None,
     )
     .failure(1)

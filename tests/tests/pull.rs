@@ -250,6 +250,19 @@ fn a_platform_flag_pulls_and_uses_that_platform_of_a_tag() {
         ctr_run(&[&[reference.as_str()], &label[..]].concat()).stdout,
         "plat host"
     );
+    // The arm64 image under the tag is no stray `<none>` row, and no prune
+    // claims to delete it (it goes with its index).
+    let listed = Run::of(&mut tool("img-ls", store.path()), None).success();
+    assert_eq!(listed.stdout.lines().count(), 2, "{listed:?}");
+    assert!(!listed.stdout.contains("<none>"), "{listed:?}");
+    for _ in 0..2 {
+        let pruned = Run::of(tool("img-prune", store.path()).arg("-f"), None).success();
+        assert_eq!(pruned.stdout, "Total reclaimed space: 0B\n");
+    }
+    assert_eq!(
+        ctr_run(&[&never[..], &label[..]].concat()).stdout,
+        "plat arm64"
+    );
     // An image of another platform is refused, not run, when pulling is off.
     let mut command = tool("ctr-run", store.path());
     Run::of(

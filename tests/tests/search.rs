@@ -94,9 +94,9 @@ fn the_v1_search_api_fills_docker_s_table() {
     let found = search(&["--registry", &hub.host, "web"]).success();
     assert_eq!(
         found.stdout,
-        "NAME          DESCRIPTION                                     STARS   OFFICIAL   AUTOMATED\n\
-         web           The official web server image, with a descri…   120     [OK]\n\
-         someone/web   a fork of it                                    3                  [OK]\n\
+        "NAME          DESCRIPTION                                     STARS     OFFICIAL   AUTOMATED\n\
+         web           The official web server image, with a descri…   120       [OK]\n\
+         someone/web   a fork of it                                    3                    [OK]\n\
          other/web                                                     40\n"
     );
     assert!(

@@ -443,9 +443,12 @@ fn prune_removes_the_stopped_containers_and_keeps_the_running_ones() {
         .failure(1)
         .one_error_line(&["invalid filter 'colour=red'"]);
 
-    // stdin is not a terminal: no question, as with img-prune.
-    let pruned = run(&fixture, "ctr-prune", &[]).success();
-    assert_eq!(pruned.stderr, "");
+    // Asked even though stdin is not a terminal (Docker asks too): an
+    // answer other than `y` cancels, `y` goes on.
+    let kept = Run::of(&mut tool("ctr-prune", fixture.root()), Some("yes\n")).success();
+    assert_eq!(kept.stdout, "Total reclaimed space: 0B\n");
+    let pruned = Run::of(&mut tool("ctr-prune", fixture.root()), Some("y\n")).success();
+    assert!(pruned.stderr.ends_with("[y/N] "), "{pruned:?}");
     let lines: Vec<&str> = pruned.stdout.lines().collect();
     assert_eq!(lines[0], "Deleted Containers:", "{}", pruned.stdout);
     let mut deleted: Vec<String> = lines[1..3].iter().map(|s| s.to_string()).collect();

@@ -69,6 +69,11 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     // repository and tarballs over a python http.server on 127.0.0.1.
     ("git", "git", Need::Tests),
     ("python3", "python3", Need::Tests),
+    // The parity suite's oracle: Debian's Docker engine and the client of
+    // the same release. Looked for by path: a newer `docker` client on
+    // PATH (such as /usr/local/bin/docker) is not the engine.
+    ("/usr/sbin/dockerd", "docker.io", Need::Tests),
+    ("/usr/bin/docker", "docker.io", Need::Tests),
     ("buildah", "buildah", Need::Bench),
     ("curl", "curl", Need::Bench),
     // GNU time, for peak memory (the shell's `time` keyword has no %M).
@@ -194,6 +199,20 @@ mod tests {
         for task in [Task::Install, Task::Demo, Task::Ci, Task::Bench] {
             assert_eq!(packages(task)[..2], ["pkg-config", "libseccomp-dev"]);
         }
+    }
+
+    #[test]
+    fn the_parity_oracle_is_looked_for_by_path_not_on_path() {
+        let ci = of(Task::Ci);
+        let docker: Vec<&str> = ci
+            .iter()
+            .filter(|(_, package)| *package == "docker.io")
+            .map(|(command, _)| *command)
+            .collect();
+        // A Docker 28 client at /usr/local/bin/docker must not count as
+        // the engine being installed.
+        assert_eq!(docker, ["/usr/sbin/dockerd", "/usr/bin/docker"]);
+        assert!(!packages(Task::Demo).contains(&"docker.io"));
     }
 
     #[test]

@@ -161,7 +161,8 @@ pub struct Config {
     pub entrypoint: Option<Vec<String>>,
     pub labels: BTreeMap<String, String>,
     pub stop_signal: String,
-    #[serde(default)]
+    /// Absent when empty: Docker shows `null` then (see `view::inspect`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
 }
 
@@ -655,8 +656,7 @@ mod tests {
     "WorkingDir": "/",
     "Entrypoint": null,
     "Labels": {},
-    "StopSignal": "",
-    "ExposedPorts": {}
+    "StopSignal": ""
   },
   "HostConfig": {
     "Binds": [],

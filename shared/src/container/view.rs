@@ -11,9 +11,14 @@ use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid filter {0:?}: use status=, name=, id=, ancestor=, label=KEY[=VALUE] or exited=CODE"
+    "invalid filter {0:?}: use status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE, before= or since="
 )]
 pub struct BadFilter(pub String);
+
+/// A `before=`/`since=` filter names a container the store does not have.
+#[derive(Debug, thiserror::Error)]
+#[error("No such container: {0}")]
+pub struct NoSuchContainer(pub String);
 
 /// Docker's `name=` filter: a regular expression, matched against the name
 /// with its leading slash (`^/app$`, as Docker stores names) or without it
@@ -36,6 +41,12 @@ pub enum Filter {
     Ancestor(String),
     Label(String, Option<String>),
     Exited(i32),
+    /// Created before / after the container named (as given, then bound
+    /// to its creation time by [`Filter::bind`]).
+    Before(String),
+    Since(String),
+    CreatedBefore(String),
+    CreatedAfter(String),
 }
 
 impl Filter {
@@ -55,12 +66,33 @@ impl Filter {
                 None => Filter::Label(value.to_string(), None),
             },
             "exited" => Filter::Exited(value.parse().map_err(|_| bad())?),
+            "before" => Filter::Before(value.to_string()),
+            "since" => Filter::Since(value.to_string()),
             _ => return Err(bad()),
         })
     }
 
+    /// Binds `before=`/`since=` to the creation time of the container
+    /// they name among `records` (by name, full ID or ID prefix).
+    pub fn bind(self, records: &[Record]) -> Result<Filter, NoSuchContainer> {
+        let created = |target: &str| {
+            records
+                .iter()
+                .find(|r| r.name.trim_start_matches('/') == target || r.id == target)
+                .or_else(|| records.iter().find(|r| r.id.starts_with(target)))
+                .map(|r| r.created.clone())
+                .ok_or_else(|| NoSuchContainer(target.to_string()))
+        };
+        Ok(match self {
+            Filter::Before(target) => Filter::CreatedBefore(created(&target)?),
+            Filter::Since(target) => Filter::CreatedAfter(created(&target)?),
+            other => other,
+        })
+    }
+
     /// Whether `record` passes. `ancestor` matches the reference the
-    /// container was run from, or the image it resolves to in the store.
+    /// container was run from, the image it resolves to in the store, or
+    /// an image built on it (its layers begin with that image's).
     pub fn matches(&self, store: &Store, record: &Record) -> bool {
         match self {
             Filter::Status(status) => record.state.status.as_str() == status,
@@ -73,8 +105,14 @@ impl Filter {
                 record.config.image == *image
                     || store
                         .resolve_image(image)
-                        .is_ok_and(|found| found.id().to_string() == record.image)
+                        .is_ok_and(|ancestor| descends(store, record, &ancestor))
             }
+            // RFC 3339 times in UTC with fixed-width fractions, as the
+            // records are written, order as text.
+            Filter::CreatedBefore(created) => record.created < *created,
+            Filter::CreatedAfter(created) => record.created > *created,
+            // Unbound: nothing passes (bind first).
+            Filter::Before(_) | Filter::Since(_) => false,
             Filter::Label(key, value) => match (record.config.labels.get(key), value) {
                 (Some(_), None) => true,
                 (Some(have), Some(want)) => have == want,
@@ -87,10 +125,38 @@ impl Filter {
     }
 }
 
-/// The command as `docker ps` shows it, before quoting and truncation.
+/// Whether the container's image is `ancestor` or was built on it: its
+/// layers begin with all of `ancestor`'s.
+fn descends(store: &Store, record: &Record, ancestor: &crate::store::Image) -> bool {
+    if ancestor.id().to_string() == record.image {
+        return true;
+    }
+    let layers = |image: &crate::store::Image| -> Vec<String> {
+        image
+            .manifest
+            .layers()
+            .iter()
+            .map(|l| l.digest().to_string())
+            .collect()
+    };
+    let base = layers(ancestor);
+    !base.is_empty()
+        && store
+            .resolve_image(&record.image)
+            .is_ok_and(|image| layers(&image).starts_with(&base))
+}
+
+/// The command as `docker ps` shows it, before quoting and truncation: the
+/// engine puts an argument with a space in single quotes.
 pub fn command_line(record: &Record) -> String {
-    std::iter::once(record.path.as_str())
-        .chain(record.args.iter().map(String::as_str))
+    std::iter::once(record.path.clone())
+        .chain(record.args.iter().map(|arg| {
+            if arg.contains(' ') {
+                format!("'{arg}'")
+            } else {
+                arg.clone()
+            }
+        }))
         .collect::<Vec<_>>()
         .join(" ")
 }
@@ -205,6 +271,27 @@ pub fn inspect(store: &Store, record: &Record, sizes: bool) -> Value {
         Ok(Value::Object(map)) => map,
         _ => Map::new(),
     };
+    // Fields Docker always has, with its values for what berth does not
+    // set (a field a record carries is left as it is).
+    if let Some(Value::Object(host)) = object.get_mut("HostConfig") {
+        host.entry("RestartPolicy")
+            .or_insert(json!({"Name": "no", "MaximumRetryCount": 0}));
+        host.entry("LogConfig")
+            .or_insert(json!({"Type": "json-file", "Config": {}}));
+    }
+    if let Some(Value::Object(config)) = object.get_mut("Config") {
+        config.entry("Healthcheck").or_insert(Value::Null);
+        config.entry("ExposedPorts").or_insert(Value::Null);
+    }
+    let dir = store.container_dir(&record.id);
+    object.entry("GraphDriver").or_insert(json!({
+        "Name": "overlay2",
+        "Data": {
+            "MergedDir": dir.join("rootfs"),
+            "UpperDir": dir.join("upper"),
+            "WorkDir": dir.join("work"),
+        },
+    }));
     object.insert("RestartCount".into(), json!(0));
     object.insert("ExecIDs".into(), Value::Null);
     object.insert(
@@ -256,6 +343,46 @@ mod tests {
         assert!(!passes("name=^app$", "app2"));
         assert!(!passes("name=^/app$", "webapp"));
         assert!(passes("name=^web.*[0-9]$", "web_7"));
+    }
+
+    #[test]
+    fn arguments_with_spaces_are_quoted_as_docker_s_engine_does() {
+        let record = Record {
+            path: "sh".into(),
+            args: vec!["-c".into(), "echo a; exit 3".into(), "x".into()],
+            ..Record::default()
+        };
+        assert_eq!(command_line(&record), "sh -c 'echo a; exit 3' x");
+    }
+
+    #[test]
+    fn before_and_since_bind_to_a_container_s_creation() {
+        let at = |name: &str, created: &str| Record {
+            id: format!("{name}0000"),
+            name: format!("/{name}"),
+            created: created.into(),
+            ..Record::default()
+        };
+        let records = [
+            at("a", "2026-01-01T00:00:01.000000000Z"),
+            at("b", "2026-01-01T00:00:02.000000000Z"),
+            at("c", "2026-01-01T00:00:03.000000000Z"),
+        ];
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        let names = |filter: &str| {
+            let filter = Filter::parse(filter).unwrap().bind(&records).unwrap();
+            records
+                .iter()
+                .filter(|r| filter.matches(&store, r))
+                .map(|r| r.name.as_str())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names("before=b"), ["/a"]);
+        assert_eq!(names("since=a"), ["/b", "/c"]);
+        assert_eq!(names("since=c0000"), Vec::<&str>::new());
+        let missing = Filter::parse("before=nope").unwrap().bind(&records);
+        assert_eq!(missing.unwrap_err().to_string(), "No such container: nope");
     }
 
     #[test]

@@ -1,17 +1,23 @@
-//! Docker's human wording: sizes in decimal units with four significant
-//! digits ("4.261MB"), ages ("3 weeks"), and RFC 3339 timestamps in and out.
+//! Docker's human wording: sizes in decimal units with three significant
+//! digits ("1.98MB"), ages ("3 weeks"), and RFC 3339 timestamps in and out.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 const UNITS: [&str; 9] = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"];
 
-/// A byte count as Docker prints it: `4.261MB`, `512B`, `1.2GB`.
+/// A byte count as Docker's tables print it (go-units' precision 3, as in
+/// `docker images`, `ps -s`, `history`): `1.98MB`, `117MB`, `512B`.
 pub fn size(bytes: u64) -> String {
+    size_with_precision(bytes, 3)
+}
+
+/// A byte count with four significant digits, as Docker prints a prune's
+/// "Total reclaimed space" (go-units' `HumanSize`): `4.261MB`.
+pub fn size_precise(bytes: u64) -> String {
     size_with_precision(bytes, 4)
 }
 
-/// A byte count with `digits` significant digits (`docker history` uses 3:
-/// `4.26MB`).
+/// A byte count with `digits` significant digits.
 pub fn size_with_precision(bytes: u64, digits: usize) -> String {
     let mut value = bytes as f64;
     let mut unit = 0;
@@ -22,19 +28,30 @@ pub fn size_with_precision(bytes: u64, digits: usize) -> String {
     format!("{}{}", significant(value, digits), UNITS[unit])
 }
 
-/// `value` with `digits` significant digits and no trailing zeros (Go's %g).
+/// `value` as Go's `%.{digits}g`: `digits` significant digits, no trailing
+/// zeros, and the exponent form when rounding reaches `10^digits`
+/// (go-units prints 999.9kB at precision 3 as `1e+03kB`).
 fn significant(value: f64, digits: usize) -> String {
     if value == 0.0 {
         return "0".to_string();
     }
-    let integer_digits = (value.abs().log10().floor() as i64 + 1).max(1) as usize;
-    let decimals = digits.saturating_sub(integer_digits);
-    let text = format!("{value:.decimals$}");
-    if text.contains('.') {
-        text.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        text
+    // The exponent after rounding to `digits` significant digits.
+    let rounded = format!("{:.*e}", digits.saturating_sub(1), value);
+    let (mantissa, exponent) = rounded.split_once('e').unwrap_or((&rounded, "0"));
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    let trim = |text: &str| {
+        if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            text.to_string()
+        }
+    };
+    if exponent < -4 || exponent >= digits as i32 {
+        let sign = if exponent < 0 { '-' } else { '+' };
+        return format!("{}e{sign}{:02}", trim(mantissa), exponent.abs());
     }
+    let decimals = (digits as i32 - 1 - exponent).max(0) as usize;
+    trim(&format!("{value:.decimals$}"))
 }
 
 /// How long ago, in Docker's words ("About a minute", "3 weeks").
@@ -228,9 +245,13 @@ mod tests {
         assert_eq!(size(0), "0B");
         assert_eq!(size(999), "999B");
         assert_eq!(size(1000), "1kB");
-        assert_eq!(size(4_261_234), "4.261MB");
+        assert_eq!(size(1_982_000), "1.98MB");
+        assert_eq!(size(117_400_000), "117MB");
         assert_eq!(size(77_800_000), "77.8MB");
-        assert_eq!(size(1_234_567_890), "1.235GB");
+        assert_eq!(size(1_234_567_890), "1.23GB");
+        assert_eq!(size(999_900), "1e+03kB");
+        assert_eq!(size_precise(4_261_234), "4.261MB");
+        assert_eq!(size_precise(1_234_567_890), "1.235GB");
     }
 
     #[test]

@@ -14,10 +14,10 @@ impl Default for Table {
 }
 
 impl Table {
+    /// Docker's tables: columns at least 10 wide, padding included (the
+    /// CLI's `tabwriter.NewWriter(out, 10, 1, 3, ' ', 0)`).
     pub fn new() -> Table {
-        Table {
-            writer: tabwriter::TabWriter::new(Vec::new()).padding(3),
-        }
+        Table::with_min_width(10)
     }
 
     /// A table whose columns are at least `width` wide, their padding
@@ -58,9 +58,12 @@ mod tests {
     #[test]
     fn columns_align_with_three_spaces() {
         let mut table = Table::new();
-        table.row(&["REPOSITORY", "TAG"]);
-        table.row(&["busybox", "latest"]);
-        assert_eq!(table.render(), "REPOSITORY   TAG\nbusybox      latest\n");
+        table.row(&["REPOSITORY", "TAG", "SIZE"]);
+        table.row(&["busybox", "latest", "1.98MB"]);
+        assert_eq!(
+            table.render(),
+            "REPOSITORY   TAG       SIZE\nbusybox      latest    1.98MB\n"
+        );
     }
 
     #[test]

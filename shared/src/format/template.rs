@@ -43,7 +43,21 @@ impl Template {
     pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
         self.inner
             .render(&Context::from(to_value(data)))
-            .map_err(|e| TemplateError::Execute(e.to_string()))
+            .map_err(|e| TemplateError::Execute(one_line(&e.to_string())))
+    }
+}
+
+/// An execution error on one line that names what was missing, without
+/// the object it was looked for in (gtmpl prints all of it):
+/// `no field Nope for {…}` becomes `can't evaluate field Nope`.
+fn one_line(message: &str) -> String {
+    let first = message.lines().next().unwrap_or(message);
+    match first.strip_prefix("no field ") {
+        Some(rest) => {
+            let field = rest.split(" for ").next().unwrap_or(rest);
+            format!("can't evaluate field {field}")
+        }
+        None => first.chars().take(200).collect(),
     }
 }
 
@@ -393,6 +407,17 @@ mod tests {
             "AB:cd"
         );
         assert_eq!(render("{{.Config.N | printf \"n=%d\"}}", data), "n=3");
+    }
+
+    #[test]
+    fn a_missing_field_is_named_on_one_line() {
+        let data = json!({"State": {"Status": "running", "Pid": 7, "Note": "a\nb"}});
+        let error = Template::parse("{{.State.Nope}}")
+            .unwrap()
+            .render(&data)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(error, "template: can't evaluate field Nope");
     }
 
     #[test]

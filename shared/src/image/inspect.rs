@@ -9,18 +9,16 @@ pub fn inspect(view: &ImageView) -> Value {
     let config = &view.config;
     let mut out = Map::new();
     out.insert("Id".into(), json!(view.image.id().to_string()));
-    let repo_tags: Vec<String> = view
-        .image
-        .tags
-        .iter()
-        .map(|t| {
-            format!(
-                "{}:{}",
-                t.familiar_repository(),
-                t.tag().unwrap_or("latest")
-            )
-        })
-        .collect();
+    // Each tag once; a name by digest only (a pull by digest) is no tag.
+    let mut repo_tags: Vec<String> = Vec::new();
+    for t in &view.image.tags {
+        if let Some(tag) = t.tag() {
+            let name = format!("{}:{tag}", t.familiar_repository());
+            if !repo_tags.contains(&name) {
+                repo_tags.push(name);
+            }
+        }
+    }
     out.insert("RepoTags".into(), json!(repo_tags));
     let repo_digests: Vec<String> = view
         .image

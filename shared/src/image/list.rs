@@ -96,7 +96,9 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
     }
     let mut rows = Vec::new();
     for (entry, summary) in &images {
-        if !image_passes(entry, summary, &filters) {
+        // Another platform's image of a tagged index is no row of its own
+        // (it would be a `<none>` that no prune can remove).
+        if entry.index_child || !image_passes(entry, summary, &filters) {
             continue;
         }
         let id = summary.id.to_string();
@@ -116,6 +118,14 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
         }
         for tag in &entry.tags {
             if !tag_passes(tag, &filters)? {
+                continue;
+            }
+            // A name by digest only (a pull by digest) is a `<none>` row
+            // only when its repository has no tag of this image (Docker).
+            let tagged_too = |t: &&crate::reference::Reference| {
+                t.tag().is_some() && t.repository() == tag.repository()
+            };
+            if tag.tag().is_none() && entry.tags.iter().any(|t| tagged_too(&t)) {
                 continue;
             }
             let digest = entry

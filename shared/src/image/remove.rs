@@ -230,7 +230,8 @@ pub fn prune(
         };
         let id = summary.id.to_string();
         let unused = !users.iter().any(|u| u.image_id == id);
-        let wanted = options.all || entry.tags.is_empty();
+        // Another platform's image of an index goes with the index.
+        let wanted = !entry.index_child && (options.all || entry.tags.is_empty());
         let passes = filters
             .iter()
             .all(|filter| filter.passes(summary.created_time(), &summary.labels));

@@ -16,11 +16,52 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// Sets `KEY=VALUE` in `env`, replacing an earlier value of KEY.
-fn set_env(env: &mut Vec<String>, entry: String) {
-    let key = entry.split('=').next().unwrap_or("").to_string();
-    env.retain(|e| e.split('=').next() != Some(key.as_str()));
-    env.push(entry);
+fn env_key(entry: &str) -> &str {
+    entry.split('=').next().unwrap_or(entry)
+}
+
+/// The container's `Config.Env` as Docker keeps it: the `-e` entries in
+/// order, then the image's entries whose name `-e` did not set.
+fn merged_env(user: &[String], image: &[String]) -> Vec<String> {
+    let mut env = user.to_vec();
+    env.extend(
+        image
+            .iter()
+            .filter(|i| !user.iter().any(|u| env_key(u) == env_key(i)))
+            .cloned(),
+    );
+    env
+}
+
+/// The process's environment as Docker's engine makes it: a default PATH
+/// and HOSTNAME first, then `config_env`, each entry replacing the one of
+/// its name in place or appended (HOME comes last, from the user).
+fn process_env(hostname: &str, config_env: &[String]) -> Vec<String> {
+    let mut env = vec![
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+        format!("HOSTNAME={hostname}"),
+    ];
+    for entry in config_env {
+        match env.iter_mut().find(|e| env_key(e) == env_key(entry)) {
+            Some(slot) => *slot = entry.clone(),
+            None => env.push(entry.clone()),
+        }
+    }
+    env
+}
+
+/// The image's labels with `--label KEY=VALUE` (or `KEY`, an empty value)
+/// set over them.
+fn merged_labels(
+    image: std::collections::HashMap<String, String>,
+    flags: &[String],
+) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> = image.into_iter().collect();
+    for flag in flags {
+        let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
+        labels.insert(key.to_string(), value.to_string());
+    }
+    labels
 }
 
 /// A container made ready to start: record written, rootfs mounted, spec saved.
@@ -155,17 +196,8 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         )
         .into());
     }
-    let mut env: Vec<String> = config.env().clone().unwrap_or_default();
-    if !env.iter().any(|e| e.starts_with("PATH=")) {
-        env.insert(
-            0,
-            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
-        );
-    }
-    set_env(&mut env, format!("HOSTNAME={hostname}"));
-    for entry in &checked.env {
-        set_env(&mut env, entry.clone());
-    }
+    let config_env = merged_env(&checked.env, &config.env().clone().unwrap_or_default());
+    let mut env = process_env(&hostname, &config_env);
     let mut volume_map = BTreeMap::new();
     for v in config.volumes().clone().unwrap_or_default() {
         volume_map.insert(v, serde_json::json!({}));
@@ -201,18 +233,13 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
             tty: opts.tty,
             open_stdin: opts.interactive,
             stdin_once: opts.interactive && !opts.detach,
-            env: env.clone(),
+            env: config_env.clone(),
             cmd: cmd.clone(),
             image: opts.image.clone(),
             volumes: volume_map,
             working_dir: workdir.clone(),
             entrypoint: (!entrypoint.is_empty()).then(|| entrypoint.clone()),
-            labels: config
-                .labels()
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .collect(),
+            labels: merged_labels(config.labels().clone().unwrap_or_default(), &opts.labels),
             stop_signal: config.stop_signal().clone().unwrap_or_default(),
             exposed_ports,
             ..Config::default()
@@ -374,7 +401,6 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         .collect();
     store.update_container(&id, |r| {
         r.mounts = mounts;
-        r.config.env = env.clone();
     })?;
     prepared.armed = true;
     Ok(prepared)
@@ -509,4 +535,37 @@ pub(super) fn connect(store: &Store, record: &Record) -> Result<(), RunError> {
         }
     })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod env_tests {
+    use super::*;
+
+    #[test]
+    fn env_is_ordered_as_docker_s_engine_orders_it() {
+        let image = ["PATH=/bin".to_string(), "A=image".to_string()];
+        let user = ["B=2".to_string(), "A=1".to_string()];
+        let config = merged_env(&user, &image);
+        assert_eq!(config, ["B=2", "A=1", "PATH=/bin"]);
+        assert_eq!(
+            process_env("h", &config),
+            ["PATH=/bin", "HOSTNAME=h", "B=2", "A=1"]
+        );
+        // `-e HOSTNAME=x` wins in place.
+        assert_eq!(
+            process_env("h", &["HOSTNAME=x".to_string()])[1],
+            "HOSTNAME=x"
+        );
+    }
+
+    #[test]
+    fn labels_from_flags_override_the_image_s() {
+        let image = [("a".to_string(), "image".to_string())].into();
+        let labels = merged_labels(image, &["a=flag".into(), "bare".into(), "c=x=y".into()]);
+        let want: BTreeMap<String, String> = [("a", "flag"), ("bare", ""), ("c", "x=y")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(labels, want);
+    }
 }

@@ -80,6 +80,9 @@ fn process_for(dir: &Path, opts: &ExecOptions) -> Result<(Process, Option<LateSe
             )
             .into());
         }
+        if !workdir_exists(dir, workdir) {
+            return Err(RunError::NoWorkdir(workdir.clone()));
+        }
         process.set_cwd(workdir.into());
     }
     if let Some(spec) = &opts.user {
@@ -104,6 +107,45 @@ fn process_for(dir: &Path, opts: &ExecOptions) -> Result<(Process, Option<LateSe
         None => None,
     };
     Ok((process, late_seccomp))
+}
+
+/// Whether `workdir` is a directory in the container: looked up in its
+/// root filesystem with every symlink resolved inside it. What a mount
+/// made inside the container (a volume, a tmpfs) holds cannot be seen
+/// from here, so a path under one counts as there (the runtime decides).
+fn workdir_exists(dir: &Path, workdir: &str) -> bool {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    let spec = Spec::load(dir.join("config.json")).ok();
+    let under_mount = spec
+        .as_ref()
+        .and_then(|s| s.mounts().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|m| m.destination().display().to_string())
+        .filter(|d| {
+            d != "/" && !d.starts_with("/proc") && !d.starts_with("/sys") && !d.starts_with("/dev")
+        })
+        .any(|d| workdir == d || workdir.starts_with(&format!("{d}/")));
+    // An empty root is one not mounted where we can see it: no answer.
+    let visible = std::fs::read_dir(dir.join("rootfs")).is_ok_and(|mut d| d.next().is_some());
+    if under_mount || !visible {
+        return true;
+    }
+    let Ok(root) = rustix::fs::open(
+        dir.join("rootfs"),
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return true;
+    };
+    rustix::fs::openat2(
+        &root,
+        workdir.trim_start_matches('/'),
+        OFlags::DIRECTORY | OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .is_ok()
 }
 
 /// The capabilities plus CAP_SYS_ADMIN in the sets that loading a filter

@@ -78,6 +78,9 @@ pub enum RunError {
     NotRunning(String),
     #[error("Container {0} is paused, unpause the container before exec")]
     Paused(String),
+    /// `ctr-exec -w` names a directory the container does not have.
+    #[error("chdir to cwd (\"{0}\") set in config.json failed: no such file or directory")]
+    NoWorkdir(String),
     #[error(transparent)]
     Attach(#[from] attach::AttachError),
 }

@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub tty: bool,
     pub env: Vec<String>,
     pub env_files: Vec<PathBuf>,
+    /// `--label KEY=VALUE` (or `KEY`), over the image's labels.
+    pub labels: Vec<String>,
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,

@@ -77,7 +77,10 @@ pub fn resolve(rootfs: &Path, spec: &str) -> Result<ResolvedUser, RunError> {
             None => g.parse().map_err(|_| unknown("group", g))?,
         };
     }
-    let mut additional_gids = Vec::new();
+    // As under Docker, the process's groups are its group, then (for a
+    // user given without a group) every group that lists it: root gets
+    // `0`, `-u 1000` gets `0`, `-u 1000:1000` gets `1000`.
+    let mut additional_gids = vec![gid];
     if group_part.is_none()
         && let Some(name) = &name
     {
@@ -121,11 +124,22 @@ mod tests {
         let app = resolve(root.path(), "app").unwrap();
         assert_eq!(
             (app.uid, app.gid, app.additional_gids.clone()),
-            (1000, 1000, vec![10])
+            (1000, 1000, vec![1000, 10])
         );
-        assert_eq!(resolve(root.path(), "1000").unwrap().uid, 1000);
+        let numeric = resolve(root.path(), "1000").unwrap();
+        assert_eq!(
+            (numeric.uid, numeric.additional_gids),
+            (1000, vec![1000, 10])
+        );
+        let unknown = resolve(root.path(), "4000").unwrap();
+        assert_eq!((unknown.gid, unknown.additional_gids), (0, vec![0]));
+        let root_user = resolve(root.path(), "0").unwrap();
+        assert_eq!(root_user.additional_gids, vec![0]);
         let odd = resolve(root.path(), "4242:wheel").unwrap();
-        assert_eq!((odd.uid, odd.gid), (4242, 10));
+        assert_eq!(
+            (odd.uid, odd.gid, odd.additional_gids),
+            (4242, 10, vec![10])
+        );
         assert!(resolve(root.path(), "nobody-here").is_err());
     }
 

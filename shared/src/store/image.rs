@@ -48,6 +48,10 @@ pub struct ImageEntry {
     pub tags: Vec<Reference>,
     pub repo_digests: Vec<Reference>,
     pub tagged_at: Option<std::time::SystemTime>,
+    /// Reached only as another platform's entry of a multi-platform index
+    /// (`ctr-run --platform linux/arm64` of a tag pulled for the host): it
+    /// is kept and removed with that index, never on its own.
+    pub index_child: bool,
 }
 
 /// One image manifest in the store.
@@ -159,6 +163,7 @@ impl Store {
             tags: Vec::new(),
             repo_digests: Vec::new(),
             tagged_at: None,
+            index_child: reach.named.is_empty(),
         };
         for named in &reach.named {
             let Some(tag) = tag_of(named) else { continue };

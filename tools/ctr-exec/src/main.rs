@@ -2,6 +2,7 @@
 //! its exit code ours; 126/127 when the command cannot run or is missing.
 
 use berth::cli::StoreArgs;
+use berth::runtime::RunError;
 use berth::runtime::exec::{ExecOptions, exec};
 use berth::{Exit, Failure, exit, lifecycle, pipe};
 use clap::Parser;
@@ -57,6 +58,9 @@ fn main() -> std::process::ExitCode {
             Ok(0) => Ok(()),
             // The command's own code: no message of ours.
             Ok(code) => std::process::exit(code),
+            // Docker: a working directory the container lacks cannot be
+            // entered, so the command cannot be invoked (126).
+            Err(e @ RunError::NoWorkdir(_)) => Err(Failure::new(Exit::CannotInvoke, e.to_string())),
             Err(e) => Err(Failure::new(Exit::Failed, Failure::from(e).message)),
         }
     })

@@ -1,13 +1,13 @@
 //! ctr-prune: Docker's `docker container prune`. Removes every stopped
-//! container; asks for confirmation only when stdin is a terminal, unless
-//! `-f` (as img-prune).
+//! container; asks for confirmation unless `-f`, from stdin terminal or
+//! not, as Docker does (as img-prune).
 
 use berth::cli::{self, StoreArgs};
 use berth::format::human;
 use berth::image::PruneFilter;
 use berth::{Exit, Failure, exit, lifecycle};
 use clap::Parser;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::time::SystemTime;
 
 /// Remove all stopped containers.
@@ -34,7 +34,8 @@ fn main() -> std::process::ExitCode {
             .iter()
             .map(|f| PruneFilter::parse(f, now))
             .collect::<Result<Vec<_>, _>>()?;
-        if !cli.force && std::io::stdin().is_terminal() && !confirm() {
+        if !cli.force && !cli::confirm("This will remove all stopped containers.") {
+            println!("Total reclaimed space: 0B");
             return Ok(());
         }
         let store = cli.store.open()?;
@@ -51,18 +52,9 @@ fn main() -> std::process::ExitCode {
         writeln!(
             out,
             "Total reclaimed space: {}",
-            human::size(pruned.reclaimed)
+            human::size_precise(pruned.reclaimed)
         )
         .map_err(io)?;
         Ok(())
     })
-}
-
-fn confirm() -> bool {
-    eprint!(
-        "WARNING! This will remove all stopped containers.\nAre you sure you want to continue? [y/N] "
-    );
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y" | "yes")
 }

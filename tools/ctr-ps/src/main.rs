@@ -4,7 +4,7 @@
 use berth::cli::StoreArgs;
 use berth::container::view::{self, Filter};
 use berth::format::{Format, Table};
-use berth::{exit, lifecycle, output};
+use berth::{Exit, Failure, exit, lifecycle, output};
 use clap::Parser;
 use std::time::SystemTime;
 
@@ -17,7 +17,7 @@ struct Cli {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     all: bool,
-    /// Filter: status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE
+    /// Filter: status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE, before=, since=
     #[arg(short, long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
     /// Format: json, table, table TEMPLATE, or a Go template
@@ -73,7 +73,13 @@ fn main() -> std::process::ExitCode {
         // Docker: a status filter, -n or -l look past the running ones.
         let all =
             cli.all || last.is_some() || filters.iter().any(|f| matches!(f, Filter::Status(_)));
-        let mut records: Vec<_> = lifecycle::list(&store)?
+        let listed = lifecycle::list(&store)?;
+        let filters = filters
+            .into_iter()
+            .map(|f| f.bind(&listed))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Failure::new(Exit::Failed, e.to_string()))?;
+        let mut records: Vec<_> = listed
             .into_iter()
             .filter(|r| all || r.state.running)
             .filter(|r| filters.iter().all(|f| f.matches(&store, r)))

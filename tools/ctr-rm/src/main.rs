@@ -2,8 +2,8 @@
 //! running one first) with their mounts, cgroups and upper dirs.
 
 use berth::cli::{ContainerTargets, StoreArgs};
-use berth::exit;
 use berth::lifecycle::{self, LifecycleError};
+use berth::{Exit, Failure, exit, output};
 use clap::Parser;
 
 /// Remove one or more containers.
@@ -29,9 +29,26 @@ fn main() -> std::process::ExitCode {
         let _ = cli.volumes;
         let targets = cli.targets.read()?;
         let store = cli.store.open()?;
-        exit::each(&targets, |target| -> Result<(), LifecycleError> {
-            let record = lifecycle::find(&store, target)?;
-            lifecycle::remove(&store, &record, cli.force)
-        })
+        let mut failed = false;
+        for target in &targets {
+            let removed = lifecycle::find(&store, target)
+                .and_then(|record| lifecycle::remove(&store, &record, cli.force));
+            match removed {
+                Ok(()) => output::result(target),
+                // Docker: with -f a container that is not there is said
+                // so, but is no failure (it is gone, as asked).
+                Err(e @ LifecycleError::NoSuchContainer(_)) if cli.force => {
+                    eprintln!("ctr-rm: {e}");
+                }
+                Err(e) => {
+                    failed = true;
+                    eprintln!("ctr-rm: {}", Failure::from(e).message);
+                }
+            }
+        }
+        if failed {
+            return Err(Failure::reported(Exit::Failed));
+        }
+        Ok(())
     })
 }

@@ -45,6 +45,9 @@ struct Cli {
     /// Read environment variables from a file
     #[arg(long, value_name = "FILE")]
     env_file: Vec<PathBuf>,
+    /// Set a label on the container (KEY=VALUE, or KEY)
+    #[arg(short, long = "label", value_name = "KEY=VALUE")]
+    label: Vec<String>,
     /// Working directory inside the container
     #[arg(short, long)]
     workdir: Option<String>,
@@ -173,6 +176,7 @@ fn main() -> std::process::ExitCode {
             tty: cli.tty,
             env: cli.env,
             env_files: cli.env_file,
+            labels: cli.label,
             workdir: cli.workdir,
             user: cli.user,
             hostname: cli.hostname,

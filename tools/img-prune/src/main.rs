@@ -1,12 +1,12 @@
-//! img-prune: Docker's `docker image prune`. Asks for confirmation only
-//! when stdin is a terminal, unless `-f`.
+//! img-prune: Docker's `docker image prune`. Asks for confirmation unless
+//! `-f`, from stdin terminal or not, as Docker does (scripts pass `-f`).
 
-use berth::cli::StoreArgs;
+use berth::cli::{self, StoreArgs};
 use berth::format::human;
 use berth::image::{PruneOptions, Removal, prune};
 use berth::{Exit, Failure, container, exit};
 use clap::Parser;
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 
 /// Remove unused images.
 #[derive(Parser)]
@@ -29,7 +29,8 @@ fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
-        if !cli.force && std::io::stdin().is_terminal() && !confirm(cli.all) {
+        if !cli.force && !cli::confirm(warning(cli.all)) {
+            println!("Total reclaimed space: 0B");
             return Ok(());
         }
         let store = cli.store.open()?;
@@ -56,21 +57,17 @@ fn main() -> std::process::ExitCode {
         writeln!(
             out,
             "Total reclaimed space: {}",
-            human::size(reclaimed.bytes)
+            human::size_precise(reclaimed.bytes)
         )
         .map_err(io)?;
         Ok(())
     })
 }
 
-fn confirm(all: bool) -> bool {
-    let what = if all {
-        "all images without at least one container associated to them"
+fn warning(all: bool) -> &'static str {
+    if all {
+        "This will remove all images without at least one container associated to them."
     } else {
-        "all dangling images"
-    };
-    eprint!("WARNING! This will remove {what}.\nAre you sure you want to continue? [y/N] ");
-    let mut answer = String::new();
-    let _ = std::io::stdin().lock().read_line(&mut answer);
-    matches!(answer.trim(), "y" | "Y" | "yes")
+        "This will remove all dangling images."
+    }
 }

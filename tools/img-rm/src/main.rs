@@ -33,7 +33,13 @@ fn main() -> std::process::ExitCode {
                 Ok(changes) => changes.iter().for_each(output::result),
                 Err(error) => {
                     failed += 1;
-                    eprintln!("img-rm: {target}: {}", Failure::from(error).message);
+                    // Docker's messages name the image already.
+                    let message = Failure::from(error).message;
+                    if message.contains(target.as_str()) {
+                        eprintln!("img-rm: {message}");
+                    } else {
+                        eprintln!("img-rm: {target}: {message}");
+                    }
                 }
             }
         }

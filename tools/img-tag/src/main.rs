@@ -1,6 +1,7 @@
 //! img-tag SRC DST: Docker's `docker tag`. Prints the new reference.
 
 use berth::cli::StoreArgs;
+use berth::store::StoreError;
 use berth::{Reference, exit, output, pipe};
 use clap::Parser;
 
@@ -22,8 +23,22 @@ fn main() -> std::process::ExitCode {
         let cli = Cli::parse();
         let source = pipe::single_target(&cli.source, pipe::IMAGE_FIELDS)?;
         let target = Reference::parse(&cli.target)?;
-        cli.store.open()?.tag_image(&source, &target)?;
+        cli.store
+            .open()?
+            .tag_image(&source, &target)
+            .map_err(|e| match e {
+                // Docker names a missing source with its default tag.
+                StoreError::NoSuchImage(name) if !has_tag_or_digest(&name) => {
+                    StoreError::NoSuchImage(format!("{name}:latest"))
+                }
+                e => e,
+            })?;
         output::result(target);
         Ok(())
     })
+}
+
+fn has_tag_or_digest(name: &str) -> bool {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    last.contains(':') || name.contains('@')
 }

@@ -1,0 +1,200 @@
+//! A private Docker engine, the parity suite's oracle: Debian's `dockerd`
+//! (docker.io 20.10) with its own data root, exec root, pidfile, config and
+//! socket in a temp dir, cgroupfs as its cgroup driver, no bridge, no
+//! iptables. It is driven by Debian's own client, `/usr/bin/docker`, of the
+//! same release (the Docker 28 client that may be first on PATH speaks a
+//! newer API and words some messages differently). Stopped by PID when the
+//! handle drops, even when a scenario panicked.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The engine and the client of the same Debian package.
+pub const DOCKERD: &str = "/usr/sbin/dockerd";
+pub const DOCKER: &str = "/usr/bin/docker";
+
+pub struct Dockerd {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Dockerd {
+    /// Starts the engine trusting `registry` (`127.0.0.1:<port>`) over plain
+    /// HTTP and waits until its socket answers `GET /_ping`. An error says
+    /// why it could not start (not installed, exited, never answered).
+    pub fn start(registry: &str) -> Result<Dockerd, String> {
+        if !Path::new(DOCKERD).is_file() || !Path::new(DOCKER).is_file() {
+            return Err(format!(
+                "{DOCKERD} or {DOCKER} is missing (Debian's docker.io; cargo xtask ci installs it)"
+            ));
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("berth-dockerd")
+            .tempdir()
+            .map_err(|e| format!("temp dir: {e}"))?;
+        let d = dir.path();
+        std::fs::write(d.join("daemon.json"), "{}").map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(d.join("client")).map_err(|e| e.to_string())?;
+        let log = std::fs::File::create(d.join("dockerd.log")).map_err(|e| e.to_string())?;
+        let mut command = Command::new(DOCKERD);
+        command
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .arg("-H")
+            .arg(format!("unix://{}", d.join("docker.sock").display()))
+            .args([
+                "--exec-opt",
+                "native.cgroupdriver=cgroupfs",
+                "--insecure-registry",
+                registry,
+                "--bridge=none",
+                "--iptables=false",
+                "--ip-masq=false",
+                "--ip6tables=false",
+            ])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stderr(log);
+        // If the test process dies without unwinding, the engine goes too.
+        // SAFETY: prctl is async-signal-safe and touches no shared state.
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("{DOCKERD} could not start: {e}"))?;
+        let mut engine = Dockerd { child, dir };
+        engine.wait_ready()?;
+        Ok(engine)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("docker.sock")
+    }
+
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().map_err(|e| e.to_string())? {
+                return Err(format!("dockerd exited with {status}: {}", self.log()));
+            }
+            if self.ping() {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Err(format!(
+            "dockerd did not answer on its socket within 60 s: {}",
+            self.log()
+        ))
+    }
+
+    fn ping(&self) -> bool {
+        let Ok(mut stream) = UnixStream::connect(self.socket()) else {
+            return false;
+        };
+        let asked = stream.write_all(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n");
+        let mut answer = String::new();
+        asked.is_ok()
+            && stream.read_to_string(&mut answer).is_ok()
+            && (answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200"))
+    }
+
+    /// A `docker` command talking to this engine, with a config dir of its
+    /// own (no credentials or settings of the machine's user).
+    pub fn docker(&self) -> Command {
+        let mut command = Command::new(DOCKER);
+        command
+            .env("DOCKER_HOST", format!("unix://{}", self.socket().display()))
+            .env("DOCKER_CONFIG", self.dir.path().join("client"))
+            .env_remove("DOCKER_API_VERSION")
+            .env_remove("DOCKER_CONTEXT");
+        command
+    }
+
+    /// Runs `docker args…` and returns what it produced.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.docker()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run docker")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
+    }
+
+    /// The engine's version, as `docker version` reports the server's.
+    pub fn version(&self) -> String {
+        let out = self.run(&["version", "--format", "{{.Server.Version}}"]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // Containers first: the engine would otherwise give each running
+        // one its stop timeout on the way down.
+        let ids = self.run(&["ps", "-aq"]);
+        let ids: Vec<String> = String::from_utf8_lossy(&ids.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        if !ids.is_empty() {
+            let mut args = vec!["rm", "-f"];
+            args.extend(ids.iter().map(String::as_str));
+            let _ = self.run(&args);
+        }
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on our own child's PID, which we have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        // The data root holds overlay mounts of containers the engine may
+        // not have unmounted; a lazy unmount lets the temp dir go.
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Lazily unmounts every mount point under `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let prefix = dir.display().to_string();
+    let mut points: Vec<&str> = mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| point.starts_with(&prefix))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for point in points {
+        if let Ok(c) = std::ffi::CString::new(point) {
+            // SAFETY: a valid C string; MNT_DETACH fails harmlessly if gone.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
