@@ -229,7 +229,23 @@ fn run(
     netns: &Path,
     options: &Value,
 ) -> Result<Vec<u8>, NetavarkError> {
-    let mut child = Command::new(NETAVARK)
+    let mut command = Command::new(NETAVARK);
+    // netavark must not outlive the caller that holds the host lock: a
+    // SIGKILLed tool's netavark would go on changing the firewall while the
+    // next caller, lock free, changes it too (seen: chains gone under a
+    // setup's feet). It dies with us; the half-done work is undone by the
+    // teardown of the container's saved network, under the lock.
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .arg("--config")
         .arg(config_dir)
         .args(["--aardvark-binary", AARDVARK_DNS])
