@@ -174,6 +174,13 @@ fn man_page(command: clap::Command, out: &mut Vec<u8>) -> std::io::Result<()> {
     man.render_version_section(out)
 }
 
+/// A `KEY=VALUE` flag as Docker reads `--label`: a bare `KEY` has an
+/// empty value, and only the first `=` splits.
+pub fn key_value(flag: &str) -> (String, String) {
+    let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
+    (key.to_string(), value.to_string())
+}
+
 /// Docker's confirmation before a prune: the warning and `[y/N]` (on
 /// stderr, which carries everything that is not a result), then one line
 /// read from stdin, terminal or not. Only `y` or `Y` goes on; anything

@@ -41,10 +41,10 @@ fn containers_on_a_user_network_find_each_other_by_name_and_others_cannot_reach_
         .collect();
     assert_eq!(names, ["appnet", "bridge", "host", "none"], "{listed}");
     assert!(
-        listed.starts_with("NETWORK ID     NAME     DRIVER   SCOPE\n"),
+        listed.starts_with("NETWORK ID     NAME      DRIVER    SCOPE\n"),
         "{listed}"
     );
-    assert!(listed.contains(&format!("{}   appnet   bridge   local\n", &id[..12])));
+    assert!(listed.contains(&format!("{}   appnet    bridge    local\n", &id[..12])));
     let quiet = run(&fixture, "net-ls", &["-q"]).success().stdout;
     assert_eq!(quiet.lines().count(), 4);
     assert_eq!(

@@ -9,6 +9,25 @@ pub mod template;
 pub use table::Table;
 pub use template::{Template, TemplateError};
 
+/// `docker inspect`'s output, for every `*-inspect` tool: one rendered
+/// `template` line per object, or all of them as one pretty JSON array.
+pub fn print_inspected(
+    objects: &[serde_json::Value],
+    template: Option<&Template>,
+) -> Result<(), TemplateError> {
+    match template {
+        Some(template) => {
+            for object in objects {
+                crate::output::result(template.render(object)?);
+            }
+        }
+        None => crate::output::result(
+            serde_json::to_string_pretty(objects).expect("JSON values serialise"),
+        ),
+    }
+    Ok(())
+}
+
 /// What a `--format` value asks for.
 pub enum Format {
     /// The tool's default table.

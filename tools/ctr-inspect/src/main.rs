@@ -4,7 +4,7 @@
 use berth::cli::{ContainerTargets, StoreArgs};
 use berth::container::view;
 use berth::format::Template;
-use berth::{Exit, Failure, exit, lifecycle, output};
+use berth::{Exit, Failure, exit, lifecycle};
 use clap::Parser;
 
 /// Display detailed information on one or more containers.
@@ -45,16 +45,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         // Like Docker: print what was found, then fail for what was not.
-        match &template {
-            Some(template) => {
-                for object in &objects {
-                    output::result(template.render(object)?);
-                }
-            }
-            None => output::result(
-                serde_json::to_string_pretty(&objects).expect("JSON values serialise"),
-            ),
-        }
+        berth::format::print_inspected(&objects, template.as_ref())?;
         match failed {
             0 => Ok(()),
             _ => Err(Failure::reported(Exit::Failed)),

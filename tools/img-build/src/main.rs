@@ -267,14 +267,7 @@ fn main() -> std::process::ExitCode {
                 usage(format!("invalid SOURCE_DATE_EPOCH {v:?}: expected seconds"))
             })?);
         }
-        let labels = cli
-            .label
-            .iter()
-            .map(|l| match l.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (l.clone(), String::new()),
-            })
-            .collect();
+        let labels = cli.label.iter().map(|l| berth::cli::key_value(l)).collect();
         let network = match cli.network.unwrap_or_default() {
             BuildNetwork::Default => None,
             BuildNetwork::Mode(mode) => Some(mode),

@@ -4,7 +4,7 @@
 use berth::cli::StoreArgs;
 use berth::format::Template;
 use berth::image::{ImageView, inspect};
-use berth::{exit, output, pipe};
+use berth::{exit, pipe};
 use clap::Parser;
 
 /// Display detailed information on one or more images.
@@ -42,16 +42,7 @@ fn main() -> std::process::ExitCode {
             }
         }
         // Like Docker: print what was found, then fail for what was not.
-        match &template {
-            Some(template) => {
-                for object in &objects {
-                    output::result(template.render(object)?);
-                }
-            }
-            None => output::result(
-                serde_json::to_string_pretty(&objects).expect("JSON values serialise"),
-            ),
-        }
+        berth::format::print_inspected(&objects, template.as_ref())?;
         match failures.len() {
             0 => Ok(()),
             1 => Err(failures.remove(0)),

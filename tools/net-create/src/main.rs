@@ -44,14 +44,8 @@ fn main() -> std::process::ExitCode {
                 format!("plugin \"{}\" not found", cli.driver),
             ));
         }
-        let labels: BTreeMap<String, String> = cli
-            .label
-            .iter()
-            .map(|l| match l.split_once('=') {
-                Some((k, v)) => (k.to_string(), v.to_string()),
-                None => (l.clone(), String::new()),
-            })
-            .collect();
+        let labels: BTreeMap<String, String> =
+            cli.label.iter().map(|l| cli::key_value(l)).collect();
         let store = cli.store.open()?;
         let network = Networks::of(&store).create(&NewNetwork {
             name: &cli.name,

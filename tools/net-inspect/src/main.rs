@@ -4,7 +4,7 @@
 use berth::cli::{self, StoreArgs};
 use berth::container::network_view;
 use berth::format::Template;
-use berth::{Exit, Failure, exit, output};
+use berth::{Exit, Failure, exit};
 use clap::Parser;
 
 /// Display detailed information on one or more networks.
@@ -41,16 +41,7 @@ fn main() -> std::process::ExitCode {
                 }
             }
         }
-        match &template {
-            Some(template) => {
-                for object in &objects {
-                    output::result(template.render(object)?);
-                }
-            }
-            None => output::result(
-                serde_json::to_string_pretty(&objects).expect("JSON values serialise"),
-            ),
-        }
+        berth::format::print_inspected(&objects, template.as_ref())?;
         match failed {
             false => Ok(()),
             true => Err(Failure::reported(Exit::Failed)),
