@@ -57,7 +57,10 @@ fn merged_labels(
     flags: &[String],
 ) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = image.into_iter().collect();
-    labels.extend(flags.iter().map(|flag| crate::cli::key_value(flag)));
+    for flag in flags {
+        let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
+        labels.insert(key.to_string(), value.to_string());
+    }
     labels
 }
 
