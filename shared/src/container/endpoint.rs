@@ -113,11 +113,8 @@ impl NetworkSettings {
     /// The host ports of the last start, for the next to take again.
     pub fn host_ports(&self) -> Vec<(Published, u16)> {
         let mut out = Vec::new();
-        for (key, bindings) in &self.ports {
-            let Ok(container) = key.parse::<Port>() else {
-                continue;
-            };
-            for binding in bindings.iter().flatten() {
+        for (container, bindings) in entries(&self.ports) {
+            for binding in bindings {
                 let Ok(port) = binding.host_port.parse::<u16>() else {
                     continue;
                 };
@@ -167,14 +164,11 @@ impl NetworkSettings {
     /// for every published port, or only the host addresses of `only`.
     pub fn port_lines(&self, only: Option<Port>) -> Vec<String> {
         let mut lines: Vec<(Port, String)> = Vec::new();
-        for (key, bindings) in &self.ports {
-            let Ok(port) = key.parse::<Port>() else {
-                continue;
-            };
+        for (port, bindings) in entries(&self.ports) {
             if only.is_some_and(|wanted| wanted != port) {
                 continue;
             }
-            for binding in bindings.iter().flatten() {
+            for binding in bindings {
                 let host = match binding.host_ip.parse::<IpAddr>() {
                     Ok(IpAddr::V6(ip)) => format!("[{ip}]:{}", binding.host_port),
                     _ => format!("{}:{}", binding.host_ip, binding.host_port),
@@ -193,18 +187,12 @@ impl NetworkSettings {
     /// Docker's PORTS column: `0.0.0.0:8080->80/tcp, 5432/tcp`.
     pub fn ports_text(&self) -> String {
         let mut parts: Vec<(Port, String)> = Vec::new();
-        for (key, bindings) in &self.ports {
-            let Ok(port) = key.parse::<Port>() else {
-                continue;
-            };
-            match bindings {
-                None => parts.push((port, port.to_string())),
-                Some(bindings) if bindings.is_empty() => parts.push((port, port.to_string())),
-                Some(bindings) => {
-                    for b in bindings {
-                        parts.push((port, format!("{}:{}->{port}", b.host_ip, b.host_port)));
-                    }
-                }
+        for (port, bindings) in entries(&self.ports) {
+            if bindings.is_empty() {
+                parts.push((port, port.to_string()));
+            }
+            for b in bindings {
+                parts.push((port, format!("{}:{}->{port}", b.host_ip, b.host_port)));
             }
         }
         parts.sort_by_key(|part| part.0);
@@ -214,6 +202,23 @@ impl NetworkSettings {
             .collect::<Vec<_>>()
             .join(", ")
     }
+}
+
+/// A port map's entries with their keys read (unreadable ones skipped) and
+/// `null` (exposed only) as no bindings.
+fn entries(map: &PortMap) -> impl Iterator<Item = (Port, &[PortBinding])> {
+    map.iter().filter_map(|(key, bindings)| {
+        let port = key.parse::<Port>().ok()?;
+        Some((port, bindings.as_deref().unwrap_or_default()))
+    })
+}
+
+/// Adds `binding` to `port`'s list in `map` (made if `null` or missing).
+fn add_binding(map: &mut PortMap, port: Port, binding: PortBinding) {
+    map.entry(port.to_string())
+        .or_insert(None)
+        .get_or_insert_with(Vec::new)
+        .push(binding);
 }
 
 /// `NetworkSettings.Ports`: each published port with its host address and
@@ -227,13 +232,11 @@ fn port_map(published: &[(Published, u16)], exposed: &[Port]) -> PortMap {
         let host_ip = binding
             .host_ip
             .map_or("0.0.0.0".to_string(), |ip| ip.to_string());
-        map.entry(binding.container.to_string())
-            .or_insert(None)
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip,
-                host_port: host_port.to_string(),
-            });
+        let entry = PortBinding {
+            host_ip,
+            host_port: host_port.to_string(),
+        };
+        add_binding(&mut map, binding.container, entry);
     }
     map
 }
@@ -243,33 +246,26 @@ fn port_map(published: &[(Published, u16)], exposed: &[Port]) -> PortMap {
 pub fn port_bindings(published: &[Published]) -> PortMap {
     let mut map = PortMap::new();
     for binding in published {
-        map.entry(binding.container.to_string())
-            .or_insert(None)
-            .get_or_insert_with(Vec::new)
-            .push(PortBinding {
-                host_ip: binding.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-                host_port: binding.host_port.map(|p| p.to_string()).unwrap_or_default(),
-            });
+        let entry = PortBinding {
+            host_ip: binding.host_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+            host_port: binding.host_port.map(|p| p.to_string()).unwrap_or_default(),
+        };
+        add_binding(&mut map, binding.container, entry);
     }
     map
 }
 
 /// What `HostConfig.PortBindings` asks for, read back for a new start.
 pub fn published(bindings: &PortMap) -> Vec<Published> {
-    let mut out = Vec::new();
-    for (key, list) in bindings {
-        let Ok(container) = key.parse::<Port>() else {
-            continue;
-        };
-        for binding in list.iter().flatten() {
-            out.push(Published {
+    entries(bindings)
+        .flat_map(|(container, list)| {
+            list.iter().map(move |binding| Published {
                 container,
                 host_ip: binding.host_ip.parse().ok(),
                 host_port: binding.host_port.parse().ok(),
-            });
-        }
-    }
-    out
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
