@@ -571,3 +571,49 @@ fn a_stopped_container_leaves_no_cgroup_or_runtime_state() {
     assert!(!runtime_state.exists(), "libcontainer's state left behind");
     assert_eq!(status(&fixture, &id), "exited");
 }
+
+/// `ctr-rm -f` of a container its owner is still starting (a killed
+/// ctr-run's monitor, a slow start) waits for the start and then removes
+/// it: torn down under its owner, the start failed with whatever it found
+/// missing and a cgroup could stay behind with nobody's container in it.
+#[test]
+fn rm_of_a_container_being_started_waits_for_the_start_and_leaves_nothing() {
+    let fixture = fixture();
+    for round in 0..8 {
+        let starting = tool("ctr-run", fixture.root())
+            .args(["-d", "--network", "none", IMG, "sleep", "60"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut id = String::new();
+        assert!(
+            wait_for(10, || {
+                id = run(&fixture, "ctr-ps", &["-aq", "--no-trunc"]).stdout;
+                !id.trim().is_empty()
+            }),
+            "round {round}: the container never appeared"
+        );
+        let id = id.trim().to_string();
+        run(&fixture, "ctr-rm", &["-f", &id]).success();
+        let started = starting.wait_with_output().unwrap();
+        assert!(
+            started.status.success(),
+            "round {round}: ctr-run failed under ctr-rm: {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&started.stdout).trim(), id);
+        assert_eq!(
+            run(&fixture, "ctr-ps", &["-aq"]).stdout,
+            "",
+            "round {round}"
+        );
+        for controller in ["pids", "memory", "freezer"] {
+            let cgroup = std::path::Path::new("/sys/fs/cgroup")
+                .join(controller)
+                .join("berth")
+                .join(&id);
+            assert!(!cgroup.exists(), "round {round}: {cgroup:?} left behind");
+        }
+    }
+}

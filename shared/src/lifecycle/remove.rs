@@ -4,14 +4,17 @@
 use super::LifecycleError;
 use super::kill::{KILL_GRACE, kill, wait_stopped};
 use crate::container::Record;
-use crate::container::owner::{self, refresh};
+use crate::container::owner::{self, is_owned, refresh};
 use crate::store::Store;
+use std::time::{Duration, Instant};
 
 /// Docker's rm: refuses a running container unless `force`, which kills it
 /// first; then removes its mounts, runtime state, cgroups and directory
 /// (its anonymous volumes live there and go with it).
 pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), LifecycleError> {
-    let record = refresh(store, record.clone());
+    let Some(record) = settled(store, record)? else {
+        return Ok(()); // --rm took it while we waited
+    };
     if record.state.running {
         if !force {
             return Err(LifecycleError::Running(record.id));
@@ -31,4 +34,27 @@ pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), Lifecyc
     owner::teardown(store, &record.id, &dir.join("rootfs"));
     store.remove_container(&record.id)?;
     Ok(())
+}
+
+/// The record once its owner has settled it. A container someone owns
+/// whose record does not say running is being started (a monitor that
+/// outlived a killed ctr-run, a ctr-start) or is having its exit
+/// recorded: tearing it down under its owner would leave that owner
+/// starting a process into a removed directory, with a cgroup nobody
+/// removes. So wait, as Docker's rm waits for the container's lock, until
+/// it runs or nobody owns it; None if it went meanwhile (`--rm`).
+fn settled(store: &Store, record: &Record) -> Result<Option<Record>, LifecycleError> {
+    let deadline = Instant::now() + KILL_GRACE;
+    let mut record = refresh(store, record.clone());
+    while !record.state.running && is_owned(store, &record.id) {
+        if Instant::now() >= deadline {
+            return Err(LifecycleError::DidNotStop(record.id));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+        match store.load_container(&record.id) {
+            Ok(now) => record = refresh(store, now),
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(record))
 }
