@@ -98,6 +98,9 @@ impl Prepared {
     /// container's directory (its upper dir is kept otherwise, so that a
     /// restart finds its files).
     pub fn cleanup(&mut self, remove: bool) {
+        // A start that failed midway may have left libcontainer's init in
+        // the cgroup, which then could not be removed.
+        owner::kill_cgroup(&self.id);
         owner::teardown(&self.store, &self.id, &self.rootfs);
         if remove {
             let _ = self.store.remove_container(&self.id);
