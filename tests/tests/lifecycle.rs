@@ -617,3 +617,112 @@ fn rm_of_a_container_being_started_waits_for_the_start_and_leaves_nothing() {
         }
     }
 }
+
+/// ctr-stats reads what the kernel counts for the container: CPU a busy
+/// loop burns, memory it holds in tmpfs (not reclaimable, so it counts)
+/// against its limit, its processes; a stopped one reads as zeros.
+#[test]
+fn stats_show_what_the_container_uses() {
+    let fixture = fixture();
+    let busy = run(
+        &fixture,
+        "ctr-run",
+        &[
+            "-d",
+            "--network",
+            "none",
+            IMG,
+            "sh",
+            "-c",
+            "while :; do :; done",
+        ],
+    )
+    .success()
+    .stdout;
+    let holder = run(
+        &fixture,
+        "ctr-run",
+        &[
+            "-d",
+            "--network",
+            "none",
+            "-m",
+            "64m",
+            IMG,
+            "sh",
+            "-c",
+            "head -c 20000000 /dev/zero > /dev/shm/held; touch /dev/shm/done; sleep 600",
+        ],
+    )
+    .success()
+    .stdout;
+    let (busy, holder) = (busy.trim(), holder.trim());
+    assert!(wait_for(20, || run(
+        &fixture,
+        "ctr-exec",
+        &[holder, "test", "-e", "/dev/shm/done"]
+    )
+    .code
+        == Some(0)));
+    run(&fixture, "ctr-exec", &["-d", holder, "sleep", "600"]).success();
+    run(
+        &fixture,
+        "ctr-run",
+        &["--name", "gone", "--network", "none", IMG, "true"],
+    )
+    .success();
+
+    let stats = run(
+        &fixture,
+        "ctr-stats",
+        &[
+            "--no-stream",
+            "--format",
+            "{{json .}}",
+            busy,
+            holder,
+            "gone",
+        ],
+    )
+    .success()
+    .stdout;
+    let rows: Vec<Value> = stats
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 3, "{stats}");
+    let percent = |v: &Value| {
+        v.as_str()
+            .unwrap()
+            .trim_end_matches('%')
+            .parse::<f64>()
+            .unwrap()
+    };
+    assert!(percent(&rows[0]["CPUPerc"]) > 5.0, "a busy loop: {stats}");
+    assert_eq!(rows[0]["PIDs"], "1");
+    let memory = rows[1]["MemUsage"].as_str().unwrap();
+    let (used, limit) = memory.split_once(" / ").unwrap();
+    assert_eq!(limit, "64MiB", "{stats}");
+    assert!(
+        used.ends_with("MiB") && used.trim_end_matches("MiB").parse::<f64>().unwrap() >= 19.0,
+        "20 MB held in tmpfs: {stats}"
+    );
+    assert!(percent(&rows[1]["MemPerc"]) > 29.0, "{stats}");
+    assert_eq!(rows[1]["PIDs"], "2", "its init and the exec'd sleep");
+    assert_eq!(rows[1]["ID"], &holder[..12]);
+    assert_eq!(rows[2]["Name"], "gone");
+    assert_eq!(rows[2]["MemUsage"], "0B / 0B");
+    assert_eq!(rows[2]["PIDs"], "0");
+
+    // By default: the running ones only, in ctr-ps's order, by short ID.
+    let table = run(&fixture, "ctr-stats", &["--no-stream"])
+        .success()
+        .stdout;
+    let ids: Vec<&str> = table.lines().skip(1).map(|l| &l[..12]).collect();
+    assert_eq!(ids, [&holder[..12], &busy[..12]], "{table}");
+    assert!(table.starts_with("CONTAINER ID   NAME "), "{table}");
+
+    let missing = run(&fixture, "ctr-stats", &["--no-stream", holder, "nosuch"]).failure(1);
+    assert_eq!(missing.stderr, "ctr-stats: No such container: nosuch\n");
+    assert_eq!(missing.stdout.lines().count(), 2, "the others still shown");
+}

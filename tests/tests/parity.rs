@@ -148,6 +148,11 @@ const SCENARIOS: &[Scenario] = &[
     s("pause-status", &[SLEEPER, "pause $N"], "ps -f name=$N --format {{.Status}}", ALL),
     s("unpause", &[SLEEPER, "pause $N"], "unpause $N", ALL),
     s("pause-exited", &[EXITED], "pause $N", CODE),
+    // stats: what does not change from run to run
+    s("stats-running", &[SLEEPER], "stats --no-stream --format '{{.Name}} {{.PIDs}}' $N", ALL),
+    s("stats-exited", &[EXITED], "stats --no-stream --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.NetIO}} {{.PIDs}}' $N", ALL),
+    s("stats-table", &[EXITED], "stats --no-stream --format 'table {{.Name}}\t{{.PIDs}}' $N", ALL),
+    s("stats-missing", &[], "stats --no-stream nosuch$N", ALL),
     // exec
     s("exec-echo", &[SLEEPER], "exec $N echo hi", ALL),
     s("exec-exit-code", &[SLEEPER], "exec $N sh -c 'exit 5'", ALL),

@@ -4,7 +4,8 @@
 //! `ctr-ps` and `ctr-inspect` do (`view`), the cgroups a running one has
 //! (`cgroup`: its processes, its freezer), copying files in and out of its
 //! root filesystem (`copy`), its network in Docker's shape (`endpoint`),
-//! and networks as net-ls and net-inspect show them (`network_view`).
+//! networks as net-ls and net-inspect show them (`network_view`), and
+//! what ctr-stats reads of a running one (`stats`).
 //! Nothing here starts a process.
 
 pub mod cgroup;
@@ -15,6 +16,7 @@ pub mod network_view;
 pub mod owner;
 mod record;
 mod reserve;
+pub mod stats;
 pub mod view;
 
 pub use owner::Owner;

@@ -28,6 +28,19 @@ pub fn size_with_precision(bytes: u64, digits: usize) -> String {
     format!("{}{}", significant(value, digits), UNITS[unit])
 }
 
+/// A byte count in binary units with four significant digits, as Docker
+/// prints memory (go-units' `BytesSize`): `320KiB`, `23.54GiB`.
+pub fn binary_size(bytes: u64) -> String {
+    const BINARY: [&str; 9] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB", "ZiB", "YiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < BINARY.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{}{}", significant(value, 4), BINARY[unit])
+}
+
 /// `value` as Go's `%.{digits}g`: `digits` significant digits, no trailing
 /// zeros, and the exponent form when rounding reaches `10^digits`
 /// (go-units prints 999.9kB at precision 3 as `1e+03kB`).
@@ -239,6 +252,15 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_reads_in_binary_units_like_docker() {
+        assert_eq!(binary_size(0), "0B");
+        assert_eq!(binary_size(327_680), "320KiB");
+        assert_eq!(binary_size(64 << 20), "64MiB");
+        assert_eq!(binary_size(25_275_000_000), "23.54GiB");
+        assert_eq!(binary_size(5_902_000), "5.629MiB");
+    }
 
     #[test]
     fn sizes_read_like_docker() {
