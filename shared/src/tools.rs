@@ -30,6 +30,7 @@ ctr-kill    | containers | docker kill            | Kill one or more running con
 ctr-wait    | containers | docker wait            | Block until one or more containers stop, then print their exit codes | ctr-run ctr-logs
 ctr-top     | containers | docker top             | Display the running processes of a container                    | ctr-exec ctr-ps
 ctr-stats   | containers | docker stats           | Display a live stream of container resource usage statistics    | ctr-top ctr-ps ctr-inspect
+ctr-update  | containers | docker update          | Update the memory, CPU and PIDs limits of one or more containers | ctr-stats ctr-run ctr-inspect
 ctr-pause   | containers | docker pause           | Pause all processes within one or more containers               | ctr-unpause ctr-stop
 ctr-unpause | containers | docker unpause         | Unpause all processes within one or more containers             | ctr-pause ctr-start
 ctr-rename  | containers | docker rename          | Rename a container                                              | ctr-ps ctr-run

@@ -726,3 +726,98 @@ fn stats_show_what_the_container_uses() {
     assert_eq!(missing.stderr, "ctr-stats: No such container: nosuch\n");
     assert_eq!(missing.stdout.lines().count(), 2, "the others still shown");
 }
+
+/// ctr-update changes a running container's cgroups at once, and a
+/// stopped one's for its next start; what the kernel refuses (a memory
+/// limit below what cannot be reclaimed) is one line and changes nothing.
+#[test]
+fn update_changes_limits_now_and_for_later_starts() {
+    let fixture = fixture();
+    let id = run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--network", "none", "-m", "64m", IMG, "sleep", "600"],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    let limits = |fixture: &Fixture| {
+        run(
+            fixture,
+            "ctr-exec",
+            &[
+                &id,
+                "cat",
+                "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                "/sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+                "/sys/fs/cgroup/pids/pids.max",
+            ],
+        )
+        .success()
+        .stdout
+    };
+    let inspected = |fixture: &Fixture| {
+        run(
+            fixture,
+            "ctr-inspect",
+            &[
+                "-f",
+                "{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}",
+                &id,
+            ],
+        )
+        .success()
+        .stdout
+    };
+    let short = &id[..12];
+    let updated = run(
+        &fixture,
+        "ctr-update",
+        &["-m", "32m", "--cpus", "0.5", "--pids-limit", "20", short],
+    )
+    .success();
+    assert_eq!(updated.stdout, format!("{short}\n"));
+    assert_eq!(limits(&fixture), "33554432\n50000\n20\n");
+    assert_eq!(inspected(&fixture), "33554432 500000000 20\n");
+
+    // 24 MB held in tmpfs cannot be reclaimed: a 10m limit is refused.
+    run(
+        &fixture,
+        "ctr-exec",
+        &[
+            &id,
+            "sh",
+            "-c",
+            "head -c 24000000 /dev/zero > /dev/shm/held",
+        ],
+    )
+    .success();
+    let refused = run(&fixture, "ctr-update", &["-m", "10m", &id]).failure(1);
+    assert!(
+        refused
+            .stderr
+            .starts_with(&format!("ctr-update: Cannot update container {id}: ")),
+        "{refused:#?}"
+    );
+    assert_eq!(refused.stderr.lines().count(), 1);
+    assert_eq!(inspected(&fixture), "33554432 500000000 20\n", "unchanged");
+
+    // Stopped: the next start has the new limits.
+    run(&fixture, "ctr-stop", &["-t", "0", &id]).success();
+    run(
+        &fixture,
+        "ctr-update",
+        &["-m", "48m", "--pids-limit", "-1", &id],
+    )
+    .success();
+    run(&fixture, "ctr-start", &[&id]).success();
+    assert_eq!(limits(&fixture), "50331648\n50000\nmax\n");
+    assert_eq!(inspected(&fixture), "50331648 500000000 0\n");
+
+    let none = run(&fixture, "ctr-update", &[&id]).failure(1);
+    assert_eq!(
+        none.stderr,
+        "ctr-update: you must provide one or more flags when using this command\n"
+    );
+}

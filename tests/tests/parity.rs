@@ -39,6 +39,9 @@ const SLEEPER: &str = "run -d --name $N $B sleep 300";
 /// A container that stops on SIGTERM at once.
 const TRAPPER: &str =
     "run -d --name $N $B sh -c 'trap \"exit 143\" TERM; while :; do sleep 0.1; done'";
+/// A sleeper with a memory limit, and the limits ctr-update changes.
+const LIMITED: &str = "run -d --name $N -m 64m $B sleep 300";
+const UPDATED: &str = "update -m 32m --cpus 0.5 --pids-limit 20 $N";
 const EXITED: &str = "run --name $N $B sh -c 'echo out; echo err >&2; exit 3'";
 
 #[rustfmt::skip]
@@ -153,6 +156,14 @@ const SCENARIOS: &[Scenario] = &[
     s("stats-exited", &[EXITED], "stats --no-stream --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.NetIO}} {{.PIDs}}' $N", ALL),
     s("stats-table", &[EXITED], "stats --no-stream --format 'table {{.Name}}\t{{.PIDs}}' $N", ALL),
     s("stats-missing", &[], "stats --no-stream nosuch$N", ALL),
+    // update: limits changed on a running container (started with -m:
+    // Docker 20.10 on cgroup v1 refuses a first memory limit without swap)
+    s("update-limits", &[LIMITED], "update -m 32m --cpus 0.5 --pids-limit 20 $N", ALL),
+    s("update-inspect", &[LIMITED, UPDATED], "inspect -f '{{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}}' $N", ALL),
+    s("update-cgroups", &[LIMITED, UPDATED], "exec $N cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/pids/pids.max", ALL),
+    s("update-unlimited-pids", &[LIMITED, UPDATED, "update --pids-limit -1 $N"], "exec $N cat /sys/fs/cgroup/pids/pids.max", ALL),
+    s("update-missing", &[], "update -m 32m nosuch$N", ALL),
+    s("update-no-flags", &[SLEEPER], "update $N", CODE),
     // exec
     s("exec-echo", &[SLEEPER], "exec $N echo hi", ALL),
     s("exec-exit-code", &[SLEEPER], "exec $N sh -c 'exit 5'", ALL),

@@ -43,6 +43,15 @@ pub fn procs(id: &str) -> Vec<i32> {
     out
 }
 
+/// Writes `value` to container `id`'s cgroup file `file` under
+/// `controller`: a limit changed while it runs (ctr-update). The kernel
+/// refuses what it cannot do now (a memory limit below what is in use and
+/// cannot be reclaimed: EBUSY).
+pub fn write_limit(id: &str, controller: &str, file: &str, value: &str) -> io::Result<()> {
+    let path = path(controller, id).join(file);
+    fs::write(&path, value).map_err(|e| with_path(&path, e))
+}
+
 /// What the freezer says of a cgroup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Freezer {

@@ -2,7 +2,7 @@
 //! finding a container by name or ID prefix (`find`), signals, kill and
 //! stop (`kill`), rm (`remove`), start and following an attached one to its
 //! end (`start`), `wait`, `rename`, pause and unpause (`pause`), `top`,
-//! `prune`, and what becomes of a container's files: `commit` (a new image),
+//! `prune`, its limits changed (`update`), and what becomes of a container's files: `commit` (a new image),
 //! `diff` (what changed), `export` (its root as a tar). Each file imports only [`LifecycleError`] from here.
 
 mod commit;
@@ -16,6 +16,7 @@ mod remove;
 mod rename;
 mod start;
 mod top;
+mod update;
 mod wait;
 
 pub use commit::{CommitOptions, commit};
@@ -29,6 +30,7 @@ pub use remove::remove;
 pub use rename::rename;
 pub use start::{attach_without_terminal, log_length, start};
 pub use top::{Top, top};
+pub use update::update;
 pub use wait::wait;
 
 use crate::builder::BuildError;
@@ -71,6 +73,13 @@ pub enum LifecycleError {
     },
     #[error("Cannot unpause container {id}: {source}")]
     CannotUnpause {
+        id: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Docker's words for a limit the kernel refused.
+    #[error("Cannot update container {id}: {source}")]
+    CannotUpdate {
         id: String,
         #[source]
         source: std::io::Error,

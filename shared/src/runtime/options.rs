@@ -137,8 +137,32 @@ impl FromStr for Cpus {
         if !n.is_finite() || n <= 0.0 {
             return Err(FlagError::new("--cpus", value, "must be positive"));
         }
+        let host = host_cpus();
+        if n < 0.01 || n > host as f64 {
+            return Err(FlagError::new(
+                "--cpus",
+                value,
+                format!(
+                    "Range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
+                ),
+            ));
+        }
         Ok(Cpus((n * 1e9) as i64))
     }
+}
+
+/// The CPUs this process may run on, as Docker counts them (Go's
+/// `runtime.NumCPU`: the scheduler affinity mask).
+fn host_cpus() -> usize {
+    // SAFETY: a zeroed cpu_set_t is a valid empty set, and
+    // sched_getaffinity writes at most its size into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) == 0 {
+            return libc::CPU_COUNT(&set) as usize;
+        }
+    }
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 /// The other flags checked and turned into values, before anything is touched.
@@ -415,7 +439,24 @@ mod tests {
     fn cpus_are_kept_as_nano_cpus() {
         assert_eq!("1.5".parse::<Cpus>().unwrap().nano(), 1_500_000_000);
         assert_eq!("0.5".parse::<Cpus>().unwrap().nano(), 500_000_000);
-        assert_eq!("2".parse::<Cpus>().unwrap().nano(), 2_000_000_000);
+        assert_eq!("1".parse::<Cpus>().unwrap().nano(), 1_000_000_000);
+    }
+
+    #[test]
+    fn cpus_beyond_the_host_s_are_refused_in_docker_s_words() {
+        let host = host_cpus();
+        for value in [
+            "0.001".to_string(),
+            format!("{}.5", host),
+            "100000".to_string(),
+        ] {
+            assert_eq!(
+                refused::<Cpus>(&value),
+                format!(
+                    "invalid --cpus value {value:?}: Range of CPUs is from 0.01 to {host}.00, as there are only {host} CPUs available"
+                ),
+            );
+        }
     }
 
     #[test]

@@ -7,6 +7,8 @@ use super::{FlagError, RunError};
 use crate::network::NetworkMode;
 use oci_spec::runtime::{Capability, Spec};
 use serde_json::{Value, json};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -31,6 +33,50 @@ pub struct Limits {
     pub memory: Option<i64>,
     pub nano_cpus: Option<i64>,
     pub pids: Option<i64>,
+}
+
+/// CFS period the `--cpus` quota is a share of (Docker's).
+pub const CPU_PERIOD: i64 = 100_000;
+
+impl Limits {
+    /// `--cpus` as a CFS quota per [`CPU_PERIOD`].
+    pub fn cpu_quota(nano_cpus: i64) -> i64 {
+        nano_cpus * CPU_PERIOD / 1_000_000_000
+    }
+}
+
+/// Writes the limits that are set into a spec's `linux.resources`; a PIDs
+/// limit of 0 or less removes the limit (Docker's "unlimited").
+fn set_limits(resources: &mut Value, limits: &Limits) {
+    if let Some(memory) = limits.memory {
+        resources["memory"] = json!({"limit": memory});
+    }
+    if let Some(nano) = limits.nano_cpus {
+        resources["cpu"] = json!({"quota": Limits::cpu_quota(nano), "period": CPU_PERIOD});
+    }
+    match limits.pids {
+        Some(pids) if pids > 0 => resources["pids"] = json!({"limit": pids}),
+        Some(_) => {
+            if let Some(map) = resources.as_object_mut() {
+                map.remove("pids");
+            }
+        }
+        None => {}
+    }
+}
+
+/// Changes the limits that are set in the saved spec `path` (a container's
+/// `config.json`), so its next start has them: written beside, then
+/// renamed over it.
+pub fn update_limits(path: &Path, limits: &Limits) -> io::Result<()> {
+    let mut spec: Value = serde_json::from_slice(&fs::read(path)?)?;
+    if !spec["linux"]["resources"].is_object() {
+        spec["linux"]["resources"] = json!({});
+    }
+    set_limits(&mut spec["linux"]["resources"], limits);
+    let temporary = path.with_extension("json.tmp");
+    crate::container::write_private(&temporary, &serde_json::to_vec_pretty(&spec)?)?;
+    fs::rename(&temporary, path)
 }
 
 /// Docker's default capability set.
@@ -378,16 +424,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
         ])
     };
     let mut resources = json!({"devices": devices});
-    if let Some(memory) = input.limits.memory {
-        resources["memory"] = json!({"limit": memory});
-    }
-    if let Some(nano) = input.limits.nano_cpus {
-        let period: i64 = 100_000;
-        resources["cpu"] = json!({"quota": nano * period / 1_000_000_000, "period": period});
-    }
-    if let Some(pids) = input.limits.pids {
-        resources["pids"] = json!({"limit": pids});
-    }
+    set_limits(&mut resources, input.limits);
     let (masked, readonly): (&[&str], &[&str]) = if input.privileged {
         (&[], &[])
     } else {
