@@ -12,6 +12,8 @@ use crate::store::Store;
 /// (its anonymous volumes live there and go with it).
 pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), LifecycleError> {
     let record = refresh(store, record.clone());
+    // One waiting to restart counts as running (Docker's too); killing it
+    // tells its monitor to leave it exited.
     if record.state.running {
         if !force {
             return Err(LifecycleError::Running(record.id));

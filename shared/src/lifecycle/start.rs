@@ -6,6 +6,7 @@ use super::kill::{KILL_GRACE, kill, wait_stopped};
 use crate::container::Record;
 use crate::container::logs::{self, Entry, LogError};
 use crate::container::owner::{self, refresh};
+use crate::container::restart::clear_stopped_by_user;
 use crate::runtime;
 use crate::store::Store;
 use std::fs;
@@ -27,6 +28,9 @@ pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), Lifec
         return Err(LifecycleError::DidNotStop(record.id));
     }
     let prepared = runtime::reopen(store, &record.id)?;
+    // A start by the user: the policy applies again, counted from zero.
+    clear_stopped_by_user(&prepared.dir);
+    store.update_container(&record.id, |r| r.restart_count = 0)?;
     runtime::spawn_monitor(prepared, attached)?;
     Ok(())
 }
