@@ -543,3 +543,60 @@ fn between_restarts_it_shows_restarting_and_a_stop_then_ends_it() {
     assert_eq!(inspect(&fixture, "loops")["RestartCount"], count);
     run(&fixture, "ctr-rm", &["loops"]).success();
 }
+
+#[test]
+fn a_foreground_run_is_probed_and_one_with_a_policy_returns_at_its_first_exit() {
+    let fixture = fixture();
+    let mut foreground = tool("ctr-run", fixture.root())
+        .args([
+            "--name",
+            "fg",
+            "--health-cmd",
+            "true",
+            "--health-interval",
+            "100ms",
+            IMG,
+            "sleep",
+            "300",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_for(20, || {
+        run(
+            &fixture,
+            "ctr-ps",
+            &["-a", "-f", "name=^fg$", "--format", "{{.Status}}"],
+        )
+        .stdout
+        .ends_with("(healthy)\n")
+    }));
+    run(&fixture, "ctr-stop", &["-t", "0", "fg"]).success();
+    assert_eq!(foreground.wait().unwrap().code(), Some(137));
+    assert_eq!(field(&fixture, "fg", "{{.State.Status}}"), "exited");
+
+    // Docker's client returns the first run's code; the container goes on.
+    let first = run(
+        &fixture,
+        "ctr-run",
+        &[
+            "--name",
+            "again",
+            "--restart",
+            "on-failure:2",
+            IMG,
+            "sh",
+            "-c",
+            "echo run; exit 3",
+        ],
+    )
+    .failure(3);
+    assert!(first.stdout.starts_with("run\n"), "{first:#?}");
+    assert!(wait_for(30, || field(
+        &fixture,
+        "again",
+        "{{.State.Status}}"
+    ) == "exited"));
+    assert_eq!(field(&fixture, "again", "{{.RestartCount}}"), "2");
+    run(&fixture, "ctr-rm", &["fg", "again"]).success();
+}

@@ -56,6 +56,15 @@ impl Prober {
             }
         }
         close();
+        // Nothing it says goes anywhere: a foreground ctr-run's pipes stay
+        // the container's alone.
+        if let Ok(null) = File::options().read(true).write(true).open("/dev/null") {
+            use std::os::fd::AsRawFd;
+            for fd in 0..3 {
+                // SAFETY: dup2 onto the standard descriptors we own.
+                unsafe { libc::dup2(null.as_raw_fd(), fd) };
+            }
+        }
         probe_forever(store, id, &check, &command, started);
         // SAFETY: leaving the forked prober without unwinding.
         unsafe { libc::_exit(0) }

@@ -141,7 +141,7 @@ fn read_report(status: OwnedFd) -> io::Result<String> {
 /// its caller, so whatever the caller inherited (a make jobserver's pipe, a
 /// CI runner's output pipe) would otherwise stay open, and whoever waits for
 /// that pipe's end would wait for the container's.
-fn close_inherited(keep: &[Option<i32>]) {
+pub(super) fn close_inherited(keep: &[Option<i32>]) {
     let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
@@ -264,7 +264,7 @@ fn monitor(prepared: Prepared, mut status: File, attached: bool) -> ! {
 /// Forks the prober of a container with a health check (see
 /// `runtime::health`); it keeps none of our descriptors, the log's and
 /// the owner lock's above all.
-fn spawn_prober(prepared: &Prepared, started: Instant) -> Option<Prober> {
+pub(super) fn spawn_prober(prepared: &Prepared, started: Instant) -> Option<Prober> {
     Prober::spawn(&prepared.store, &prepared.id, started, &|| {
         close_inherited(&[])
     })

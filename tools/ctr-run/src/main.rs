@@ -10,7 +10,7 @@ use berth::progress::{PullProgress, familiar};
 use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
 use berth::runtime::attach::AttachError;
 use berth::runtime::{self, Cpus, FlagError, HealthFlags, Memory, RunError, RunOptions};
-use berth::{Exit, Failure, Store, exit, output, pipe};
+use berth::{Exit, Failure, Store, exit, lifecycle, output, pipe};
 use clap::Parser;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -252,6 +252,14 @@ fn main() -> std::process::ExitCode {
                     e => tool_failed(&Failure::from(e).message),
                 })?
                 .exit_code()
+        } else if !options.restart.is_none() {
+            // The monitor owns a container it may restart; we follow its
+            // first run, as Docker's client does.
+            let id = runtime::run_detached(&store, &options)
+                .map_err(|e| tool_failed(&Failure::from(e).message))?;
+            let record = lifecycle::find(&store, &id).map_err(|e| tool_failed(&e))?;
+            lifecycle::follow_first_run(&store, &record, options.interactive)
+                .map_err(|e| tool_failed(&e))?
         } else {
             runtime::run_foreground(&store, &options)
                 .map_err(|e| tool_failed(&Failure::from(e).message))?
