@@ -245,7 +245,8 @@ fn a_probe_that_hangs_is_killed_at_its_timeout_and_counts_as_a_failure() {
             "--name",
             "hangs",
             "--health-cmd",
-            "sleep 100",
+            // A shell that must fork its sleep: the whole probe goes.
+            "sleep 100; true",
             "--health-timeout",
             "300ms",
             "--health-interval",
@@ -275,6 +276,17 @@ fn a_probe_that_hangs_is_killed_at_its_timeout_and_counts_as_a_failure() {
         took >= std::time::Duration::from_millis(300) && took < std::time::Duration::from_secs(5),
         "{took:?}"
     );
+    // Killed, not left behind: at most the probe running now sleeps.
+    assert!(wait_for(20, || {
+        inspect(&fixture, "hangs")["State"]["Health"]["Log"]
+            .as_array()
+            .is_some_and(|l| l.len() >= 3)
+    }));
+    let ps = run(&fixture, "ctr-exec", &["hangs", "ps", "-o", "args"])
+        .success()
+        .stdout;
+    let sleeping = ps.lines().filter(|l| l.trim() == "sleep 100").count();
+    assert!(sleeping <= 1, "{ps}");
     run(&fixture, "ctr-rm", &["-f", "hangs"]).success();
 }
 

@@ -169,10 +169,9 @@ fn probe(
             };
         }
         if Instant::now() >= deadline {
-            // SAFETY: our child, the probe; kill and waitpid have no
-            // memory effects.
+            kill_tree(pid);
+            // SAFETY: our child, the probe; waitpid writes only the status.
             unsafe {
-                libc::kill(pid, libc::SIGKILL);
                 let mut status = 0;
                 libc::waitpid(pid, &mut status, libc::__WALL);
             }
@@ -185,6 +184,44 @@ fn probe(
         }
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// SIGKILLs process `root` and everything it started: a shell's probe
+/// (`sleep 100; true`) forks, and its children would otherwise be left to
+/// the container's init, one more with every probe. Each is stopped
+/// before its children are looked for, so none can fork past us.
+fn kill_tree(root: i32) {
+    let mut found = vec![root];
+    let mut next = 0;
+    while next < found.len() {
+        let pid = found[next];
+        next += 1;
+        // SAFETY: signals have no memory effects.
+        unsafe { libc::kill(pid, libc::SIGSTOP) };
+        found.extend(children(pid));
+    }
+    for pid in found {
+        // SAFETY: as above.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
+/// The processes whose parent is `pid`, from /proc.
+fn children(pid: i32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|child| {
+            std::fs::read_to_string(format!("/proc/{child}/stat")).is_ok_and(|stat| {
+                stat.rsplit_once(") ")
+                    .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok())
+                    == Some(pid)
+            })
+        })
+        .collect()
 }
 
 /// Starts the probe's process in the container: its PID (our child) and
