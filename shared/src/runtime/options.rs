@@ -697,3 +697,53 @@ mod tests {
         assert_eq!(checked.env, ["A=1"]);
     }
 }
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn health_flags_make_the_check_docker_s_client_makes() {
+        assert_eq!(
+            HealthFlags::default().config().unwrap(),
+            None,
+            "the image's stands"
+        );
+        let none = HealthFlags {
+            none: true,
+            ..HealthFlags::default()
+        };
+        assert_eq!(none.config().unwrap().unwrap().test, ["NONE"]);
+        let conflict = HealthFlags {
+            none: true,
+            retries: Some(2),
+            ..HealthFlags::default()
+        };
+        assert_eq!(
+            conflict.config().unwrap_err().to_string(),
+            "--no-healthcheck conflicts with --health-* options"
+        );
+        let check = HealthFlags {
+            cmd: Some("curl -f x".into()),
+            interval: Some(parse_duration("--health-interval", "1m30s").unwrap()),
+            ..HealthFlags::default()
+        }
+        .config()
+        .unwrap()
+        .unwrap();
+        assert_eq!(check.test, ["CMD-SHELL", "curl -f x"]);
+        assert_eq!(check.interval, 90_000_000_000);
+        let only_timeout = HealthFlags {
+            timeout: Some(Duration::from_secs(7)),
+            ..HealthFlags::default()
+        };
+        assert!(
+            only_timeout.config().unwrap().unwrap().test.is_empty(),
+            "the image's test stays"
+        );
+        assert_eq!(
+            parse_duration("--health-interval", "0").unwrap(),
+            Duration::ZERO
+        );
+    }
+}

@@ -363,6 +363,22 @@ mod tests {
                 &["--platform", "linux/amd64/v1/x"],
                 "invalid platform \"linux/amd64/v1/x\": expected os/arch[/variant], e.g. linux/arm64",
             ),
+            (
+                &["--restart", "sometimes"],
+                "invalid --restart value \"sometimes\": invalid restart policy 'sometimes'",
+            ),
+            (
+                &["--health-interval", "soon"],
+                "invalid --health-interval value \"soon\": time: invalid duration \"soon\"",
+            ),
+            (
+                &["--health-start-period", "-5s"],
+                "invalid --health-start-period value \"-5s\": cannot be negative",
+            ),
+            (
+                &["--health-timeout", "1us"],
+                "invalid --health-timeout value \"1us\": cannot be less than 1ms",
+            ),
         ] {
             assert_eq!(refused(flags), line, "{flags:?}");
         }
