@@ -269,7 +269,27 @@ const SCENARIOS: &[Scenario] = &[
     s("image-prune-asked-other", &["build -t $N - <<< FROM $B\nLABEL p=$N v=1", "build -t $N - <<< FROM $B\nLABEL p=$N v=2", "image prune --filter label=p=$N <<< yes\n"], "images -f label=p=$N -f dangling=true --format {{.Tag}}", ALL),
     s("image-prune-label", &["build -t $N - <<< FROM $B\nLABEL p=$N v=1", "build -t $N - <<< FROM $B\nLABEL p=$N v=2"], "image prune -f --filter label=p=$N", CODE),
     s("image-prune-label-gone", &["build -t $N - <<< FROM $B\nLABEL p=$N v=1", "build -t $N - <<< FROM $B\nLABEL p=$N v=2", "image prune -f --filter label=p=$N"], "images -f label=p=$N --format {{.Tag}}", ALL),
-    // volumes (vol-*, -v NAME:/path) and healthchecks (--health-cmd, health=) come with their tools
+    // health checks and restart policies
+    s("run-restart-policy", &["run -d --name $N --restart on-failure:3 $B sleep 300"], "inspect -f '{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.RestartPolicy.MaximumRetryCount}}' $N", ALL),
+    s("run-restart-policy-json", &["run -d --name $N --restart always $B sleep 300"], "inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}' $N", ALL),
+    s("run-restart-unless-stopped", &["run -d --name $N --restart unless-stopped $B sleep 300"], "inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.RestartCount}} {{.State.Restarting}}' $N", ALL),
+    s("run-restart-bad", &[], "run --restart sometimes $B true", CODE),
+    s("run-restart-bad-count", &[], "run --restart on-failure:x $B true", CODE),
+    s("run-restart-count-always", &[], "run --restart always:3 $B true", CODE),
+    s("run-restart-rm", &[], "run --rm --restart always $B true", CODE),
+    s("run-restart-rm-none", &["run --rm --restart always --name $N $B true"], "ps -a -f name=$N -q", ALL),
+    s("run-health-bad-duration", &[], "run --health-interval soon $B true", CODE),
+    s("run-no-healthcheck-conflict", &[], "run --no-healthcheck --health-cmd true $B true", CODE),
+    s("inspect-healthcheck-flags", &["run -d --name $N --health-cmd 'exit 0' --health-interval 1m30s --health-timeout 5s --health-retries 2 $B sleep 300"], "inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{json .Config.Healthcheck.Timeout}} {{.Config.Healthcheck.Retries}}' $N", ALL),
+    s("inspect-no-healthcheck", &["run --name $N --no-healthcheck $B true"], "inspect -f '{{json .Config.Healthcheck}}' $N", ALL),
+    s("inspect-health-starting", &["run -d --name $N --health-cmd true --health-interval 1h $B sleep 300"], "inspect -f '{{.State.Health.Status}} {{.State.Health.FailingStreak}} {{len .State.Health.Log}}' $N", ALL),
+    s("ps-health-starting", &["run -d --name $N --health-cmd true --health-interval 1h $B sleep 300"], "ps -f name=$N --format {{.Status}}", ALL),
+    s("ps-filter-health-starting", &["run -d --name $N-h --health-cmd true --health-interval 1h $B sleep 300", "run -d --name $N-p $B sleep 300"], "ps -f name=$N -f health=starting --format {{.Names}}", ALL),
+    s("ps-filter-health-none", &["run -d --name $N-h --health-cmd true --health-interval 1h $B sleep 300", "run -d --name $N-p $B sleep 300"], "ps -f name=$N -f health=none --format {{.Names}}", ALL),
+    s("build-healthcheck", &["build -t $N - <<< FROM $B\nHEALTHCHECK --interval=1h --retries=2 CMD [\"true\"]"], "image inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{.Config.Healthcheck.Retries}}' $N", ALL),
+    s("run-image-healthcheck", &["build -t $N - <<< FROM $B\nHEALTHCHECK --interval=1h CMD true", "run -d --name $N $N sleep 300"], "inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{.State.Health.Status}}' $N", ALL),
+    s("run-health-over-image", &["build -t $N - <<< FROM $B\nHEALTHCHECK --interval=1h --retries=4 CMD true", "run -d --name $N --health-timeout 7s $N sleep 300"], "inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{json .Config.Healthcheck.Timeout}} {{.Config.Healthcheck.Retries}}' $N", ALL),
+    // volumes (vol-*, -v NAME:/path) come with their tools
 ];
 
 #[rustfmt::skip]

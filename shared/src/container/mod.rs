@@ -4,18 +4,21 @@
 //! `ctr-ps` and `ctr-inspect` do (`view`), the cgroups a running one has
 //! (`cgroup`: its processes, its freezer), copying files in and out of its
 //! root filesystem (`copy`), its network in Docker's shape (`endpoint`),
-//! networks as net-ls and net-inspect show them (`network_view`), and
-//! what ctr-stats reads of a running one (`stats`).
+//! networks as net-ls and net-inspect show them (`network_view`), what
+//! ctr-stats reads of a running one (`stats`), and the health checks
+//! (`health`) and restart policies (`restart`) records keep.
 //! Nothing here starts a process.
 
 pub mod cgroup;
 pub mod copy;
 pub mod endpoint;
+pub mod health;
 pub mod logs;
 pub mod network_view;
 pub mod owner;
 mod record;
 mod reserve;
+pub mod restart;
 pub mod stats;
 pub mod view;
 

@@ -44,6 +44,12 @@ impl Owner {
 }
 
 impl Owner {
+    /// A second descriptor of the same lock: the lock stays held until
+    /// both are dropped.
+    pub fn duplicate(&self) -> std::io::Result<Owner> {
+        Ok(Owner(self.0.try_clone()?))
+    }
+
     /// Leaves the container's exit code in the lock file for those blocked
     /// on the lock (ctr-wait): with `--rm` the record goes before the lock
     /// is released, and this is where they still find the code.
@@ -121,7 +127,9 @@ pub fn refresh(store: &Store, record: Record) -> Record {
         }
         return record;
     }
-    if is_owned(store, &record.id) || init_alive(&record.id, record.state.pid) {
+    if is_owned(store, &record.id)
+        || (!record.state.restarting && init_alive(&record.id, record.state.pid))
+    {
         return record;
     }
     let id = record.id.clone();

@@ -90,6 +90,9 @@ pub struct State {
     pub error: String,
     pub started_at: String,
     pub finished_at: String,
+    /// Docker's `State.Health`: only for a container with a health check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<super::health::Health>,
 }
 
 impl State {
@@ -108,8 +111,22 @@ impl State {
         self.status = Status::Running;
         self.running = true;
         self.paused = false;
+        self.restarting = false;
         self.pid = pid;
         self.started_at = now();
+    }
+
+    /// Its init exited with `code` and its restart policy starts it again
+    /// soon: as Docker's, still `Running` (so `ctr-ps` lists it) with the
+    /// status `restarting`, no PID, the exit code and time kept.
+    pub fn restarting(&mut self, code: i32) {
+        self.status = Status::Restarting;
+        self.running = true;
+        self.restarting = true;
+        self.paused = false;
+        self.pid = 0;
+        self.exit_code = code;
+        self.finished_at = now();
     }
 
     /// Its init has exited now with Docker's `code` (255: an exit nobody saw).
@@ -117,6 +134,7 @@ impl State {
         self.status = Status::Exited;
         self.running = false;
         self.paused = false;
+        self.restarting = false;
         self.pid = 0;
         self.exit_code = code;
         self.finished_at = now();
@@ -164,6 +182,10 @@ pub struct Config {
     /// Absent when empty: Docker shows `null` then (see `view::inspect`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub exposed_ports: BTreeMap<String, serde_json::Value>,
+    /// The image's HEALTHCHECK with `--health-*` over it; absent when
+    /// neither has one (Docker's `null`, see `view::inspect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<super::health::HealthConfig>,
 }
 
 /// Docker's `HostConfig` (the parts berth honours).
@@ -191,6 +213,10 @@ pub struct HostConfig {
     pub extra_hosts: Vec<String>,
     #[serde(default)]
     pub dns: Vec<String>,
+    /// Absent in records made before policies were honoured: Docker's
+    /// `no` then (see `view::inspect`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<super::restart::RestartPolicy>,
 }
 
 /// Docker's `Mounts` entry.
@@ -231,6 +257,13 @@ pub struct Record {
     pub platform: String,
     #[serde(default)]
     pub network_settings: super::endpoint::NetworkSettings,
+    /// How often its monitor started it again (Docker's `RestartCount`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub restart_count: i64,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
 }
 
 /// Marks a build step's container record, so what a killed builder left

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "invalid filter {0:?}: use status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE, before= or since="
+    "invalid filter {0:?}: use status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE, health=, before= or since="
 )]
 pub struct BadFilter(pub String);
 
@@ -41,6 +41,8 @@ pub enum Filter {
     Ancestor(String),
     Label(String, Option<String>),
     Exited(i32),
+    /// Docker's `health=starting|healthy|unhealthy|none`.
+    Health(String),
     /// Created before / after the container named (as given, then bound
     /// to its creation time by [`Filter::bind`]).
     Before(String),
@@ -66,6 +68,10 @@ impl Filter {
                 None => Filter::Label(value.to_string(), None),
             },
             "exited" => Filter::Exited(value.parse().map_err(|_| bad())?),
+            "health" => match value {
+                "starting" | "healthy" | "unhealthy" | "none" => Filter::Health(value.to_string()),
+                _ => return Err(bad()),
+            },
             "before" => Filter::Before(value.to_string()),
             "since" => Filter::Since(value.to_string()),
             _ => return Err(bad()),
@@ -121,8 +127,19 @@ impl Filter {
             Filter::Exited(code) => {
                 record.state.status == Status::Exited && record.state.exit_code == *code
             }
+            Filter::Health(wanted) => health_word(record) == wanted,
         }
     }
+}
+
+/// The container's health as Docker's `health=` filter reads it: its
+/// status, or `none` without a check.
+fn health_word(record: &Record) -> &'static str {
+    record
+        .state
+        .health
+        .as_ref()
+        .map_or("none", |h| h.status.as_str())
 }
 
 /// Whether the container's image is `ancestor` or was built on it: its
@@ -215,13 +232,19 @@ pub fn row(store: &Store, record: &Record, now: SystemTime, no_trunc: bool, size
     };
     let created = human::parse_rfc3339(&record.created);
     let time = |text: &str| human::parse_rfc3339(text).filter(|t| *t > SystemTime::UNIX_EPOCH);
-    let status = human::container_status(
+    let mut status = human::container_status(
         record.state.status.as_str(),
         record.state.exit_code as i64,
         time(&record.state.started_at),
         time(&record.state.finished_at),
         now,
     );
+    // Docker's `Up 3 seconds (healthy)`, only while it runs unpaused.
+    if record.state.status == Status::Running
+        && let Some(health) = &record.state.health
+    {
+        status = format!("{status} ({})", health.ps_text());
+    }
     let labels = record
         .config
         .labels
@@ -292,7 +315,7 @@ pub fn inspect(store: &Store, record: &Record, sizes: bool) -> Value {
             "WorkDir": dir.join("work"),
         },
     }));
-    object.insert("RestartCount".into(), json!(0));
+    object.entry("RestartCount").or_insert(json!(0));
     object.insert("ExecIDs".into(), Value::Null);
     object.insert(
         "NetworkSettings".into(),

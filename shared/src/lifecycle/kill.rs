@@ -5,6 +5,7 @@ use super::LifecycleError;
 use super::pause::thaw_after_signal;
 use crate::container::Record;
 use crate::container::owner::{self, refresh};
+use crate::container::restart::mark_stopped_by_user;
 use crate::store::Store;
 use std::time::{Duration, Instant};
 
@@ -57,12 +58,21 @@ pub fn parse_signal(text: &str) -> Result<i32, LifecycleError> {
     Ok(number)
 }
 
-/// Sends `signal` to the container's init.
+/// Sends `signal` to the container's init. As Docker's kill, it marks the
+/// container stopped by its user, so its restart policy does not start it
+/// again; one waiting to restart only gets the mark (its monitor then
+/// leaves it exited).
 pub fn kill(store: &Store, record: &Record, signal: i32) -> Result<(), LifecycleError> {
     let record = refresh(store, record.clone());
+    let dir = store.container_dir(&record.id);
+    if record.state.restarting && owner::is_owned(store, &record.id) {
+        mark_stopped_by_user(&dir);
+        return Ok(());
+    }
     if !record.state.running || !owner::init_alive(&record.id, record.state.pid) {
         return Err(LifecycleError::NotRunning(record.id));
     }
+    mark_stopped_by_user(&dir);
     // SAFETY: kill(2) has no memory effects; the PID was just checked to be
     // this container's init.
     unsafe { libc::kill(record.state.pid, signal) };

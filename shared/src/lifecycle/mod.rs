@@ -28,7 +28,7 @@ pub use pause::{pause, unpause};
 pub use prune::{Pruned, prune};
 pub use remove::remove;
 pub use rename::rename;
-pub use start::{attach_without_terminal, log_length, start};
+pub use start::{attach_without_terminal, follow_first_run, log_length, start};
 pub use top::{Top, top};
 pub use update::update;
 pub use wait::wait;

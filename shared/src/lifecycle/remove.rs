@@ -15,6 +15,8 @@ pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), Lifecyc
     let Some(record) = settled(store, record)? else {
         return Ok(()); // --rm took it while we waited
     };
+    // One waiting to restart counts as running (Docker's too); killing it
+    // tells its monitor to leave it exited.
     if record.state.running {
         if !force {
             return Err(LifecycleError::Running(record.id));

@@ -6,6 +6,7 @@ use super::kill::{KILL_GRACE, kill, wait_stopped};
 use crate::container::Record;
 use crate::container::logs::{self, Entry, LogError};
 use crate::container::owner::{self, refresh};
+use crate::container::restart::clear_stopped_by_user;
 use crate::runtime;
 use crate::store::Store;
 use std::fs;
@@ -27,6 +28,9 @@ pub fn start(store: &Store, record: &Record, attached: bool) -> Result<(), Lifec
         return Err(LifecycleError::DidNotStop(record.id));
     }
     let prepared = runtime::reopen(store, &record.id)?;
+    // A start by the user: the policy applies again, counted from zero.
+    clear_stopped_by_user(&prepared.dir);
+    store.update_container(&record.id, |r| r.restart_count = 0)?;
     runtime::spawn_monitor(prepared, attached)?;
     Ok(())
 }
@@ -46,7 +50,26 @@ pub fn attach_without_terminal(
         runtime::attach::send_stdin(&store.container_dir(&record.id));
     }
     let log = Path::new(&record.log_path);
-    follow_to_exit(store, &record.id, log, from, proxy_signals)
+    let mut stopped = || owner::has_stopped(store, &record.id);
+    follow_to_exit(store, &record.id, log, from, proxy_signals, &mut stopped)
+}
+
+/// A foreground `ctr-run` of a container with a restart policy, whose
+/// monitor owns it (it outlives this run): our stdin to it if it takes
+/// some, its output to ours until its first run ends, and that run's exit
+/// code, as Docker's client returns at the first exit while the engine
+/// goes on restarting the container.
+pub fn follow_first_run(store: &Store, record: &Record, input: bool) -> Result<i32, LogError> {
+    if input && record.config.open_stdin {
+        runtime::attach::send_stdin(&store.container_dir(&record.id));
+    }
+    let first = record.state.started_at.clone();
+    let mut stopped = || match store.load_container(&record.id) {
+        Ok(now) => !now.state.running || now.state.restarting || now.state.started_at != first,
+        Err(_) => true,
+    };
+    let log = Path::new(&record.log_path);
+    follow_to_exit(store, &record.id, log, 0, true, &mut stopped)
 }
 
 /// The container's output from `offset` on, to our stdout and stderr, until
@@ -58,6 +81,7 @@ fn follow_to_exit(
     path: &Path,
     offset: u64,
     proxy_signals: bool,
+    stopped: &mut dyn FnMut() -> bool,
 ) -> Result<i32, LogError> {
     if proxy_signals {
         runtime::catch_forwarded_signals();
@@ -76,8 +100,7 @@ fn follow_to_exit(
             let _ = kill(store, &record, signal);
         }
     };
-    let mut stopped = || owner::has_stopped(store, id);
-    logs::follow(path, offset, &mut stopped, &mut emit, &mut forward)?;
+    logs::follow(path, offset, stopped, &mut emit, &mut forward)?;
     Ok(store
         .load_container(id)
         .map(|done| done.state.exit_code)

@@ -7,6 +7,7 @@ use super::options::{self, RunOptions};
 use super::spec::{self, Volume};
 use super::{FlagError, RunError, rootfs, seccomp, user};
 use crate::container::endpoint::{self, NetworkSettings};
+use crate::container::health::HealthConfig;
 use crate::container::owner::{self, Owner};
 use crate::container::{self, Config, HostConfig, MountPoint, Record, State};
 use crate::network::ports::{Port, Published};
@@ -150,6 +151,10 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         }
     }
     let config = image_config.config().clone().unwrap_or_default();
+    let healthcheck = HealthConfig::merged(
+        checked.healthcheck.clone(),
+        image_healthcheck(store, &image),
+    );
 
     // Docker's override rules: --entrypoint replaces the image's and drops
     // its Cmd; arguments replace Cmd.
@@ -245,6 +250,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
             labels: merged_labels(config.labels().clone().unwrap_or_default(), &opts.labels),
             stop_signal: config.stop_signal().clone().unwrap_or_default(),
             exposed_ports,
+            healthcheck,
             ..Config::default()
         },
         host_config: HostConfig {
@@ -273,6 +279,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .map(|(name, ip)| format!("{name}:{ip}"))
                 .collect(),
             dns: opts.dns.clone(),
+            restart_policy: Some(opts.restart),
         },
         mounts: Vec::new(),
         log_path: dir.join(format!("{id}-json.log")).display().to_string(),
@@ -286,6 +293,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
             opts.ip,
             &opts.network_aliases,
         ),
+        restart_count: 0,
     };
     // The owner lock comes before the record: a record nobody owns is never
     // one being made.
@@ -412,8 +420,14 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
 /// Makes a stopped container ready to start again: the same spec, the same
 /// upper dir over its image's layers. A failure leaves it as it was.
 pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
+    let owner = Owner::take(&store.container_dir(id))?;
+    reopen_owned(store, id, owner)
+}
+
+/// [`reopen`] by the owner already holding it: the monitor restarting the
+/// container per its restart policy.
+pub(super) fn reopen_owned(store: &Store, id: &str, owner: Owner) -> Result<Prepared, RunError> {
     let dir = store.container_dir(id);
-    let owner = Owner::take(&dir)?;
     let record = store.load_container(id)?;
     let image = store.resolve_image(&record.image).map_err(|e| match e {
         StoreError::NoSuchImage(_) => RunError::NoImage(record.image.clone()),
@@ -447,6 +461,14 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
         new: false,
         armed: true,
     })
+}
+
+/// The image's HEALTHCHECK (`config.Healthcheck` of its config blob, which
+/// the OCI config type drops), if it has one.
+fn image_healthcheck(store: &Store, image: &crate::store::Image) -> Option<HealthConfig> {
+    let bytes = store.read_blob(&image.id()).ok()?;
+    let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    serde_json::from_value(config.get("config")?.get("Healthcheck")?.clone()).ok()
 }
 
 /// What container `record` asks of its network: its mode, `--ip`, and its

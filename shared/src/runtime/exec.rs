@@ -58,7 +58,10 @@ pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, R
 /// The init's process from the saved spec, with the command, env, working
 /// dir, user and terminal changed as asked, and the container's seccomp
 /// filter for the executor to load (libcontainer's tenant path drops it).
-fn process_for(dir: &Path, opts: &ExecOptions) -> Result<(Process, Option<LateSeccomp>), RunError> {
+pub(super) fn process_for(
+    dir: &Path,
+    opts: &ExecOptions,
+) -> Result<(Process, Option<LateSeccomp>), RunError> {
     let spec_path = dir.join("config.json");
     let spec = Spec::load(&spec_path).map_err(|e| RunError::Spec(e.to_string()))?;
     let mut process = spec.process().clone().unwrap_or_default();

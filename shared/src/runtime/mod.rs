@@ -2,18 +2,21 @@
 //! (ctr-run's flags checked and typed), `create` (record, rootfs and spec
 //! made ready), `process` (libcontainer's executor, start, wait, finish,
 //! signals), `run` (the foreground, attached and detached ways to run),
-//! `monitor` (the process that owns a detached container) and `json_file`
-//! (its output logged), over the spec, seccomp, user, rootfs, terminal and
+//! `monitor` (the process that owns a detached container), `health` (its
+//! prober, running the health check), `restart` (its restart policy
+//! honoured) and `json_file` (its output logged), over the spec, seccomp, user, rootfs, terminal and
 //! attach pieces. This file holds only the error types and the re-exports.
 
 pub mod attach;
 mod create;
 pub mod exec;
+mod health;
 mod json_file;
 mod monitor;
 pub mod options;
 mod process;
 pub mod relay;
+mod restart;
 mod rootfs;
 mod run;
 pub mod seccomp;
@@ -24,7 +27,7 @@ pub mod user;
 
 pub use create::{Prepared, prepare, reopen};
 pub use monitor::spawn_monitor;
-pub use options::{Cpus, Memory, RunOptions, parse_bytes};
+pub use options::{Cpus, HealthFlags, Memory, RunOptions, parse_bytes, parse_duration};
 pub use process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
 pub use run::{run_attached, run_detached, run_foreground};
 pub use spec::{Limits, Tmpfs, Volume};
@@ -54,6 +57,9 @@ pub enum RunError {
     User(String),
     #[error("No command specified")]
     NoCommand,
+    /// Flags that cannot go together, in Docker's client's words.
+    #[error("{0}")]
+    Conflicting(&'static str),
     #[error("image platform {image} does not match the requested platform {wanted}")]
     Platform { image: String, wanted: String },
     #[error("generating the runtime spec: {0}")]

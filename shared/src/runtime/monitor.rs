@@ -5,13 +5,17 @@
 use super::RunError;
 use super::attach::{self, AttachServer};
 use super::create::Prepared;
+use super::health::Prober;
 use super::json_file::{LogStream, copy_to_log};
 use super::process::{Stdio, finish, finish_reporting, start, wait};
+use super::restart::{NotRestarted, restart};
 use super::tty::ConsoleSocket;
 use crate::container::owner::{self, Owner};
+use crate::container::restart::{Backoff, stopped_by_user};
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::Instant;
 
 /// Hands a prepared container to a double-forked monitor and returns its
 /// ID once it runs. With `attached`, output is kept for the first client.
@@ -137,7 +141,7 @@ fn read_report(status: OwnedFd) -> io::Result<String> {
 /// its caller, so whatever the caller inherited (a make jobserver's pipe, a
 /// CI runner's output pipe) would otherwise stay open, and whoever waits for
 /// that pipe's end would wait for the container's.
-fn close_inherited(keep: &[Option<i32>]) {
+pub(super) fn close_inherited(keep: &[Option<i32>]) {
     let open: Vec<i32> = match std::fs::read_dir("/proc/self/fd") {
         Ok(dir) => dir
             .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
@@ -218,14 +222,52 @@ fn monitor(prepared: Prepared, mut status: File, attached: bool) -> ! {
         Ok(log) => (Some(log), None),
         Err(e) => (None, Some(e)),
     };
-    lost = lost.or(copy_to_log(out_r, err_r, log.as_mut(), false, &|| {}));
-    let code = wait(pid, &|| None);
-    report_exit(finish_reporting(
-        prepared,
-        container,
-        code,
-        lost_output(lost),
-    ))
+    let policy = prepared
+        .store
+        .load_container(&prepared.id)
+        .ok()
+        .and_then(|r| r.host_config.restart_policy)
+        .unwrap_or_default();
+    let (mut prepared, mut container, mut pid) = (prepared, container, pid);
+    let (mut out_r, mut err_r) = (out_r, err_r);
+    let mut backoff = Backoff::default();
+    let mut restarts = 0;
+    loop {
+        let started = Instant::now();
+        let prober = spawn_prober(&prepared, started);
+        lost = lost.or(copy_to_log(out_r, err_r, log.as_mut(), false, &|| {}));
+        let code = wait(pid, &|| None);
+        if let Some(prober) = prober {
+            prober.stop();
+        }
+        let stopped = stopped_by_user(&prepared.dir);
+        if !policy.restarts(code, stopped, restarts) {
+            report_exit(finish_reporting(
+                prepared,
+                container,
+                code,
+                lost_output(lost),
+            ))
+        }
+        restarts += 1;
+        match restart(prepared, container, code, backoff.next(started.elapsed())) {
+            Ok(next) => {
+                (prepared, container, pid) = (next.prepared, next.container, next.pid);
+                (out_r, err_r) = (next.out, next.err);
+            }
+            Err(NotRestarted::Stopped) => report_exit(Ok(())),
+            Err(NotRestarted::Failed(e)) => report_exit(Err(e)),
+        }
+    }
+}
+
+/// Forks the prober of a container with a health check (see
+/// `runtime::health`); it keeps none of our descriptors, the log's and
+/// the owner lock's above all.
+pub(super) fn spawn_prober(prepared: &Prepared, started: Instant) -> Option<Prober> {
+    Prober::spawn(&prepared.store, &prepared.id, started, &|| {
+        close_inherited(&[])
+    })
 }
 
 /// What the record says when output could not be kept: on a full disk the
@@ -303,6 +345,8 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
     drop(console);
     let _ = status.write_all(b"ok");
     drop(status);
+    // A terminal's container is probed, but not restarted (see the README).
+    let prober = spawn_prober(&prepared, Instant::now());
     let (mut log, open_failed) = match prepared.store.open_log(&prepared.id) {
         Ok(log) => (Some(log), None),
         Err(e) => (None, Some(e)),
@@ -322,6 +366,9 @@ fn monitor_terminal(prepared: Prepared, mut status: File, attached: bool) -> ! {
     }
     drop(master);
     let code = wait(pid, &|| None);
+    if let Some(prober) = prober {
+        prober.stop();
+    }
     let lost = lost_output(open_failed.or(stream.lost.take()));
     let recorded = finish_reporting(prepared, container, code, lost);
     if let Some(mut client) = client {

@@ -7,12 +7,15 @@
 use super::spec::{self, Limits, Tmpfs, Volume};
 use super::{FlagError, RunError, seccomp, tty};
 use crate::container;
+use crate::container::health::HealthConfig;
+use crate::container::restart::RestartPolicy;
 use crate::network::NetworkMode;
 use crate::network::ports::{self, Published};
 use crate::platform::Platform;
 use std::fs;
 use std::path::PathBuf;
 use std::str::FromStr;
+use std::time::Duration;
 
 /// Everything `ctr-run` was asked: the typed flags, and the rest as given.
 #[derive(Debug, Clone, Default)]
@@ -58,6 +61,92 @@ pub struct RunOptions {
     pub security_opt: Vec<String>,
     /// The image must be for this platform (a multi-platform tag gives it).
     pub platform: Option<Platform>,
+    /// `--health-*` and `--no-healthcheck`.
+    pub health: HealthFlags,
+    /// `--restart`.
+    pub restart: RestartPolicy,
+}
+
+/// `ctr-run`'s health flags, durations already read ([`parse_duration`]).
+#[derive(Debug, Clone, Default)]
+pub struct HealthFlags {
+    pub cmd: Option<String>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub start_period: Option<Duration>,
+    pub start_interval: Option<Duration>,
+    pub retries: Option<i64>,
+    pub none: bool,
+}
+
+impl HealthFlags {
+    /// The check the flags ask for, as Docker's client makes it: none
+    /// without flags (the image's stands), `["NONE"]` for
+    /// `--no-healthcheck`, else a CMD-SHELL test (or none, to keep the
+    /// image's test) with the values given.
+    pub fn config(&self) -> Result<Option<HealthConfig>, RunError> {
+        let nanos = |d: Option<Duration>| d.map_or(0, |d| d.as_nanos() as i64);
+        let any = self.cmd.is_some()
+            || nanos(self.interval) != 0
+            || nanos(self.timeout) != 0
+            || nanos(self.start_period) != 0
+            || nanos(self.start_interval) != 0
+            || self.retries.unwrap_or(0) != 0;
+        if self.none {
+            if any {
+                return Err(RunError::Conflicting(
+                    "--no-healthcheck conflicts with --health-* options",
+                ));
+            }
+            return Ok(Some(HealthConfig {
+                test: vec!["NONE".to_string()],
+                ..HealthConfig::default()
+            }));
+        }
+        if !any {
+            return Ok(None);
+        }
+        if let Some(retries) = self.retries
+            && retries < 0
+        {
+            return Err(FlagError::new(
+                "--health-retries",
+                &retries.to_string(),
+                "cannot be negative",
+            )
+            .into());
+        }
+        Ok(Some(HealthConfig {
+            test: self
+                .cmd
+                .iter()
+                .map(|cmd| vec!["CMD-SHELL".to_string(), cmd.clone()])
+                .next()
+                .unwrap_or_default(),
+            interval: nanos(self.interval),
+            timeout: nanos(self.timeout),
+            start_period: nanos(self.start_period),
+            start_interval: nanos(self.start_interval),
+            retries: self.retries.unwrap_or(0),
+        }))
+    }
+}
+
+/// Docker's (Go's) durations: `30s`, `1m30s`, `500ms`, `0`. Negative ones
+/// and ones below Docker's 1 ms least are refused.
+pub fn parse_duration(flag: &'static str, value: &str) -> Result<Duration, FlagError> {
+    if value.starts_with('-') && crate::format::human::parse_go_duration(&value[1..]).is_some() {
+        return Err(FlagError::new(flag, value, "cannot be negative"));
+    }
+    let duration =
+        crate::format::human::parse_go_duration(value.strip_prefix('+').unwrap_or(value))
+            .ok_or_else(|| {
+                FlagError::new(flag, value, format!("time: invalid duration \"{value}\""))
+            })?;
+    if !duration.is_zero() && duration < Duration::from_millis(1) {
+        return Err(FlagError::new(flag, value, "cannot be less than 1ms"));
+    }
+    Ok(duration)
 }
 
 /// Docker's byte sizes: `512`, `64k`, `256m`, `1g`, `1.5g`.
@@ -180,6 +269,8 @@ pub(super) struct Checked {
     pub publish: Vec<Published>,
     /// `--add-host`: name and address (`host-gateway` kept as written).
     pub extra_hosts: ExtraHosts,
+    /// The health check the flags ask for (the image's is merged later).
+    pub healthcheck: Option<HealthConfig>,
 }
 
 /// `--add-host` entries: name and address.
@@ -365,7 +456,16 @@ pub(super) fn check(opts: &RunOptions) -> Result<Checked, RunError> {
         }
     }
     let (publish, extra_hosts) = check_network(opts)?;
+    // Docker's client refuses both: a container removed at its exit has
+    // nothing to restart.
+    if opts.remove && !opts.restart.is_none() {
+        return Err(RunError::Conflicting(
+            "Conflicting options: --restart and --rm",
+        ));
+    }
+    let healthcheck = opts.health.config()?;
     Ok(Checked {
+        healthcheck,
         publish,
         extra_hosts,
         volumes,
@@ -636,5 +736,55 @@ mod tests {
         assert!(checked.no_new_privileges);
         assert_eq!(checked.seccomp, seccomp::Seccomp::Unconfined);
         assert_eq!(checked.env, ["A=1"]);
+    }
+}
+
+#[cfg(test)]
+mod health_tests {
+    use super::*;
+
+    #[test]
+    fn health_flags_make_the_check_docker_s_client_makes() {
+        assert_eq!(
+            HealthFlags::default().config().unwrap(),
+            None,
+            "the image's stands"
+        );
+        let none = HealthFlags {
+            none: true,
+            ..HealthFlags::default()
+        };
+        assert_eq!(none.config().unwrap().unwrap().test, ["NONE"]);
+        let conflict = HealthFlags {
+            none: true,
+            retries: Some(2),
+            ..HealthFlags::default()
+        };
+        assert_eq!(
+            conflict.config().unwrap_err().to_string(),
+            "--no-healthcheck conflicts with --health-* options"
+        );
+        let check = HealthFlags {
+            cmd: Some("curl -f x".into()),
+            interval: Some(parse_duration("--health-interval", "1m30s").unwrap()),
+            ..HealthFlags::default()
+        }
+        .config()
+        .unwrap()
+        .unwrap();
+        assert_eq!(check.test, ["CMD-SHELL", "curl -f x"]);
+        assert_eq!(check.interval, 90_000_000_000);
+        let only_timeout = HealthFlags {
+            timeout: Some(Duration::from_secs(7)),
+            ..HealthFlags::default()
+        };
+        assert!(
+            only_timeout.config().unwrap().unwrap().test.is_empty(),
+            "the image's test stays"
+        );
+        assert_eq!(
+            parse_duration("--health-interval", "0").unwrap(),
+            Duration::ZERO
+        );
     }
 }

@@ -4,6 +4,7 @@
 
 use super::RunError;
 use super::create::Prepared;
+use crate::container::health::Health;
 use libcontainer::container::Container;
 use libcontainer::container::builder::ContainerBuilder;
 use libcontainer::syscall::syscall::SyscallType;
@@ -163,9 +164,18 @@ pub(super) fn start_with(
         .pid()
         .map(|p| p.as_raw())
         .ok_or_else(|| RunError::Runtime("libcontainer reported no init PID".to_string()))?;
-    prepared
-        .store
-        .update_container(&prepared.id, |r| r.state.start(pid))?;
+    prepared.store.update_container(&prepared.id, |r| {
+        r.state.start(pid);
+        // Each run starts its health over, as Docker's engine does.
+        if r.config
+            .healthcheck
+            .as_ref()
+            .and_then(|h| h.probe_command())
+            .is_some()
+        {
+            r.state.health = Some(Health::restarted(r.state.health.take()));
+        }
+    })?;
     Ok((container, pid))
 }
 

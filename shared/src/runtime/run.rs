@@ -6,7 +6,7 @@ use super::RunError;
 use super::attach::{self, Attached};
 use super::create::prepare;
 use super::json_file::copy_to_log;
-use super::monitor::spawn_monitor;
+use super::monitor::{spawn_monitor, spawn_prober};
 use super::options::RunOptions;
 use super::process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
 use crate::store::Store;
@@ -29,6 +29,8 @@ pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError>
     // container starts is passed on once it runs, never lost.
     catch_forwarded_signals();
     let (container, pid) = start(&prepared, stdio)?;
+    // Probed as a detached one is, by a prober of ours.
+    let prober = spawn_prober(&prepared, std::time::Instant::now());
     // A closed stdout of ours must be an EPIPE we handle, not our death
     // (which would orphan the container).
     // SAFETY: changing a signal disposition has no memory effects.
@@ -42,6 +44,9 @@ pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError>
         }
     });
     let code = wait(pid, &pending);
+    if let Some(prober) = prober {
+        prober.stop();
+    }
     finish(prepared, container, code)?;
     Ok(code)
 }

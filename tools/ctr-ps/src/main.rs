@@ -17,7 +17,7 @@ struct Cli {
     /// Show all containers (default shows just running)
     #[arg(short, long)]
     all: bool,
-    /// Filter: status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE, before=, since=
+    /// Filter: status=, name=, id=, ancestor=, label=KEY[=VALUE], exited=CODE, health=, before=, since=
     #[arg(short, long = "filter", value_name = "FILTER")]
     filters: Vec<String>,
     /// Format: json, table, table TEMPLATE, or a Go template

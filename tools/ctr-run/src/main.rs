@@ -2,16 +2,18 @@
 //! Foreground: the container's output and exit code; `-d`: its ID.
 
 use berth::cli::{DetachKeysArg, StoreArgs};
+use berth::container::restart::RestartPolicy;
 use berth::network::NetworkMode;
 use berth::output::Progress;
 use berth::platform::Platform;
 use berth::progress::{PullProgress, familiar};
 use berth::registry::{self, PullNeed, PullOptions, PullPolicy};
 use berth::runtime::attach::AttachError;
-use berth::runtime::{self, Cpus, Memory, RunError, RunOptions};
-use berth::{Exit, Failure, Store, exit, output, pipe};
+use berth::runtime::{self, Cpus, FlagError, HealthFlags, Memory, RunError, RunOptions};
+use berth::{Exit, Failure, Store, exit, lifecycle, output, pipe};
 use clap::Parser;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Run a command in a new container.
 #[derive(Parser)]
@@ -120,6 +122,30 @@ struct Cli {
     /// Print no pull progress
     #[arg(short, long)]
     quiet: bool,
+    /// Restart policy: no, on-failure[:N], always, unless-stopped (honoured for as long as the container's monitor lives)
+    #[arg(long, value_name = "POLICY", default_value = "no", value_parser = restart_policy)]
+    restart: RestartPolicy,
+    /// Command to run in the container to check its health
+    #[arg(long, value_name = "COMMAND")]
+    health_cmd: Option<String>,
+    /// Time between health checks (ms|s|m|h), 30s by default
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = |v: &str| runtime::parse_duration("--health-interval", v))]
+    health_interval: Option<Duration>,
+    /// Longest a health check may run (ms|s|m|h), 30s by default
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = |v: &str| runtime::parse_duration("--health-timeout", v))]
+    health_timeout: Option<Duration>,
+    /// Time for the container to start before failed checks count (ms|s|m|h)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = |v: &str| runtime::parse_duration("--health-start-period", v))]
+    health_start_period: Option<Duration>,
+    /// Time between health checks during the start period (ms|s|m|h)
+    #[arg(long, value_name = "DURATION", allow_hyphen_values = true, value_parser = |v: &str| runtime::parse_duration("--health-start-interval", v))]
+    health_start_interval: Option<Duration>,
+    /// Consecutive failures that make the container unhealthy, 3 by default
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    health_retries: Option<i64>,
+    /// Disable the image's HEALTHCHECK
+    #[arg(long)]
+    no_healthcheck: bool,
     /// Image: reference, ID or unique ID prefix ("-": read it from stdin)
     image: String,
     /// Command and arguments (default: the image's)
@@ -199,6 +225,16 @@ fn main() -> std::process::ExitCode {
             privileged: cli.privileged,
             security_opt: cli.security_opt,
             platform: cli.platform,
+            health: HealthFlags {
+                cmd: cli.health_cmd,
+                interval: cli.health_interval,
+                timeout: cli.health_timeout,
+                start_period: cli.health_start_period,
+                start_interval: cli.health_start_interval,
+                retries: cli.health_retries,
+                none: cli.no_healthcheck,
+            },
+            restart: cli.restart,
         };
         if options.detach {
             let id = runtime::run_detached(&store, &options)
@@ -216,6 +252,14 @@ fn main() -> std::process::ExitCode {
                     e => tool_failed(&Failure::from(e).message),
                 })?
                 .exit_code()
+        } else if !options.restart.is_none() {
+            // The monitor owns a container it may restart; we follow its
+            // first run, as Docker's client does.
+            let id = runtime::run_detached(&store, &options)
+                .map_err(|e| tool_failed(&Failure::from(e).message))?;
+            let record = lifecycle::find(&store, &id).map_err(|e| tool_failed(&e))?;
+            lifecycle::follow_first_run(&store, &record, options.interactive)
+                .map_err(|e| tool_failed(&e))?
         } else {
             runtime::run_foreground(&store, &options)
                 .map_err(|e| tool_failed(&Failure::from(e).message))?
@@ -226,6 +270,15 @@ fn main() -> std::process::ExitCode {
             code => std::process::exit(code),
         }
     })
+}
+
+/// `--restart`, refused in Docker's words.
+fn restart_policy(value: &str) -> Result<RestartPolicy, FlagError> {
+    value
+        .parse()
+        .map_err(|e: berth::container::restart::BadRestartPolicy| {
+            FlagError::new("--restart", value, e.0)
+        })
 }
 
 /// Pulls the image when `policy` asks for it, saying so on stderr as
@@ -309,6 +362,22 @@ mod tests {
             (
                 &["--platform", "linux/amd64/v1/x"],
                 "invalid platform \"linux/amd64/v1/x\": expected os/arch[/variant], e.g. linux/arm64",
+            ),
+            (
+                &["--restart", "sometimes"],
+                "invalid --restart value \"sometimes\": invalid restart policy 'sometimes'",
+            ),
+            (
+                &["--health-interval", "soon"],
+                "invalid --health-interval value \"soon\": time: invalid duration \"soon\"",
+            ),
+            (
+                &["--health-start-period", "-5s"],
+                "invalid --health-start-period value \"-5s\": cannot be negative",
+            ),
+            (
+                &["--health-timeout", "1us"],
+                "invalid --health-timeout value \"1us\": cannot be less than 1ms",
             ),
         ] {
             assert_eq!(refused(flags), line, "{flags:?}");
