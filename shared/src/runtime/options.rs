@@ -196,6 +196,24 @@ fn check_network(opts: &RunOptions) -> Result<(Vec<Published>, ExtraHosts), RunE
             return Err(bad("--dns", value, "not an IP address"));
         }
     }
+    if matches!(opts.network, NetworkMode::Container(_)) {
+        // Docker's refusals, in its order: the namespace, its names and
+        // its ports are the other container's.
+        let conflict = if opts.hostname.is_some() {
+            Some("hostname and the network mode")
+        } else if !opts.dns.is_empty() {
+            Some("dns and the network mode")
+        } else if !opts.add_hosts.is_empty() {
+            Some("custom host-to-IP mapping and the network mode")
+        } else if !opts.publish.is_empty() || opts.publish_all {
+            Some("port publishing and the container type network mode")
+        } else {
+            None
+        };
+        if let Some(conflict) = conflict {
+            return Err(RunError::Conflict(conflict));
+        }
+    }
     if let Some(ip) = opts.ip
         && opts.network.network().is_none()
     {
@@ -442,11 +460,11 @@ mod tests {
     fn every_bad_network_value_is_refused_naming_the_supported_ones() {
         assert_eq!("none".parse::<NetworkMode>().unwrap(), NetworkMode::None);
         assert_eq!("host".parse::<NetworkMode>().unwrap(), NetworkMode::Host);
-        for value in ["", "container:web", "none ", "a/b"] {
+        for value in ["", "container:", "none ", "a/b"] {
             assert_eq!(
                 refused::<NetworkMode>(value),
                 format!(
-                    "invalid --network value {value:?}: supported: bridge, none, host, or a network's name"
+                    "invalid --network value {value:?}: supported: bridge, none, host, container:NAME|ID, or a network's name"
                 ),
             );
         }
@@ -543,6 +561,34 @@ mod tests {
             (
                 &|o| o.network_aliases = vec!["db".into()],
                 "invalid --network-alias value \"db\": network-scoped alias is supported only for containers in user defined networks",
+            ),
+            (
+                &|o| {
+                    o.network = NetworkMode::Container("web".into());
+                    o.hostname = Some("x".into());
+                },
+                "conflicting options: hostname and the network mode",
+            ),
+            (
+                &|o| {
+                    o.network = NetworkMode::Container("web".into());
+                    o.dns = vec!["10.0.0.53".into()];
+                },
+                "conflicting options: dns and the network mode",
+            ),
+            (
+                &|o| {
+                    o.network = NetworkMode::Container("web".into());
+                    o.add_hosts = vec!["db:10.1.2.3".into()];
+                },
+                "conflicting options: custom host-to-IP mapping and the network mode",
+            ),
+            (
+                &|o| {
+                    o.network = NetworkMode::Container("web".into());
+                    o.publish_all = true;
+                },
+                "conflicting options: port publishing and the container type network mode",
             ),
         ] {
             assert_eq!(refused(set), line);

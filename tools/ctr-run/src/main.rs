@@ -296,11 +296,11 @@ mod tests {
             ),
             (
                 &["--network", "a/b"],
-                "invalid --network value \"a/b\": supported: bridge, none, host, or a network's name",
+                "invalid --network value \"a/b\": supported: bridge, none, host, container:NAME|ID, or a network's name",
             ),
             (
                 &["--network="],
-                "invalid --network value \"\": supported: bridge, none, host, or a network's name",
+                "invalid --network value \"\": supported: bridge, none, host, container:NAME|ID, or a network's name",
             ),
             (
                 &["--platform", "linux"],
