@@ -893,3 +893,43 @@ fn the_default_bridge_works_beside_docker_s_engine_and_its_drop_policy() {
     run(&fixture, "ctr-rm", &["-f", "server"]).success();
     assert_eq!(leftovers(fixture.root()), Vec::<String>::new());
 }
+
+#[test]
+fn a_container_on_three_networks_killed_from_outside_leaves_nothing_and_starts_on_all_three() {
+    let fixture = Fixture::new();
+    fixture.busybox(IMG, "three networks");
+    run(&fixture, "net-create", &["one"]).success();
+    run(&fixture, "net-create", &["two"]).success();
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "multi", IMG, "sleep", "300"],
+    )
+    .success();
+    run(&fixture, "net-connect", &["one", "multi"]).success();
+    run(&fixture, "net-connect", &["two", "multi"]).success();
+    let interfaces = "ls /sys/class/net | tr '\\n' ' '";
+    assert_eq!(exec(&fixture, "multi", interfaces), "eth0 eth1 eth2 lo ");
+    let pid: i32 = inspect(&fixture, "{{.State.Pid}}", "multi")
+        .parse()
+        .unwrap();
+    // SAFETY: killing the container's init, as `kill -9 <pid>` would.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // ctr-wait returns once the monitor has recorded the exit and let go,
+    // its teardown done.
+    assert_eq!(
+        run(&fixture, "ctr-wait", &["multi"]).success().stdout,
+        "137\n"
+    );
+    assert_eq!(leftovers(fixture.root()), Vec::<String>::new());
+    // The next start has all three again, in the same order.
+    run(&fixture, "ctr-start", &["multi"]).success();
+    assert_eq!(exec(&fixture, "multi", interfaces), "eth0 eth1 eth2 lo ");
+    assert_eq!(
+        inspect(&fixture, "{{len .NetworkSettings.Networks}}", "multi"),
+        "3"
+    );
+    run(&fixture, "ctr-rm", &["-f", "multi"]).success();
+    run(&fixture, "net-rm", &["one", "two"]).success();
+    assert_eq!(leftovers(fixture.root()), Vec::<String>::new());
+}
