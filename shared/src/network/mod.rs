@@ -49,8 +49,9 @@ impl NetworkMode {
     /// Every mode berth supports, as `--network` lists them.
     pub const ALL: [NetworkMode; 3] = [NetworkMode::Bridge, NetworkMode::None, NetworkMode::Host];
 
-    /// Its name on the command line and in `HostConfig.NetworkMode` (a
-    /// container's: `container:` and the container).
+    /// Its name on the command line and in `HostConfig.NetworkMode`; for
+    /// another container's namespace, the container alone (`Display` puts
+    /// `container:` before it).
     pub fn as_str(&self) -> &str {
         match self {
             NetworkMode::Bridge => "bridge",
