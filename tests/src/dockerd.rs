@@ -167,6 +167,9 @@ impl Drop for Dockerd {
             args.extend(ids.iter().map(String::as_str));
             let _ = self.run(&args);
         }
+        // Then the networks scenarios made: their bridges are the host's
+        // and outlive the engine.
+        let _ = self.run(&["network", "prune", "-f"]);
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) on our own child's PID, which we have not reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
