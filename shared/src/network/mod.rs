@@ -151,9 +151,9 @@ impl FromStr for BuildNetwork {
         match text {
             "default" => Ok(BuildNetwork::Default),
             // A build step joins no other container's namespace.
-            other if other.starts_with(CONTAINER_PREFIX) => Err(NetworkError::BadMode {
-                value: other.to_string(),
-            }),
+            other if other.starts_with(CONTAINER_PREFIX) => {
+                Err(NetworkError::BuildContainer(other.to_string()))
+            }
             other => other.parse().map(BuildNetwork::Mode),
         }
     }
@@ -172,6 +172,8 @@ fn supported() -> String {
 pub enum NetworkError {
     #[error("invalid --network value {value:?}: supported: {}", supported())]
     BadMode { value: String },
+    #[error("invalid --network value {0:?}: a build step joins no other container's namespace")]
+    BuildContainer(String),
     #[error(transparent)]
     Ipam(#[from] ipam::IpamError),
     #[error(transparent)]
@@ -227,6 +229,13 @@ mod tests {
         assert_eq!(none.clone().or(NetworkMode::Host), NetworkMode::None);
         assert_eq!(none.to_string(), "none");
         assert!("a/b".parse::<BuildNetwork>().is_err());
+        assert_eq!(
+            "container:web"
+                .parse::<BuildNetwork>()
+                .unwrap_err()
+                .to_string(),
+            "invalid --network value \"container:web\": a build step joins no other container's namespace"
+        );
     }
 
     #[test]
