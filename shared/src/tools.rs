@@ -45,6 +45,8 @@ net-create  | networks   | docker network create  | Create a network            
 net-ls      | networks   | docker network ls      | List networks                                                   | net-inspect net-create
 net-inspect | networks   | docker network inspect | Display detailed information on one or more networks            | net-ls ctr-inspect
 net-rm      | networks   | docker network rm      | Remove one or more networks                                     | net-create net-ls
+net-connect | networks   | docker network connect | Connect a container to a network                                | net-disconnect net-inspect ctr-run
+net-disconnect | networks | docker network disconnect | Disconnect a container from a network                        | net-connect net-inspect
 img-pull    | registry   | docker pull            | Download an image from a registry                               | img-push img-ls img-login
 img-push    | registry   | docker push            | Upload an image to a registry                                   | img-pull img-tag img-login
 img-login   | registry   | docker login           | Log in to a registry                                            | img-logout img-pull img-push

@@ -1,7 +1,8 @@
 //! A private Docker engine, the parity suite's oracle: Debian's `dockerd`
 //! (docker.io 20.10) with its own data root, exec root, pidfile, config and
-//! socket in a temp dir, cgroupfs as its cgroup driver, no bridge, no
-//! iptables. It is driven by Debian's own client, `/usr/bin/docker`, of the
+//! socket in a temp dir, cgroupfs as its cgroup driver, and by default no
+//! bridge and no iptables (callers may give it a [`TestBridge`] of their
+//! own). It is driven by Debian's own client, `/usr/bin/docker`, of the
 //! same release (the Docker 28 client that may be first on PATH speaks a
 //! newer API and words some messages differently). Stopped by PID when the
 //! handle drops, even when a scenario panicked.
@@ -17,6 +18,9 @@ use std::time::{Duration, Instant};
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
 pub const DOCKER: &str = "/usr/bin/docker";
 
+/// No bridge and no firewall rules: containers get only a loopback.
+pub const NO_NETWORK: &[&str] = &["--bridge=none", "--iptables=false", "--ip-masq=false"];
+
 pub struct Dockerd {
     child: Child,
     dir: tempfile::TempDir,
@@ -27,6 +31,12 @@ impl Dockerd {
     /// HTTP and waits until its socket answers `GET /_ping`. An error says
     /// why it could not start (not installed, exited, never answered).
     pub fn start(registry: &str) -> Result<Dockerd, String> {
+        Dockerd::start_with(registry, NO_NETWORK)
+    }
+
+    /// Starts the engine with `network` as its networking flags (say,
+    /// `--bridge=NAME` for a bridge the caller made, `--iptables=true`).
+    pub fn start_with(registry: &str, network: &[&str]) -> Result<Dockerd, String> {
         if !Path::new(DOCKERD).is_file() || !Path::new(DOCKER).is_file() {
             return Err(format!(
                 "{DOCKERD} or {DOCKER} is missing (Debian's docker.io; cargo xtask ci installs it)"
@@ -57,11 +67,9 @@ impl Dockerd {
                 "native.cgroupdriver=cgroupfs",
                 "--insecure-registry",
                 registry,
-                "--bridge=none",
-                "--iptables=false",
-                "--ip-masq=false",
                 "--ip6tables=false",
             ])
+            .args(network)
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log);
@@ -159,6 +167,9 @@ impl Drop for Dockerd {
             args.extend(ids.iter().map(String::as_str));
             let _ = self.run(&args);
         }
+        // Then the networks scenarios made: their bridges are the host's
+        // and outlive the engine.
+        let _ = self.run(&["network", "prune", "-f"]);
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) on our own child's PID, which we have not reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -196,5 +207,49 @@ fn unmount_under(dir: &Path) {
             // SAFETY: a valid C string; MNT_DETACH fails harmlessly if gone.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
+    }
+}
+
+/// A Linux bridge a test makes for Docker's engine (`--bridge=NAME`) on a
+/// subnet the test owns, so the engine's default network collides with
+/// nothing on the host; deleted when dropped.
+pub struct TestBridge {
+    pub name: String,
+}
+
+impl TestBridge {
+    /// Makes bridge `name` with the gateway address `cidr` (`10.x.y.1/24`).
+    pub fn new(name: &str, cidr: &str) -> Result<TestBridge, String> {
+        let ip = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("ip")
+                .args(args)
+                .output()
+                .map_err(|e| format!("ip: {e}"))?;
+            match out.status.success() {
+                true => Ok(()),
+                false => Err(format!(
+                    "ip {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )),
+            }
+        };
+        // One a killed run left goes first.
+        let _ = ip(&["link", "del", name]);
+        ip(&["link", "add", name, "type", "bridge"])?;
+        let bridge = TestBridge {
+            name: name.to_string(),
+        };
+        ip(&["addr", "add", cidr, "dev", name])?;
+        ip(&["link", "set", name, "up"])?;
+        Ok(bridge)
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.name])
+            .output();
     }
 }

@@ -120,6 +120,13 @@ pub fn tool_for(words: &[String]) -> (&'static str, usize) {
         ("image", "inspect") => ("img-inspect", 2),
         ("image", "ls") => ("img-ls", 2),
         ("image", "rm") => ("img-rm", 2),
+        ("network", "create") => ("net-create", 2),
+        ("network", "ls") => ("net-ls", 2),
+        ("network", "inspect") => ("net-inspect", 2),
+        ("network", "rm") => ("net-rm", 2),
+        ("network", "connect") => ("net-connect", 2),
+        ("network", "disconnect") => ("net-disconnect", 2),
+        ("port", _) => ("ctr-port", 1),
         ("inspect", _) => ("ctr-inspect", 1),
         ("images", _) => ("img-ls", 1),
         ("rmi", _) => ("img-rm", 1),
@@ -207,7 +214,7 @@ static COLUMN_GAP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" {3,}").unwra
 /// Who is speaking at the start of an error line: docker's client and
 /// engine, or the berth tool.
 static SPEAKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(docker: |(ctr|img)-[a-z]+: )?(Error response from daemon: |Error: )?")
+    Regex::new(r"(?m)^(docker: |(ctr|img|net)-[a-z]+: )?(Error response from daemon: |Error: )?")
         .unwrap()
 });
 
@@ -304,6 +311,8 @@ mod tests {
         assert_eq!(tool_for(&words("image prune -f")), ("img-prune", 2));
         assert_eq!(tool_for(&words("ps -a")), ("ctr-ps", 1));
         assert_eq!(tool_for(&words("images")), ("img-ls", 1));
+        assert_eq!(tool_for(&words("network connect n c")), ("net-connect", 2));
+        assert_eq!(tool_for(&words("port web 80")), ("ctr-port", 1));
         assert!(std::panic::catch_unwind(|| tool_for(&words("swarm init"))).is_err());
     }
 

@@ -67,6 +67,7 @@ fn netavark_wires_a_pinned_namespace_to_a_bridge_and_takes_it_all_down() {
         container_name: "berth-network-test",
         ip,
         aliases: &[],
+        interface: "eth0",
         ports: &mapped,
     };
     // berth's own guard of the host's loopback stays by design, as

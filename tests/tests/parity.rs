@@ -7,7 +7,7 @@
 //! its reason and checked to still be there. If the engine cannot start,
 //! the suite says so loudly and skips.
 
-use berth_harness::dockerd::Dockerd;
+use berth_harness::dockerd::{Dockerd, TestBridge};
 use berth_harness::fixture::Format;
 use berth_harness::parity::{
     ALL, CODE, ERR, Intended, OUT, Outcome, Scenario, Vars, differing, normalise, run_berth,
@@ -18,6 +18,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 const OC: u8 = OUT | CODE;
+
+/// The bridge of the suite's Docker engine.
+const PARITY_BRIDGE: &str = "berthpx0";
 
 const fn s(
     name: &'static str,
@@ -289,6 +292,63 @@ const SCENARIOS: &[Scenario] = &[
     s("build-healthcheck", &["build -t $N - <<< FROM $B\nHEALTHCHECK --interval=1h --retries=2 CMD [\"true\"]"], "image inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{.Config.Healthcheck.Retries}}' $N", ALL),
     s("run-image-healthcheck", &["build -t $N - <<< FROM $B\nHEALTHCHECK --interval=1h CMD true", "run -d --name $N $N sleep 300"], "inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{.State.Health.Status}}' $N", ALL),
     s("run-health-over-image", &["build -t $N - <<< FROM $B\nHEALTHCHECK --interval=1h --retries=4 CMD true", "run -d --name $N --health-timeout 7s $N sleep 300"], "inspect -f '{{json .Config.Healthcheck.Test}} {{json .Config.Healthcheck.Interval}} {{json .Config.Healthcheck.Timeout}} {{.Config.Healthcheck.Retries}}' $N", ALL),
+    // networks: ports, modes, user networks, connect and disconnect
+    s("port-none", &[SLEEPER], "port $N", ALL),
+    s("port-unpublished", &[SLEEPER], "port $N 81", ALL),
+    s("port-published", &["run -d --name $N -p 80 $B sleep 300"], "port $N 80", CODE),
+    s("port-missing", &[], "port nosuch$N", ALL),
+    s("inspect-network-mode", &["run --name $N --network bridge $B true"], "inspect -f '{{.HostConfig.NetworkMode}}' $N", ALL),
+    s("inspect-network-mode-default", &[EXITED], "inspect -f '{{.HostConfig.NetworkMode}}' $N", ALL),
+    s("inspect-network-mode-none", &["run --name $N --network none $B true"], "inspect -f '{{.HostConfig.NetworkMode}}' $N", ALL),
+    s("inspect-network-mode-host", &["run --name $N --network host $B true"], "inspect -f '{{.HostConfig.NetworkMode}}' $N", ALL),
+    s("inspect-network-mode-user", &["network create $N", "run --name $N --network $N $B true"], "inspect -f '{{.HostConfig.NetworkMode}}' $N", ALL),
+    s("inspect-network-mode-container", &[SLEEPER, "run -d --name $N-j --network container:$N $B sleep 300"], "inspect -f '{{.HostConfig.NetworkMode}}' $N-j", ALL),
+    s("inspect-networks-container", &[SLEEPER, "run -d --name $N-j --network container:$N $B sleep 300"], "inspect -f '{{json .NetworkSettings.Networks}}' $N-j", ALL),
+    s("run-network-none-publish", &[], "run --rm -p 80 --network none $B echo ok", ALL),
+    s("run-network-none-lo", &[], "run --rm --network none $B sh -c 'ls /sys/class/net'", ALL),
+    s("run-network-missing", &[], "run --rm --network nosuch$N $B true", CODE),
+    s("run-ip-default-bridge", &[], "run --rm --ip 10.197.3.99 $B true", CODE),
+    s("run-network-container-hostname", &[SLEEPER], "run --rm --network container:$N $B hostname", ALL),
+    s("run-network-container-publish", &[SLEEPER], "run --rm --network container:$N -p 80 $B true", CODE),
+    s("run-network-container-hostname-flag", &[SLEEPER], "run --rm --network container:$N -h x $B true", CODE),
+    s("run-network-container-dns", &[SLEEPER], "run --rm --network container:$N --dns 10.0.0.53 $B true", CODE),
+    s("run-network-container-add-host", &[SLEEPER], "run --rm --network container:$N --add-host a:10.0.0.1 $B true", CODE),
+    s("run-network-container-stopped", &[EXITED], "run --rm --network container:$N $B true", CODE),
+    s("run-network-container-missing", &[], "run --rm --network container:nosuch$N $B true", CODE),
+    s("network-create-inspect", &["network create $N"], "network inspect -f '{{.Name}} {{.Driver}} {{.Internal}} {{.Scope}}' $N", ALL),
+    s("network-create-internal", &["network create --internal $N"], "network inspect -f '{{.Internal}}' $N", ALL),
+    s("network-create-labels", &["network create --label a=b $N"], "network inspect -f '{{json .Labels}}' $N", ALL),
+    s("network-create-taken", &["network create $N"], "network create $N", CODE),
+    s("network-ls-created", &["network create $N"], "network ls -q -f name=$N", CODE),
+    s("network-ls-format", &["network create $N"], "network ls --format '{{.Name}} {{.Driver}} {{.Scope}}' -f name=$N", ALL),
+    s("network-inspect-missing", &[], "network inspect nosuch$N", CODE),
+    s("network-rm", &["network create $N"], "network rm $N", ALL),
+    s("network-rm-missing", &[], "network rm nosuch$N", CODE),
+    s("network-rm-predefined", &[], "network rm bridge", CODE),
+    s("network-rm-in-use", &["network create $N", "run -d --name $N --network $N $B sleep 300"], "network rm $N", CODE),
+    s("network-connect", &["network create $N", SLEEPER], "network connect $N $N", ALL),
+    s("network-connect-count", &["network create $N", SLEEPER, "network connect $N $N"], "inspect -f '{{len .NetworkSettings.Networks}}' $N", ALL),
+    s("network-connect-interface", &["network create $N", SLEEPER, "network connect $N $N"], "exec $N sh -c 'ls /sys/class/net'", ALL),
+    s("network-connect-twice", &["network create $N", SLEEPER, "network connect $N $N"], "network connect $N $N", ALL),
+    s("network-connect-stopped", &["network create $N", EXITED, "network connect $N $N"], "inspect -f '{{len .NetworkSettings.Networks}}' $N", ALL),
+    s("network-connect-stopped-twice", &["network create $N", EXITED, "network connect $N $N"], "network connect $N $N", ALL),
+    s("network-connect-missing-network", &[SLEEPER], "network connect nosuch$N $N", ALL),
+    s("network-connect-missing-container", &["network create $N"], "network connect $N nosuch$N", ALL),
+    s("network-connect-none", &["network create $N", "run -d --name $N --network none $B sleep 300"], "network connect $N $N", ALL),
+    s("network-connect-host", &["network create $N", "run -d --name $N --network host $B sleep 300"], "network connect $N $N", ALL),
+    s("network-connect-to-host", &[SLEEPER], "network connect host $N", ALL),
+    s("network-connect-container-mode", &["network create $N", SLEEPER, "run -d --name $N-j --network container:$N $B sleep 300"], "network connect $N $N-j", ALL),
+    s("network-connect-ip-default-bridge", &[SLEEPER], "network connect --ip 10.197.3.77 bridge $N", ALL),
+    s("network-connect-alias-default-bridge", &[SLEEPER], "network connect --alias x bridge $N", ALL),
+    s("network-disconnect", &["network create $N", SLEEPER, "network connect $N $N"], "network disconnect $N $N", ALL),
+    s("network-disconnect-gone", &["network create $N", SLEEPER, "network connect $N $N", "network disconnect $N $N"], "exec $N sh -c 'ls /sys/class/net'", ALL),
+    s("network-disconnect-not-connected", &["network create $N", SLEEPER], "network disconnect $N $N", ALL),
+    s("network-disconnect-stopped", &["network create $N", EXITED, "network connect $N $N"], "network disconnect $N $N", ALL),
+    s("network-disconnect-stopped-not-connected", &["network create $N", EXITED], "network disconnect $N $N", ALL),
+    s("network-disconnect-missing-network", &[SLEEPER], "network disconnect nosuch$N $N", ALL),
+    s("network-disconnect-missing-container", &["network create $N"], "network disconnect $N nosuch$N", ALL),
+    s("network-disconnect-force-missing", &["network create $N"], "network disconnect -f $N nosuch$N", ALL),
+    s("network-disconnect-host", &["run -d --name $N --network host $B sleep 300"], "network disconnect host $N", ALL),
     // volumes (vol-*, -v NAME:/path) come with their tools
 ];
 
@@ -318,6 +378,16 @@ const INTENDED: &[Intended] = &[
         scenarios: &["exec-missing-command"],
         differs: CODE,
         reason: "ctr-exec exits 127 for a command not found, as ctr-run and docker run do and as Docker's exec does since 23.0; the 20.10 engine here reports every exec start failure as 126",
+    },
+    Intended {
+        scenarios: &["run-ip-default-bridge"],
+        differs: CODE,
+        reason: "berth gives a container on the default bridge the address --ip asks for (its IPAM is its own, and the address is checked against the subnet); Docker refuses it there: \"user specified IP address is supported on user defined networks only\"",
+    },
+    Intended {
+        scenarios: &["inspect-network-mode-default"],
+        differs: OUT,
+        reason: "HostConfig.NetworkMode says the mode berth uses, `bridge`; the 20.10 engine keeps the client's word `default` when --network is not given",
     },
     Intended {
         scenarios: &["build-fails"],
@@ -405,7 +475,21 @@ fn parts(mask: u8) -> String {
 fn berth_answers_as_docker_does() {
     let started = std::time::Instant::now();
     let registry = Registry::start();
-    let engine = match Dockerd::start(&registry.host) {
+    // Docker's default network on a bridge and subnet of the suite's own,
+    // its user networks from a pool berth's stores never pick, and no
+    // firewall rules (no scenario sends traffic off the host).
+    let bridge = TestBridge::new(PARITY_BRIDGE, "10.197.3.1/24");
+    let engine = bridge.and_then(|bridge| {
+        let flags = [
+            &format!("--bridge={PARITY_BRIDGE}") as &str,
+            "--iptables=false",
+            "--ip-masq=false",
+            "--default-address-pool",
+            "base=10.198.0.0/16,size=24",
+        ];
+        Dockerd::start_with(&registry.host, &flags).map(|engine| (bridge, engine))
+    });
+    let (_bridge, engine) = match engine {
         Ok(engine) => engine,
         Err(why) => {
             eprintln!(

@@ -46,6 +46,26 @@ pub struct EndpointSettings {
     pub mac_address: String,
 }
 
+impl EndpointSettings {
+    /// An entry with what was asked for (`--ip`, aliases) and nothing got.
+    pub fn asked(wanted_ip: Option<Ipv4Addr>, aliases: &[String]) -> EndpointSettings {
+        EndpointSettings {
+            ipam_config: wanted_ip.map(|ip| IpamConfig {
+                ipv4_address: ip.to_string(),
+            }),
+            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
+            ..EndpointSettings::default()
+        }
+    }
+
+    /// The address asked for, if any.
+    pub fn wanted_ip(&self) -> Option<Ipv4Addr> {
+        self.ipam_config
+            .as_ref()
+            .and_then(|c| c.ipv4_address.parse().ok())
+    }
+}
+
 /// Docker's `NetworkSettings`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
@@ -67,41 +87,48 @@ pub struct NetworkSettings {
 impl NetworkSettings {
     /// What a container on `mode` has before it starts (or after it
     /// stopped): its network named, with the address and aliases asked
-    /// for, and no address yet.
+    /// for, and no address yet. One joining another container's namespace
+    /// has no network of its own (Docker's `{}`).
     pub fn unattached(
         mode: NetworkMode,
         wanted_ip: Option<Ipv4Addr>,
         aliases: &[String],
     ) -> NetworkSettings {
-        let endpoint = EndpointSettings {
-            ipam_config: wanted_ip.map(|ip| IpamConfig {
-                ipv4_address: ip.to_string(),
-            }),
-            aliases: (!aliases.is_empty()).then(|| aliases.to_vec()),
-            ..EndpointSettings::default()
+        let Some(name) = mode.endpoint_name() else {
+            return NetworkSettings::default();
         };
         NetworkSettings {
-            networks: BTreeMap::from([(mode.to_string(), endpoint)]),
+            networks: BTreeMap::from([(
+                name.to_string(),
+                EndpointSettings::asked(wanted_ip, aliases),
+            )]),
             ..NetworkSettings::default()
         }
     }
 
-    /// Fills in what attaching gave: address, gateway, MAC, host ports.
-    pub fn attached(&mut self, container_id: &str, attached: &Attached, exposed: &[Port]) {
+    /// Fills in what attaching gave on the network the record names `key`:
+    /// its entry (address, gateway, MAC); for the container's first
+    /// network (`primary`) also the top-level fields and the host ports.
+    pub fn attached(
+        &mut self,
+        container_id: &str,
+        key: &str,
+        attached: &Attached,
+        primary: Option<&[Port]>,
+    ) {
         let subnet = attached.network.subnet().ok();
         let gateway = subnet.map(|s| s.gateway().to_string()).unwrap_or_default();
         let prefix = subnet.map(|s| s.prefix).unwrap_or_default();
         self.sandbox_id = container_id.to_string();
         self.sandbox_key = attached.netns.display().to_string();
-        self.ip_address = attached.ip.to_string();
-        self.ip_prefix_len = prefix;
-        self.gateway = gateway.clone();
-        self.mac_address = attached.mac_address.clone();
-        self.ports = port_map(&attached.ports, exposed);
-        let endpoint = self
-            .networks
-            .entry(attached.network.name.clone())
-            .or_default();
+        if let Some(exposed) = primary {
+            self.ip_address = attached.ip.to_string();
+            self.ip_prefix_len = prefix;
+            self.gateway = gateway.clone();
+            self.mac_address = attached.mac_address.clone();
+            self.ports = port_map(&attached.ports, exposed);
+        }
+        let endpoint = self.networks.entry(key.to_string()).or_default();
         endpoint.network_id = attached.network.id.clone();
         endpoint.endpoint_id = container_id.to_string();
         endpoint.ip_address = attached.ip.to_string();

@@ -60,6 +60,11 @@ pub enum ContainerError {
     BadName(String),
     #[error("No such container: {0}")]
     NoSuchContainer(String),
+    #[error("container ID prefix {prefix:?} is ambiguous: {}", .candidates.join(", "))]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
     #[error("container {0} is already running")]
     AlreadyRunning(String),
 }

@@ -64,6 +64,57 @@ pub fn find(store: &Store, target: &str) -> Result<Listed, NetworkError> {
     }
 }
 
+/// Whether `listed` passes `docker network ls --filter`s, given as
+/// `KEY=VALUE`: `name=` and `id=` (regular expressions matched anywhere,
+/// as Docker's), `driver=`, `type=custom|builtin`, `label=KEY[=VALUE]`.
+/// Values of one key are alternatives; keys must all match. An unknown
+/// key is `Invalid filter 'KEY'`.
+pub fn passes(listed: &Listed, filters: &[String]) -> Result<bool, NetworkError> {
+    let mut keys: Vec<&str> = Vec::new();
+    for filter in filters {
+        let key = filter.split_once('=').map_or(filter.as_str(), |(k, _)| k);
+        if !["name", "id", "driver", "type", "label"].contains(&key) {
+            return Err(NetworkError::BadFilter(key.to_string()));
+        }
+        if !keys.contains(&key) {
+            keys.push(key);
+        }
+    }
+    let one = |key: &str, value: &str| -> bool {
+        let regex = |text: &str| regex::Regex::new(value).is_ok_and(|r| r.is_match(text));
+        match key {
+            "name" => regex(&listed.name),
+            "id" => regex(&listed.id),
+            "driver" => listed.driver == value,
+            "type" => match value {
+                "builtin" => listed.network.as_ref().is_none_or(|n| {
+                    crate::network::networks::PREDEFINED.contains(&n.name.as_str())
+                }),
+                "custom" => listed.network.as_ref().is_some_and(|n| {
+                    !crate::network::networks::PREDEFINED.contains(&n.name.as_str())
+                }),
+                _ => false,
+            },
+            _ => {
+                let labels = listed.network.as_ref().map(|n| &n.labels);
+                let (k, v) = value
+                    .split_once('=')
+                    .map_or((value, None), |(k, v)| (k, Some(v)));
+                labels
+                    .and_then(|l| l.get(k))
+                    .is_some_and(|got| v.is_none_or(|v| v == got))
+            }
+        }
+    };
+    Ok(keys.iter().all(|key| {
+        filters
+            .iter()
+            .filter_map(|f| f.split_once('='))
+            .filter(|(k, _)| k == key)
+            .any(|(k, v)| one(k, v))
+    }))
+}
+
 /// `docker network ls`'s row object, for `--format`.
 pub fn row(listed: &Listed, no_trunc: bool) -> Value {
     let id = if no_trunc {

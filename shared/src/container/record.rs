@@ -348,6 +348,47 @@ impl Store {
         serde_json::from_slice(&bytes).map_err(|source| ContainerError::Json { path, source })
     }
 
+    /// Finds a container as Docker does: full ID, then name (with or without
+    /// the leading `/`), then a unique ID prefix. The record as stored (see
+    /// `owner::refresh` for its live state). Below the runtime, so that
+    /// `--network container:NAME` and the lifecycle verbs share one rule.
+    pub fn find_container(&self, target: &str) -> Result<Record, ContainerError> {
+        let all = match self.containers() {
+            Ok(all) => all,
+            Err(ContainerError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let name = target.trim_start_matches('/');
+        if let Some(found) = all
+            .iter()
+            .find(|r| r.id == target)
+            .or_else(|| all.iter().find(|r| r.name.trim_start_matches('/') == name))
+        {
+            return Ok(found.clone());
+        }
+        let lowercase_hex = !target.is_empty()
+            && target
+                .chars()
+                .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
+        let mut matches: Vec<Record> = if lowercase_hex {
+            all.into_iter()
+                .filter(|r| r.id.starts_with(target))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match matches.len() {
+            1 => Ok(matches.remove(0)),
+            0 => Err(ContainerError::NoSuchContainer(target.to_string())),
+            _ => Err(ContainerError::Ambiguous {
+                prefix: target.to_string(),
+                candidates: matches.iter().map(|r| r.id[..12].to_string()).collect(),
+            }),
+        }
+    }
+
     /// Creates `containers/<id>/` and its first record, under the names
     /// lock so two runs can never both take one name.
     pub fn create_container(&self, record: &Record) -> Result<(), ContainerError> {

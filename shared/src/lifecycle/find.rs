@@ -17,34 +17,18 @@ pub(super) fn records(store: &Store) -> Result<Vec<Record>, LifecycleError> {
     }
 }
 
-/// Finds a container as Docker does: full ID, then name (with or without
-/// the leading `/`), then a unique ID prefix.
+/// Finds a container as Docker does (full ID, name, unique ID prefix:
+/// `Store::find_container`), with its live state.
 pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
-    let all = records(store)?;
-    let name = target.trim_start_matches('/');
-    if let Some(found) = all
-        .iter()
-        .find(|r| r.id == target)
-        .or_else(|| all.iter().find(|r| r.name.trim_start_matches('/') == name))
-    {
-        return Ok(refresh(store, found.clone()));
-    }
-    let lowercase_hex = !target.is_empty()
-        && target
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c));
-    let matches: Vec<&Record> = if lowercase_hex {
-        all.iter().filter(|r| r.id.starts_with(target)).collect()
-    } else {
-        Vec::new()
-    };
-    match matches.as_slice() {
-        [one] => Ok(refresh(store, (*one).clone())),
-        [] => Err(LifecycleError::NoSuchContainer(target.to_string())),
-        many => Err(LifecycleError::Ambiguous {
-            prefix: target.to_string(),
-            candidates: many.iter().map(|r| r.id[..12].to_string()).collect(),
-        }),
+    match store.find_container(target) {
+        Ok(found) => Ok(refresh(store, found)),
+        Err(ContainerError::NoSuchContainer(target)) => {
+            Err(LifecycleError::NoSuchContainer(target))
+        }
+        Err(ContainerError::Ambiguous { prefix, candidates }) => {
+            Err(LifecycleError::Ambiguous { prefix, candidates })
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

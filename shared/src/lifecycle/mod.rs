@@ -2,10 +2,14 @@
 //! finding a container by name or ID prefix (`find`), signals, kill and
 //! stop (`kill`), rm (`remove`), start and following an attached one to its
 //! end (`start`), `wait`, `rename`, pause and unpause (`pause`), `top`,
-//! `prune`, its limits changed (`update`), and what becomes of a container's files: `commit` (a new image),
-//! `diff` (what changed), `export` (its root as a tar). Each file imports only [`LifecycleError`] from here.
+//! `prune`, its limits changed (`update`), and what becomes of a
+//! container's files: `commit` (a new image), `diff` (what changed),
+//! `export` (its root as a tar); and the networks a container is on
+//! (`connect`: net-connect, net-disconnect). Each file imports only
+//! [`LifecycleError`] from here.
 
 mod commit;
+mod connect;
 mod diff;
 mod export;
 mod find;
@@ -20,6 +24,7 @@ mod update;
 mod wait;
 
 pub use commit::{CommitOptions, commit};
+pub use connect::{ConnectOptions, connect, disconnect};
 pub use diff::{Change, ChangeKind, changes, diff};
 pub use export::{export, export_to_file};
 pub use find::{find, list};
@@ -38,6 +43,7 @@ use crate::builder::layer::LayerWriteError;
 use crate::builder::rootfs::RootfsError;
 use crate::container::ContainerError;
 use crate::layer::LayerError;
+use crate::network::NetworkError;
 use crate::runtime::RunError;
 use crate::store::StoreError;
 
@@ -120,4 +126,30 @@ pub enum LifecycleError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Network(#[from] NetworkError),
+    /// net-connect and net-disconnect, in Docker's words.
+    #[error("container {id} is not connected to {the}network {network}")]
+    NotConnected {
+        id: String,
+        network: String,
+        /// Docker says "the network" of a stopped container's.
+        the: &'static str,
+    },
+    #[error("endpoint {0} not found")]
+    NoEndpoint(String),
+    #[error(
+        "container sharing network namespace with another container or host cannot be connected to any other network"
+    )]
+    SharedNetwork,
+    #[error("container cannot be disconnected from host network or connected to host network")]
+    HostNetwork,
+    #[error(
+        "container cannot be connected to multiple networks with one of the networks in private (none) mode"
+    )]
+    NoNetwork,
+    #[error("user specified IP address is supported on user defined networks only")]
+    UnsupportedIp,
+    #[error("network-scoped alias is supported only for containers in user defined networks")]
+    UnsupportedAlias,
 }

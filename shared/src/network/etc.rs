@@ -35,7 +35,7 @@ pub fn write_etc_files(dir: &Path, files: &EtcFiles<'_>) -> Result<(), NetworkEr
     write("hostname", &format!("{}\n", files.hostname))?;
     let mut hosts = match files.network {
         NetworkMode::Host => fs::read_to_string("/etc/hosts").unwrap_or_default(),
-        NetworkMode::None | NetworkMode::Bridge | NetworkMode::Named(_) => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string(),
+        NetworkMode::None | NetworkMode::Bridge | NetworkMode::Named(_) | NetworkMode::Container(_) => "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string(),
     };
     for (name, ip) in files.extra_hosts {
         hosts.push_str(&format!("{ip}\t{name}\n"));
@@ -53,6 +53,18 @@ pub fn write_etc_files(dir: &Path, files: &EtcFiles<'_>) -> Result<(), NetworkEr
         _ => container_resolv(&host_resolv, files.dns),
     };
     write("resolv.conf", &resolv)
+}
+
+/// Rewrites the `resolv.conf` in container directory `dir` for a container
+/// on its own network whose name servers are now `dns` (or the host's, if
+/// none), as Docker does when net-connect puts a container on a network
+/// that resolves names. Written in place: a running container has the
+/// file itself bound in, not its name.
+pub fn write_resolv_conf(dir: &Path, dns: &[String]) -> Result<(), NetworkError> {
+    let path = dir.join("resolv.conf");
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    fs::write(&path, container_resolv(&host_resolv, dns))
+        .map_err(|source| NetworkError::Io { path, source })
 }
 
 /// The host's resolv.conf as a container on its own network needs it:

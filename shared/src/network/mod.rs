@@ -15,8 +15,8 @@ pub mod netns;
 pub mod networks;
 pub mod ports;
 
-pub use attach::{Attached, NetworkRequest};
-pub use etc::{EtcFiles, write_etc_files};
+pub use attach::{Attached, Endpoint, NetworkRequest};
+pub use etc::{EtcFiles, write_etc_files, write_resolv_conf};
 
 use std::fmt;
 use std::io;
@@ -37,19 +37,27 @@ pub enum NetworkMode {
     /// A network made with net-create, by name or ID prefix: a bridge of
     /// its own whose containers find each other by name.
     Named(String),
+    /// Another container's network namespace (`container:NAME|ID`): the
+    /// container as given on the command line, its full ID once resolved.
+    Container(String),
 }
+
+/// How `--network` names another container's namespace.
+const CONTAINER_PREFIX: &str = "container:";
 
 impl NetworkMode {
     /// Every mode berth supports, as `--network` lists them.
     pub const ALL: [NetworkMode; 3] = [NetworkMode::Bridge, NetworkMode::None, NetworkMode::Host];
 
-    /// Its name on the command line and in `HostConfig.NetworkMode`.
+    /// Its name on the command line and in `HostConfig.NetworkMode`; for
+    /// another container's namespace, the container alone (`Display` puts
+    /// `container:` before it).
     pub fn as_str(&self) -> &str {
         match self {
             NetworkMode::Bridge => "bridge",
             NetworkMode::None => "none",
             NetworkMode::Host => "host",
-            NetworkMode::Named(name) => name,
+            NetworkMode::Named(name) | NetworkMode::Container(name) => name,
         }
     }
 
@@ -58,13 +66,26 @@ impl NetworkMode {
         match self {
             NetworkMode::Bridge => Some(networks::DEFAULT),
             NetworkMode::Named(name) => Some(name),
-            NetworkMode::None | NetworkMode::Host => None,
+            NetworkMode::None | NetworkMode::Host | NetworkMode::Container(_) => None,
+        }
+    }
+
+    /// The network's name in `NetworkSettings.Networks` (Docker's `none`
+    /// and `host` too); none for another container's namespace, whose
+    /// networks are that container's.
+    pub fn endpoint_name(&self) -> Option<&str> {
+        match self {
+            NetworkMode::Container(_) => None,
+            other => Some(other.as_str()),
         }
     }
 }
 
 impl fmt::Display for NetworkMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let NetworkMode::Container(_) = self {
+            f.write_str(CONTAINER_PREFIX)?;
+        }
         f.write_str(self.as_str())
     }
 }
@@ -77,6 +98,15 @@ impl FromStr for NetworkMode {
             .find(|mode| mode.as_str() == text)
         {
             return Ok(mode);
+        }
+        if let Some(target) = text.strip_prefix(CONTAINER_PREFIX) {
+            return match target.is_empty() {
+                // Docker's word for `container:` alone.
+                false => Ok(NetworkMode::Container(target.to_string())),
+                true => Err(NetworkError::BadMode {
+                    value: text.to_string(),
+                }),
+            };
         }
         match networks::valid_name(text) {
             true => Ok(NetworkMode::Named(text.to_string())),
@@ -120,6 +150,10 @@ impl FromStr for BuildNetwork {
     fn from_str(text: &str) -> Result<BuildNetwork, NetworkError> {
         match text {
             "default" => Ok(BuildNetwork::Default),
+            // A build step joins no other container's namespace.
+            other if other.starts_with(CONTAINER_PREFIX) => {
+                Err(NetworkError::BuildContainer(other.to_string()))
+            }
             other => other.parse().map(BuildNetwork::Mode),
         }
     }
@@ -128,13 +162,18 @@ impl FromStr for BuildNetwork {
 /// The supported modes, as the error for another lists them.
 fn supported() -> String {
     let modes: Vec<&str> = NetworkMode::ALL.iter().map(NetworkMode::as_str).collect();
-    format!("{}, or a network's name", modes.join(", "))
+    format!(
+        "{}, container:NAME|ID, or a network's name",
+        modes.join(", ")
+    )
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
     #[error("invalid --network value {value:?}: supported: {}", supported())]
     BadMode { value: String },
+    #[error("invalid --network value {0:?}: a build step joins no other container's namespace")]
+    BuildContainer(String),
     #[error(transparent)]
     Ipam(#[from] ipam::IpamError),
     #[error(transparent)]
@@ -154,6 +193,10 @@ pub enum NetworkError {
     Overlaps(String),
     #[error("{0} is a pre-defined network and cannot be removed")]
     Predefined(String),
+    #[error("Invalid filter '{0}'")]
+    BadFilter(String),
+    #[error("endpoint with name {container} already exists in network {network}")]
+    EndpointExists { container: String, network: String },
     #[error("error while removing network: network {name} id {id} has active endpoints")]
     InUse { name: String, id: String },
     #[error("{path}: {source}")]
@@ -186,6 +229,13 @@ mod tests {
         assert_eq!(none.clone().or(NetworkMode::Host), NetworkMode::None);
         assert_eq!(none.to_string(), "none");
         assert!("a/b".parse::<BuildNetwork>().is_err());
+        assert_eq!(
+            "container:web"
+                .parse::<BuildNetwork>()
+                .unwrap_err()
+                .to_string(),
+            "invalid --network value \"container:web\": a build step joins no other container's namespace"
+        );
     }
 
     #[test]
@@ -200,12 +250,21 @@ mod tests {
         );
         assert_eq!(NetworkMode::Bridge.network(), Some("bridge"));
         assert_eq!(NetworkMode::Host.network(), None);
-        for value in ["", "container:web", "none ", "a/b", "-x"] {
+        assert_eq!(
+            "container:web".parse::<NetworkMode>().unwrap(),
+            NetworkMode::Container("web".into())
+        );
+        assert_eq!(
+            NetworkMode::Container("web".into()).to_string(),
+            "container:web"
+        );
+        assert_eq!(NetworkMode::Container("web".into()).network(), None);
+        for value in ["", "container:", "none ", "a/b", "-x"] {
             let error = value.parse::<NetworkMode>().unwrap_err();
             assert_eq!(
                 error.to_string(),
                 format!(
-                    "invalid --network value {value:?}: supported: bridge, none, host, or a network's name"
+                    "invalid --network value {value:?}: supported: bridge, none, host, container:NAME|ID, or a network's name"
                 )
             );
         }

@@ -58,6 +58,9 @@ pub struct Attachment<'a> {
     pub container_name: &'a str,
     pub ip: Ipv4Addr,
     pub aliases: &'a [String],
+    /// Its interface inside the container: `eth0` for the network it
+    /// started on, `eth1`… for those net-connect adds.
+    pub interface: &'a str,
     /// Host ports already chosen for every binding.
     pub ports: &'a [(Published, u16)],
 }
@@ -90,7 +93,7 @@ pub fn options(bridge: &Bridge, attachment: &Attachment<'_>) -> Value {
         "port_mappings": ports,
         "networks": {
             bridge.name.clone(): {
-                "interface_name": "eth0",
+                "interface_name": attachment.interface,
                 "static_ips": [attachment.ip.to_string()],
                 "aliases": attachment.aliases,
             }
@@ -131,7 +134,7 @@ pub fn setup(
     })?;
     let network = &status[bridge.name.as_str()];
     Ok(Configured {
-        mac_address: network["interfaces"]["eth0"]["mac_address"]
+        mac_address: network["interfaces"][attachment.interface]["mac_address"]
             .as_str()
             .unwrap_or_default()
             .to_string(),
@@ -323,6 +326,7 @@ mod tests {
                 container_name: "web",
                 ip: Ipv4Addr::new(10, 88, 7, 2),
                 aliases: &[],
+                interface: "eth0",
                 ports: &ports,
             },
         );

@@ -29,6 +29,17 @@ pub fn create(path: &Path) -> io::Result<()> {
     pinned
 }
 
+/// Pins the existing namespace `source` (such as `/proc/<pid>/ns/net`) at
+/// `path` too: it lives while either pin or a process holds it.
+pub fn pin(source: &Path, path: &Path) -> io::Result<()> {
+    File::create(path)?;
+    let pinned = rustix::mount::mount_bind(source, path).map_err(io::Error::from);
+    if pinned.is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    pinned
+}
+
 /// Unpins the namespace (it goes when nothing else uses it) and removes
 /// the file. Missing is fine: removal is idempotent.
 pub fn remove(path: &Path) {

@@ -6,12 +6,12 @@
 use super::options::{self, RunOptions};
 use super::spec::{self, Volume};
 use super::{FlagError, RunError, rootfs, seccomp, user};
-use crate::container::endpoint::{self, NetworkSettings};
+use crate::container::endpoint::{self, EndpointSettings, NetworkSettings};
 use crate::container::health::HealthConfig;
 use crate::container::owner::{self, Owner};
 use crate::container::{self, Config, HostConfig, MountPoint, Record, State};
 use crate::network::ports::{Port, Published};
-use crate::network::{self, EtcFiles, NetworkMode, NetworkRequest};
+use crate::network::{self, Endpoint, EtcFiles, NetworkMode, NetworkRequest};
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
 use std::fs;
@@ -179,9 +179,23 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
 
     let id = container::new_id().map_err(RunError::io(Path::new("/dev/urandom")))?;
     let name = opts.name.clone().unwrap_or_else(container::random_name);
+    // `--network container:NAME` names the other container by its full ID
+    // from here on (Docker's HostConfig.NetworkMode), and takes its host
+    // name, as its namespace.
+    let (network_mode, joined_hostname) = match &opts.network {
+        NetworkMode::Container(target) => {
+            let other = store.find_container(target)?;
+            (
+                NetworkMode::Container(other.id),
+                Some(other.config.hostname),
+            )
+        }
+        mode => (mode.clone(), None),
+    };
     let hostname = opts
         .hostname
         .clone()
+        .or(joined_hostname)
         .unwrap_or_else(|| id[..12].to_string());
     let dir = store.container_dir(&id);
     let user_spec = opts
@@ -255,7 +269,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         },
         host_config: HostConfig {
             binds: opts.volumes.clone(),
-            network_mode: opts.network.to_string(),
+            network_mode: network_mode.to_string(),
             auto_remove: opts.remove,
             privileged: opts.privileged,
             readonly_rootfs: opts.read_only,
@@ -289,7 +303,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         driver: "overlay2".to_string(),
         platform: "linux".to_string(),
         network_settings: NetworkSettings::unattached(
-            opts.network.clone(),
+            network_mode.clone(),
             opts.ip,
             &opts.network_aliases,
         ),
@@ -390,7 +404,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         privileged: opts.privileged,
         no_new_privileges: checked.no_new_privileges,
         caps: &caps,
-        network: opts.network.clone(),
+        network: network_mode.clone(),
         volumes: &volumes,
         tmpfs: &checked.tmpfs,
         limits: &checked.limits,
@@ -471,33 +485,49 @@ fn image_healthcheck(store: &Store, image: &crate::store::Image) -> Option<Healt
     serde_json::from_value(config.get("config")?.get("Healthcheck")?.clone()).ok()
 }
 
-/// What container `record` asks of its network: its mode, `--ip`, and its
-/// ports (`-p`, and with `-P` every exposed port not published already).
+/// What container `record` asks of its network: its mode, and on a
+/// bridge each network its record names (the mode's first, with `--ip`
+/// and its ports: `-p`, and with `-P` every exposed port not published
+/// already; then those net-connect added, by name). A record that names
+/// none (a build step's, or one disconnected from all) is on its mode's.
 fn network_request(record: &Record) -> Result<NetworkRequest, RunError> {
     let mode: NetworkMode = record.host_config.network_mode.parse()?;
-    let endpoint = record.network_settings.networks.get(mode.as_str());
-    let ip = endpoint
-        .and_then(|e| e.ipam_config.as_ref())
-        .and_then(|c| c.ipv4_address.parse().ok());
-    let aliases = endpoint.and_then(|e| e.aliases.clone()).unwrap_or_default();
-    let mut publish = endpoint::published(&record.host_config.port_bindings);
-    if record.host_config.publish_all_ports {
-        for port in exposed(record) {
-            if !publish.iter().any(|p| p.container == port) {
-                publish.push(Published {
-                    container: port,
-                    host_ip: None,
-                    host_port: None,
-                });
+    let Some(primary) = mode.network().and(mode.endpoint_name()) else {
+        return Ok(NetworkRequest {
+            mode,
+            endpoints: Vec::new(),
+        });
+    };
+    let networks = &record.network_settings.networks;
+    let endpoint = |key: &str, settings: Option<&EndpointSettings>| Endpoint {
+        network: key.to_string(),
+        ip: settings.and_then(EndpointSettings::wanted_ip),
+        aliases: settings.and_then(|e| e.aliases.clone()).unwrap_or_default(),
+        publish: Vec::new(),
+    };
+    let mut endpoints = Vec::new();
+    if networks.contains_key(primary) || networks.is_empty() {
+        let mut first = endpoint(primary, networks.get(primary));
+        first.publish = endpoint::published(&record.host_config.port_bindings);
+        if record.host_config.publish_all_ports {
+            for port in exposed(record) {
+                if !first.publish.iter().any(|p| p.container == port) {
+                    first.publish.push(Published {
+                        container: port,
+                        host_ip: None,
+                        host_port: None,
+                    });
+                }
             }
         }
+        endpoints.push(first);
     }
-    Ok(NetworkRequest {
-        mode,
-        ip,
-        publish,
-        aliases,
-    })
+    for (key, settings) in networks {
+        if key != primary && !["host", "none"].contains(&key.as_str()) {
+            endpoints.push(endpoint(key, Some(settings)));
+        }
+    }
+    Ok(NetworkRequest { mode, endpoints })
 }
 
 /// The container's exposed ports (`Config.ExposedPorts`).
@@ -510,17 +540,20 @@ fn exposed(record: &Record) -> Vec<Port> {
         .collect()
 }
 
-/// Attaches the container of `record` to its network (for a bridge: an
-/// address, host ports, a namespace, netavark's wiring), writes the files
-/// that name it inside, and records what it got. Its owner's teardown
-/// undoes it.
+/// Attaches the container of `record` to its networks (for a bridge: a
+/// namespace, and per network an address, host ports, netavark's wiring;
+/// for `container:ID`, that container's namespace), writes the files that
+/// name it inside, and records what it got. Its owner's teardown undoes it.
 pub(super) fn connect(store: &Store, record: &Record) -> Result<(), RunError> {
     let request = network_request(record)?;
+    if let NetworkMode::Container(other) = &request.mode {
+        return join(store, record, other);
+    }
     let name = record.name.trim_start_matches('/');
     let earlier = record.network_settings.host_ports();
     let attached = network::attach::attach(store, &record.id, name, &request, &earlier)?;
-    let gateway = attached
-        .as_ref()
+    let first = attached.first();
+    let gateway = first
         .and_then(|a| a.network.subnet().ok())
         .map(|s| s.gateway().to_string());
     let extra_hosts: Vec<(String, String)> = record
@@ -536,28 +569,70 @@ pub(super) fn connect(store: &Store, record: &Record) -> Result<(), RunError> {
             (name.to_string(), ip)
         })
         .collect();
+    // --dns wins; else the networks that resolve names are asked.
+    let resolvers: Vec<String> = attached
+        .iter()
+        .flat_map(|a| a.dns_servers.iter().cloned())
+        .collect();
     let dir = store.container_dir(&record.id);
     network::write_etc_files(
         &dir,
         &EtcFiles {
             hostname: &record.config.hostname,
             network: request.mode.clone(),
-            address: attached.as_ref().map(|a| a.ip),
+            address: first.map(|a| a.ip),
             extra_hosts: &extra_hosts,
-            // --dns wins; else a network that resolves names is asked.
-            dns: match (&record.host_config.dns, &attached) {
-                (dns, Some(attached)) if dns.is_empty() => &attached.dns_servers,
-                (dns, _) => dns,
+            dns: match &record.host_config.dns {
+                dns if dns.is_empty() => &resolvers,
+                dns => dns,
             },
         },
     )?;
     let exposed = exposed(record);
+    let primary = request.mode.endpoint_name().map(str::to_string);
     store.update_container(&record.id, |r| {
-        r.network_settings =
-            NetworkSettings::unattached(request.mode.clone(), request.ip, &request.aliases);
-        if let Some(attached) = &attached {
-            r.network_settings.attached(&record.id, attached, &exposed);
+        // What a stopped container shows (its networks named, what they
+        // asked for), then what each network gave; entries net-connect
+        // added meanwhile are kept.
+        r.network_settings = r.network_settings.shown(false);
+        for (endpoint, attached) in request.endpoints.iter().zip(&attached) {
+            let is_primary = primary.as_deref() == Some(endpoint.network.as_str());
+            r.network_settings.attached(
+                &record.id,
+                &endpoint.network,
+                attached,
+                is_primary.then_some(exposed.as_slice()),
+            );
         }
+    })?;
+    Ok(())
+}
+
+/// `--network container:ID`: pins the running container `other`'s network
+/// namespace as this one's, and gives it that container's host name,
+/// hosts file and resolv.conf, as Docker's joined containers share them.
+fn join(store: &Store, record: &Record, other: &str) -> Result<(), RunError> {
+    let target = owner::refresh(store, store.find_container(other)?);
+    let pid = target.state.pid;
+    if !target.state.running || !owner::init_alive(&target.id, pid) {
+        return Err(RunError::JoinStopped(other.to_string()));
+    }
+    network::attach::join(store, &record.id, pid)?;
+    // The PID was the other container's init before the pin; if it still
+    // is, the pinned namespace is that container's.
+    if !owner::init_alive(&target.id, pid) {
+        network::attach::detach(store, &record.id);
+        return Err(RunError::JoinStopped(other.to_string()));
+    }
+    let (from, to) = (
+        store.container_dir(&target.id),
+        store.container_dir(&record.id),
+    );
+    for file in ["hostname", "hosts", "resolv.conf"] {
+        fs::copy(from.join(file), to.join(file)).map_err(RunError::io(&from.join(file)))?;
+    }
+    store.update_container(&record.id, |r| {
+        r.network_settings = NetworkSettings::default();
     })?;
     Ok(())
 }

@@ -89,6 +89,12 @@ pub enum RunError {
     NoWorkdir(String),
     #[error(transparent)]
     Attach(#[from] attach::AttachError),
+    /// A flag Docker will not take with `--network container:…`, in its
+    /// words (`hostname and the network mode`).
+    #[error("conflicting options: {0}")]
+    Conflict(&'static str),
+    #[error("cannot join network of a non running container: {0}")]
+    JoinStopped(String),
 }
 
 impl RunError {

@@ -348,11 +348,14 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
     ];
     match input.network {
         NetworkMode::None => namespaces.push(json!({"type": "network"})),
-        // The namespace netavark wired up, pinned in the container's directory.
-        NetworkMode::Bridge | NetworkMode::Named(_) => namespaces.push(json!({
-            "type": "network",
-            "path": crate::network::attach::netns_path(input.container_dir),
-        })),
+        // The namespace netavark wired up, or the other container's it
+        // joins, pinned in the container's directory.
+        NetworkMode::Bridge | NetworkMode::Named(_) | NetworkMode::Container(_) => {
+            namespaces.push(json!({
+                "type": "network",
+                "path": crate::network::attach::netns_path(input.container_dir),
+            }))
+        }
         NetworkMode::Host => {}
     }
     let sys_options = if input.privileged {

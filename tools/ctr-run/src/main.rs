@@ -83,7 +83,7 @@ struct Cli {
     /// Maximum number of processes (-1: unlimited)
     #[arg(long, allow_negative_numbers = true)]
     pids_limit: Option<i64>,
-    /// Network: bridge (a veth on the default bridge, NAT out), none, host, or a net-create network
+    /// Network: bridge (a veth on the default bridge, NAT out), none, host, container:NAME|ID (another's), or a net-create network
     #[arg(long, visible_alias = "net", default_value = "bridge")]
     network: NetworkMode,
     /// Publish a container's port(s) to the host: [IP:][HOSTPORT:]CTRPORT[/PROTO]
@@ -349,11 +349,11 @@ mod tests {
             ),
             (
                 &["--network", "a/b"],
-                "invalid --network value \"a/b\": supported: bridge, none, host, or a network's name",
+                "invalid --network value \"a/b\": supported: bridge, none, host, container:NAME|ID, or a network's name",
             ),
             (
                 &["--network="],
-                "invalid --network value \"\": supported: bridge, none, host, or a network's name",
+                "invalid --network value \"\": supported: bridge, none, host, container:NAME|ID, or a network's name",
             ),
             (
                 &["--platform", "linux"],

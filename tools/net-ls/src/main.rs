@@ -23,6 +23,9 @@ struct Cli {
     /// Format the output: table, table TEMPLATE, json or TEMPLATE
     #[arg(long)]
     format: Option<String>,
+    /// Filter output: name=, id=, driver=, type=custom|builtin, label=
+    #[arg(short, long)]
+    filter: Vec<String>,
 }
 
 /// The `--format` fields and their table headers.
@@ -42,11 +45,12 @@ fn main() -> std::process::ExitCode {
         let cli: Cli = cli::parse()?;
         let format = Format::parse(cli.format.as_deref())?;
         let store = cli.store.open()?;
-        let listed = network_view::list(&store)?;
-        let rows: Vec<serde_json::Value> = listed
-            .iter()
-            .map(|l| network_view::row(l, cli.no_trunc))
-            .collect();
+        let mut rows: Vec<serde_json::Value> = Vec::new();
+        for listed in network_view::list(&store)? {
+            if network_view::passes(&listed, &cli.filter)? {
+                rows.push(network_view::row(&listed, cli.no_trunc));
+            }
+        }
         if cli.quiet {
             for row in &rows {
                 output::result(row["ID"].as_str().unwrap_or_default());
