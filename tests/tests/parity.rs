@@ -275,6 +275,8 @@ const SCENARIOS: &[Scenario] = &[
     // health checks and restart policies
     s("run-restart-policy", &["run -d --name $N --restart on-failure:3 $B sleep 300"], "inspect -f '{{.HostConfig.RestartPolicy.Name}}|{{.HostConfig.RestartPolicy.MaximumRetryCount}}' $N", ALL),
     s("run-restart-policy-json", &["run -d --name $N --restart always $B sleep 300"], "inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.HostConfig.RestartPolicy.MaximumRetryCount}}' $N", ALL),
+    s("inspect-json-keeps-field-order", &["run -d --name $N --restart on-failure:2 $B sleep 300"], "inspect -f '{{json .HostConfig.RestartPolicy}}' $N", ALL),
+    s("inspect-json-state-order", &[EXITED], "inspect -f '{{json .State.Status}} {{json .State.Running}} {{json .State.ExitCode}}' $N", ALL),
     s("run-restart-unless-stopped", &["run -d --name $N --restart unless-stopped $B sleep 300"], "inspect -f '{{.HostConfig.RestartPolicy.Name}} {{.RestartCount}} {{.State.Restarting}}' $N", ALL),
     s("run-restart-bad", &[], "run --restart sometimes $B true", CODE),
     s("run-restart-bad-count", &[], "run --restart on-failure:x $B true", CODE),

@@ -3,6 +3,7 @@
 //! (`json`, `join`, `split`, `lower`, `upper`, `title`, `truncate`).
 
 use gtmpl::{Context, FuncError, Value};
+use std::cell::RefCell;
 use std::collections::HashMap;
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +17,16 @@ pub enum TemplateError {
 /// A parsed template, ready to render any JSON value.
 pub struct Template {
     inner: gtmpl::Template,
+    /// Whether it calls `json`, which needs the data's key order.
+    prints_json: bool,
+}
+
+thread_local! {
+    /// The key order of each object in the data being rendered, by its
+    /// sorted key set. gtmpl keeps objects in hash maps, but `json` must
+    /// print a struct's fields in their order, as Go's encoder does (and a
+    /// map's keys sorted, as the store's maps already are).
+    static KEY_ORDER: RefCell<HashMap<Vec<String>, Vec<String>>> = RefCell::default();
 }
 
 /// The name of the function every printing action is piped through.
@@ -32,15 +43,26 @@ impl Template {
         inner.add_func("upper", |a| map_string(a, "upper", |s| s.to_uppercase()));
         inner.add_func("title", |a| map_string(a, "title", title_case));
         inner.add_func("truncate", truncate);
+        let prints_json = text.contains("json");
         let text = with_go_printing(text).map_err(TemplateError::Parse)?;
         inner
             .parse(text)
             .map_err(|e| TemplateError::Parse(e.to_string()))?;
-        Ok(Template { inner })
+        Ok(Template {
+            inner,
+            prints_json,
+        })
     }
 
     /// Renders the template with `data` as dot.
     pub fn render(&self, data: &serde_json::Value) -> Result<String, TemplateError> {
+        if self.prints_json {
+            KEY_ORDER.with(|orders| {
+                let mut orders = orders.borrow_mut();
+                orders.clear();
+                learn_key_order(data, &mut orders);
+            });
+        }
         self.inner
             .render(&Context::from(to_value(data)))
             .map_err(|e| TemplateError::Execute(one_line(&e.to_string())))
@@ -236,8 +258,30 @@ fn to_value(json: &serde_json::Value) -> Value {
     }
 }
 
-/// Back to JSON, for the `json` function. Object keys come out sorted, as
-/// Go's encoder sorts map keys, so output is stable.
+/// Records the key order of every object in `data` (see [`KEY_ORDER`]).
+fn learn_key_order(data: &serde_json::Value, orders: &mut HashMap<Vec<String>, Vec<String>>) {
+    match data {
+        serde_json::Value::Object(map) => {
+            let order: Vec<String> = map.keys().cloned().collect();
+            let mut sorted = order.clone();
+            sorted.sort();
+            orders.entry(sorted).or_insert(order);
+            for value in map.values() {
+                learn_key_order(value, orders);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                learn_key_order(item, orders);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Back to JSON, for the `json` function: an object's keys in the order
+/// the rendered data had them (a struct's field order), else sorted, as
+/// Go's encoder sorts map keys.
 fn to_json(value: &Value) -> serde_json::Value {
     match value {
         Value::Nil | Value::NoValue | Value::Function(_) => serde_json::Value::Null,
@@ -249,11 +293,17 @@ fn to_json(value: &Value) -> serde_json::Value {
         Value::String(s) => serde_json::Value::String(s.clone()),
         Value::Array(items) => serde_json::Value::Array(items.iter().map(to_json).collect()),
         Value::Object(map) | Value::Map(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
+            let mut keys: Vec<String> = map.keys().cloned().collect();
             keys.sort();
+            let keys = KEY_ORDER
+                .with(|orders| orders.borrow().get(&keys).cloned())
+                .unwrap_or(keys);
             serde_json::Value::Object(
                 keys.into_iter()
-                    .map(|k| (k.clone(), to_json(&map[k])))
+                    .map(|k| {
+                        let value = to_json(&map[&k]);
+                        (k, value)
+                    })
                     .collect(),
             )
         }
@@ -372,7 +422,8 @@ mod tests {
 
     #[test]
     fn values_print_the_way_go_prints_them() {
-        let data = json!({"Config": {"Cmd": ["sh", "-c", "x"], "Labels": {"b": "2", "a": "1"},
+        // A map's keys are sorted in the store, as Go's encoder sorts them.
+        let data = json!({"Config": {"Cmd": ["sh", "-c", "x"], "Labels": {"a": "1", "b": "2"},
                           "Entrypoint": null, "N": 3, "On": true}});
         assert_eq!(render("{{.Config.Cmd}}", data.clone()), "[sh -c x]");
         assert_eq!(render("{{.Config.Labels}}", data.clone()), "map[a:1 b:2]");
@@ -407,6 +458,20 @@ mod tests {
             "AB:cd"
         );
         assert_eq!(render("{{.Config.N | printf \"n=%d\"}}", data), "n=3");
+    }
+
+    #[test]
+    fn json_keeps_a_struct_s_field_order_as_go_does() {
+        let data = json!({"HostConfig": {"RestartPolicy": {"Name": "always", "MaximumRetryCount": 0},
+                          "LogConfig": {"Type": "json-file", "Config": {}}}});
+        assert_eq!(
+            render("{{json .HostConfig.RestartPolicy}}", data.clone()),
+            r#"{"Name":"always","MaximumRetryCount":0}"#
+        );
+        assert_eq!(
+            render("{{json .HostConfig}}", data),
+            r#"{"RestartPolicy":{"Name":"always","MaximumRetryCount":0},"LogConfig":{"Type":"json-file","Config":{}}}"#
+        );
     }
 
     #[test]
