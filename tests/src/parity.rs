@@ -120,6 +120,11 @@ pub fn tool_for(words: &[String]) -> (&'static str, usize) {
         ("image", "inspect") => ("img-inspect", 2),
         ("image", "ls") => ("img-ls", 2),
         ("image", "rm") => ("img-rm", 2),
+        ("volume", "create") => ("vol-create", 2),
+        ("volume", "ls") => ("vol-ls", 2),
+        ("volume", "inspect") => ("vol-inspect", 2),
+        ("volume", "rm") => ("vol-rm", 2),
+        ("volume", "prune") => ("vol-prune", 2),
         ("inspect", _) => ("ctr-inspect", 1),
         ("images", _) => ("img-ls", 1),
         ("rmi", _) => ("img-rm", 1),
@@ -207,8 +212,10 @@ static COLUMN_GAP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" {3,}").unwra
 /// Who is speaking at the start of an error line: docker's client and
 /// engine, or the berth tool.
 static SPEAKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(docker: |(ctr|img)-[a-z]+: )?(Error response from daemon: |Error: )?")
-        .unwrap()
+    Regex::new(
+        r"(?m)^(docker: |(ctr|img|net|vol)-[a-z]+: )?(Error response from daemon: |Error: )?",
+    )
+    .unwrap()
 });
 
 /// What must differ between two correct runs made the same: container

@@ -193,14 +193,19 @@ pub struct HostConfig {
     pub dns: Vec<String>,
 }
 
-/// Docker's `Mounts` entry.
+/// Docker's `Mounts` entry: a bind (`Type` "bind") or a volume (`Type`
+/// "volume", with its `Name` and `Driver`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountPoint {
     #[serde(rename = "Type")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub source: String,
     pub destination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,

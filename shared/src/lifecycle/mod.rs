@@ -111,4 +111,6 @@ pub enum LifecycleError {
     Build(#[from] BuildError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
 }

@@ -24,7 +24,7 @@ pub mod user;
 
 pub use create::{Prepared, prepare, reopen};
 pub use monitor::spawn_monitor;
-pub use options::{Cpus, Memory, RunOptions, parse_bytes};
+pub use options::{Cpus, Memory, MountFlag, MountSource, RunOptions, parse_bytes};
 pub use process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
 pub use run::{run_attached, run_detached, run_foreground};
 pub use spec::{Limits, Tmpfs, Volume};
@@ -50,6 +50,8 @@ pub enum RunError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     #[error("{0}")]
     User(String),
     #[error("No command specified")]
