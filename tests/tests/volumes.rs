@@ -418,9 +418,12 @@ fn a_volume_path_that_is_a_symlink_out_of_the_root_copies_and_chowns_nothing_of_
     .unwrap();
     let before = std::fs::metadata(outside.path()).unwrap();
     let target = outside.path().display().to_string();
+    // The same directory reached by climbing: `..` stops at the root.
+    let climbing = format!("../../../../../../../..{target}");
     let base = berth_harness::fixture::busybox_layer("hostile-volume");
     let hostile = layer(&[
         ("data", S, &target),
+        ("climb", S, &climbing),
         ("etc/", D, ""),
         ("etc/marker", F, "image"),
     ]);
@@ -429,7 +432,7 @@ fn a_volume_path_that_is_a_symlink_out_of_the_root_copies_and_chowns_nothing_of_
         &fixture.store,
         &reference,
         &[base, hostile],
-        json!({"Cmd": ["sh"], "User": "1000", "Volumes": {"/data": {}}}),
+        json!({"Cmd": ["sh"], "User": "1000", "Volumes": {"/data": {}, "/climb": {}}}),
     );
     let out = ctr_run(
         &fixture,
@@ -439,9 +442,10 @@ fn a_volume_path_that_is_a_symlink_out_of_the_root_copies_and_chowns_nothing_of_
             "test/hostile-volume:1",
             "sh",
             "-c",
-            "ls -A /data",
+            "ls -A /data /climb",
         ],
     );
+    assert_eq!(volume_names(&fixture).len(), 2, "{out:#?}");
     let after = std::fs::metadata(outside.path()).unwrap();
     assert_eq!(
         (after.uid(), after.gid(), after.mode()),
