@@ -102,7 +102,8 @@ fn a_named_volume_outlives_its_container_and_is_refused_removal_while_used() {
     assert_eq!(volume_names(&fixture), ["data"]);
     let dangling = run(&fixture, "vol-ls", &["-q", "-f", "dangling=true"]).success();
     assert_eq!(dangling.stdout, "data\n");
-    let removed = run(&fixture, "vol-rm", &["data"]).success();
+    let names = run(&fixture, "vol-ls", &["-q"]).success();
+    let removed = Run::of(&mut tool("vol-rm", fixture.root()), Some(&names.stdout)).success();
     assert_eq!(removed.stdout, "data\n");
     assert!(volume_names(&fixture).is_empty());
     assert!(!Path::new(mountpoint).exists());
@@ -289,6 +290,15 @@ fn ctr_rm_v_takes_the_anonymous_volume_and_vol_prune_the_unused_ones() {
     );
     // A named one goes only with -a.
     assert_eq!(volume_names(&fixture), ["keep"]);
+    // The pipe contract: vol-ls's names (or its JSON) into vol-inspect.
+    let listed = run(&fixture, "vol-ls", &["--format", "json"]).success();
+    let piped = Run::of(
+        &mut tool("vol-inspect", fixture.root()),
+        Some(&listed.stdout),
+    )
+    .success();
+    let piped: Value = serde_json::from_str(&piped.stdout).unwrap();
+    assert_eq!(piped[0]["Name"], "keep");
     let all = run(&fixture, "vol-prune", &["-f", "-a"]).success();
     assert_eq!(
         all.stdout,

@@ -4,7 +4,7 @@
 use berth::cli::{self, StoreArgs};
 use berth::format::Template;
 use berth::volume::Volumes;
-use berth::{Exit, Failure, exit};
+use berth::{Exit, Failure, exit, pipe};
 use clap::Parser;
 
 /// Display detailed information on one or more volumes.
@@ -16,8 +16,7 @@ struct Cli {
     /// Format the output using a Go template, or "json"
     #[arg(short, long)]
     format: Option<String>,
-    /// Volumes, by name
-    #[arg(required = true)]
+    /// Volumes, by name ("-" or none: stdin)
     volumes: Vec<String>,
 }
 
@@ -29,11 +28,12 @@ fn main() -> std::process::ExitCode {
             None | Some("json") => None,
             Some(text) => Some(Template::parse(text)?),
         };
+        let targets = pipe::targets_from_process(&cli.volumes, pipe::VOLUME_FIELDS)?;
         let store = cli.store.open()?;
         let volumes = Volumes::of(&store);
         let mut objects = Vec::new();
         let mut failed = false;
-        for name in &cli.volumes {
+        for name in &targets {
             match volumes.find(name) {
                 Ok(volume) => objects.push(serde_json::to_value(&volume).expect("serialises")),
                 Err(error) => {

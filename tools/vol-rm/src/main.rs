@@ -3,8 +3,8 @@
 //! is not there.
 
 use berth::cli::{self, StoreArgs};
-use berth::exit;
 use berth::volume::{VolumeError, Volumes};
+use berth::{exit, pipe};
 use clap::Parser;
 
 /// Remove one or more volumes.
@@ -16,8 +16,7 @@ struct Cli {
     /// Do not fail on a volume that is not there
     #[arg(short, long)]
     force: bool,
-    /// Volumes, by name
-    #[arg(required = true)]
+    /// Volumes, by name ("-" or none: stdin)
     volumes: Vec<String>,
 }
 
@@ -25,9 +24,10 @@ fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = cli::parse()?;
+        let targets = pipe::targets_from_process(&cli.volumes, pipe::VOLUME_FIELDS)?;
         let store = cli.store.open()?;
         let volumes = Volumes::of(&store);
-        exit::each(&cli.volumes, |name| match volumes.remove(name) {
+        exit::each(&targets, |name| match volumes.remove(name) {
             Err(VolumeError::NotFound(_)) if cli.force => Ok(()),
             other => other.map(drop),
         })
