@@ -282,6 +282,8 @@ const SCENARIOS: &[Scenario] = &[
     s("inspect-mounts-volume", &["run --name $N -v $N:/data $B true"], "inspect -f '{{range .Mounts}}{{.Type}} {{.Name}} {{.Destination}} {{.Driver}} {{.Mode}} {{.RW}} {{.Propagation}}{{end}}' $N", ALL),
     s("inspect-mounts-volume-ro", &["run --name $N -v $N:/data:ro $B true"], "inspect -f '{{range .Mounts}}{{.Type}} {{.Mode}} {{.RW}}{{end}}' $N", ALL),
     s("inspect-mounts-anonymous", &["run --name $N -v /data $B true"], "inspect -f '{{range .Mounts}}{{.Type}} {{len .Name}} {{.Destination}} {{.Mode}} {{.RW}}{{end}}' $N", ALL),
+    s("inspect-mount-flag", &["run --name $N --mount type=volume,source=$N,target=/data,readonly --mount type=volume,target=/anon $B true"], "inspect -f '{{len .HostConfig.Mounts}} {{(index .HostConfig.Mounts 0).Type}} {{(index .HostConfig.Mounts 0).Source}} {{(index .HostConfig.Mounts 0).Target}} {{(index .HostConfig.Mounts 0).ReadOnly}} {{json .HostConfig.Binds}} {{json .Config.Volumes}}' $N", ALL),
+    s("inspect-binds-none", &["run --name $N $B true"], "inspect -f '{{json .HostConfig.Binds}}' $N", ALL),
     s("inspect-binds-volume", &["run --name $N -v $N:/data -v /anon $B true"], "inspect -f '{{json .HostConfig.Binds}} {{json .Config.Volumes}}' $N", ALL),
     // healthchecks (--health-cmd, health=) come with their tools
 ];

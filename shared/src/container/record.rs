@@ -156,6 +156,12 @@ pub struct Config {
     pub env: Vec<String>,
     pub cmd: Vec<String>,
     pub image: String,
+    /// The image's VOLUMEs and `-v /path`; Docker's `null` when none.
+    #[serde(
+        default,
+        serialize_with = "null_when_empty_map",
+        deserialize_with = "empty_when_null"
+    )]
     pub volumes: BTreeMap<String, serde_json::Value>,
     pub working_dir: String,
     pub entrypoint: Option<Vec<String>>,
@@ -170,6 +176,12 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfig {
+    /// `-v` values but anonymous ones; Docker's `null` when there are none.
+    #[serde(
+        default,
+        serialize_with = "null_when_empty",
+        deserialize_with = "empty_when_null"
+    )]
     pub binds: Vec<String>,
     pub network_mode: String,
     pub auto_remove: bool,
@@ -191,6 +203,38 @@ pub struct HostConfig {
     pub extra_hosts: Vec<String>,
     #[serde(default)]
     pub dns: Vec<String>,
+    /// `--mount` values in Docker's shape (`Type`, `Source`, `Target`,
+    /// `ReadOnly`); absent when there are none, as Docker's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<serde_json::Value>,
+}
+
+fn null_when_empty<S: serde::Serializer>(list: &[String], out: S) -> Result<S::Ok, S::Error> {
+    if list.is_empty() {
+        out.serialize_none()
+    } else {
+        out.collect_seq(list)
+    }
+}
+
+fn null_when_empty_map<S: serde::Serializer>(
+    map: &BTreeMap<String, serde_json::Value>,
+    out: S,
+) -> Result<S::Ok, S::Error> {
+    if map.is_empty() {
+        out.serialize_none()
+    } else {
+        out.collect_map(map)
+    }
+}
+
+/// A list or map Docker writes as `null` when empty, read back empty.
+fn empty_when_null<'de, D, T>(input: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(input)?.unwrap_or_default())
 }
 
 /// Docker's `Mounts` entry: a bind (`Type` "bind") or a volume (`Type`
@@ -657,14 +701,14 @@ mod tests {
       "sh"
     ],
     "Image": "busybox",
-    "Volumes": {},
+    "Volumes": null,
     "WorkingDir": "/",
     "Entrypoint": null,
     "Labels": {},
     "StopSignal": ""
   },
   "HostConfig": {
-    "Binds": [],
+    "Binds": null,
     "NetworkMode": "none",
     "AutoRemove": false,
     "Privileged": false,

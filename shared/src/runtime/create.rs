@@ -211,7 +211,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     }
     // Docker keeps `-v /path` in Config.Volumes beside the image's.
     for flag in &checked.volumes {
-        if flag.source == MountSource::Anonymous {
+        if flag.source == MountSource::Anonymous && !flag.from_mount {
             volume_map.insert(flag.target.clone(), serde_json::json!({}));
         }
     }
@@ -262,6 +262,12 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .volumes
                 .iter()
                 .filter_map(|v| v.bind.clone())
+                .collect(),
+            mounts: checked
+                .volumes
+                .iter()
+                .filter(|v| v.from_mount)
+                .map(MountFlag::mount_json)
                 .collect(),
             network_mode: opts.network.to_string(),
             auto_remove: opts.remove,
@@ -314,6 +320,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 nocopy: false,
                 mode: String::new(),
                 bind: None,
+                from_mount: false,
             });
         }
     }

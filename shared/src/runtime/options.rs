@@ -169,6 +169,30 @@ pub struct MountFlag {
     /// The `-v` value, for `HostConfig.Binds` (not an anonymous one's, nor
     /// a `--mount`'s).
     pub bind: Option<String>,
+    /// Given as `--mount` (kept in `HostConfig.Mounts`, not in
+    /// `Config.Volumes`).
+    pub from_mount: bool,
+}
+
+impl MountFlag {
+    /// A `--mount`'s entry in `HostConfig.Mounts`, in Docker's shape.
+    pub fn mount_json(&self) -> serde_json::Value {
+        let mut entry = serde_json::Map::new();
+        let (kind, source) = match &self.source {
+            MountSource::Host(path) => ("bind", Some(path.display().to_string())),
+            MountSource::Named(name) => ("volume", Some(name.clone())),
+            MountSource::Anonymous => ("volume", None),
+        };
+        entry.insert("Type".into(), kind.into());
+        if let Some(source) = source {
+            entry.insert("Source".into(), source.into());
+        }
+        entry.insert("Target".into(), self.target.clone().into());
+        if self.read_only {
+            entry.insert("ReadOnly".into(), true.into());
+        }
+        serde_json::Value::Object(entry)
+    }
 }
 
 /// Docker's `-v` modes (SELinux's `z`/`Z` are taken and mean nothing here).
@@ -241,6 +265,7 @@ pub fn parse_volume(spec: &str) -> Result<MountFlag, String> {
         read_only,
         nocopy,
         mode,
+        from_mount: false,
     })
 }
 
@@ -306,6 +331,7 @@ pub fn parse_mount(spec: &str) -> Result<MountFlag, String> {
         nocopy,
         mode: String::new(),
         bind: None,
+        from_mount: true,
     })
 }
 
@@ -640,6 +666,10 @@ mod tests {
         assert_eq!(mount.source, MountSource::Named("data".into()));
         assert!(mount.read_only);
         assert_eq!(mount.bind, None);
+        assert_eq!(
+            mount.mount_json(),
+            serde_json::json!({"Type": "volume", "Source": "data", "Target": "/x", "ReadOnly": true})
+        );
         let anonymous = parse_mount("dst=/x").unwrap();
         assert_eq!(anonymous.source, MountSource::Anonymous);
         let bind = parse_mount("type=bind,src=/tmp,dst=/x,ro=false").unwrap();
@@ -780,6 +810,7 @@ mod tests {
                 nocopy: false,
                 mode: "ro".into(),
                 bind: Some("/srv:/data:ro".into()),
+                from_mount: false,
             }]
         );
         assert_eq!(checked.tmpfs[0].options, ["size=1m", "mode=700"]);
