@@ -3,7 +3,8 @@
 //! leaving nothing behind on error; `reopen` readies a stopped one again,
 //! leaving it as it was on error.
 
-use super::options::{self, MountFlag, MountSource, RunOptions};
+use super::mounts::{MountFlag, MountSource};
+use super::options::{self, RunOptions};
 use super::spec::{self, Volume};
 use super::{FlagError, RunError, rootfs, seccomp, user};
 use crate::container::endpoint::{self, NetworkSettings};

@@ -3,14 +3,16 @@
 //! made ready), `process` (libcontainer's executor, start, wait, finish,
 //! signals), `run` (the foreground, attached and detached ways to run),
 //! `monitor` (the process that owns a detached container) and `json_file`
-//! (its output logged), over the spec, seccomp, user, rootfs, terminal and
-//! attach pieces. This file holds only the error types and the re-exports.
+//! (its output logged), over the spec, seccomp, user, rootfs, terminal,
+//! attach and `mounts` (`-v` and `--mount` read) pieces. This file holds
+//! only the error types and the re-exports.
 
 pub mod attach;
 mod create;
 pub mod exec;
 mod json_file;
 mod monitor;
+pub mod mounts;
 pub mod options;
 mod process;
 pub mod relay;
@@ -24,7 +26,8 @@ pub mod user;
 
 pub use create::{Prepared, prepare, reopen};
 pub use monitor::spawn_monitor;
-pub use options::{Cpus, Memory, MountFlag, MountSource, RunOptions, parse_bytes};
+pub use mounts::{MountFlag, MountSource};
+pub use options::{Cpus, Memory, RunOptions, parse_bytes};
 pub use process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
 pub use run::{run_attached, run_detached, run_foreground};
 pub use spec::{Limits, Tmpfs, Volume};
