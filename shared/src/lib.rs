@@ -29,6 +29,7 @@ pub mod runtime;
 pub mod store;
 pub mod testhook;
 pub mod tools;
+pub mod volume;
 
 pub use digest::Digest;
 pub use exit::{Exit, Failure};

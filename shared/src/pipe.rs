@@ -6,6 +6,8 @@ use std::io::BufRead;
 
 /// JSON fields that carry an image target, most specific first.
 pub const IMAGE_FIELDS: &[&str] = &["reference", "Reference", "Id", "ID", "id"];
+/// JSON fields that carry a volume target (vol-ls --format json, vol-inspect).
+pub const VOLUME_FIELDS: &[&str] = &["Name", "name"];
 /// JSON fields that carry a container target.
 pub const CONTAINER_FIELDS: &[&str] = &["Id", "ID", "id", "Name", "Names", "name"];
 

@@ -47,6 +47,11 @@ net-inspect | networks   | docker network inspect | Display detailed information
 net-rm      | networks   | docker network rm      | Remove one or more networks                                     | net-create net-ls
 net-connect | networks   | docker network connect | Connect a container to a network                                | net-disconnect net-inspect ctr-run
 net-disconnect | networks | docker network disconnect | Disconnect a container from a network                        | net-connect net-inspect
+vol-create  | volumes    | docker volume create   | Create a volume                                                 | vol-ls vol-rm ctr-run
+vol-ls      | volumes    | docker volume ls       | List volumes                                                    | vol-inspect vol-create vol-prune
+vol-inspect | volumes    | docker volume inspect  | Display detailed information on one or more volumes             | vol-ls ctr-inspect
+vol-rm      | volumes    | docker volume rm       | Remove one or more volumes                                      | vol-prune vol-ls ctr-rm
+vol-prune   | volumes    | docker volume prune    | Remove unused local volumes                                     | vol-rm ctr-prune img-prune
 img-pull    | registry   | docker pull            | Download an image from a registry                               | img-push img-ls img-login
 img-push    | registry   | docker push            | Upload an image to a registry                                   | img-pull img-tag img-login
 img-login   | registry   | docker login           | Log in to a registry                                            | img-logout img-pull img-push

@@ -12,11 +12,12 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 /// The container side, lowest first.
-const CONTAINER_SIDE: &[&str] = &["network", "container", "runtime", "lifecycle"];
+const CONTAINER_SIDE: &[&str] = &["network", "container", "volume", "runtime", "lifecycle"];
 /// What each may not import: the modules above it.
 const ABOVE: &[(&str, &[&str])] = &[
-    ("network", &["container", "runtime", "lifecycle"]),
-    ("container", &["runtime", "lifecycle"]),
+    ("network", &["container", "volume", "runtime", "lifecycle"]),
+    ("container", &["volume", "runtime", "lifecycle"]),
+    ("volume", &["runtime", "lifecycle"]),
     ("runtime", &["lifecycle"]),
 ];
 /// The only items a file of `runtime/` may take from `runtime/mod.rs`.

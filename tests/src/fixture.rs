@@ -56,7 +56,7 @@ impl Default for Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         for record in berth::lifecycle::list(&self.store).unwrap_or_default() {
-            let _ = berth::lifecycle::remove(&self.store, &record, true);
+            let _ = berth::lifecycle::remove(&self.store, &record, true, true);
         }
     }
 }

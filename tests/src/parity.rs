@@ -127,6 +127,11 @@ pub fn tool_for(words: &[String]) -> (&'static str, usize) {
         ("network", "connect") => ("net-connect", 2),
         ("network", "disconnect") => ("net-disconnect", 2),
         ("port", _) => ("ctr-port", 1),
+        ("volume", "create") => ("vol-create", 2),
+        ("volume", "ls") => ("vol-ls", 2),
+        ("volume", "inspect") => ("vol-inspect", 2),
+        ("volume", "rm") => ("vol-rm", 2),
+        ("volume", "prune") => ("vol-prune", 2),
         ("inspect", _) => ("ctr-inspect", 1),
         ("images", _) => ("img-ls", 1),
         ("rmi", _) => ("img-rm", 1),
@@ -214,8 +219,10 @@ static COLUMN_GAP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r" {3,}").unwra
 /// Who is speaking at the start of an error line: docker's client and
 /// engine, or the berth tool.
 static SPEAKER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?m)^(docker: |(ctr|img|net)-[a-z]+: )?(Error response from daemon: |Error: )?")
-        .unwrap()
+    Regex::new(
+        r"(?m)^(docker: |(ctr|img|net|vol)-[a-z]+: )?(Error response from daemon: |Error: )?",
+    )
+    .unwrap()
 });
 
 /// What must differ between two correct runs made the same: container

@@ -262,7 +262,13 @@ fn berth_lists_every_tool_by_group_and_runs_one_passing_its_exit_code_through() 
         .collect();
     assert_eq!(
         groups,
-        ["Images:", "Containers:", "Networks:", "Registry:"],
+        [
+            "Images:",
+            "Containers:",
+            "Networks:",
+            "Volumes:",
+            "Registry:"
+        ],
         "{overview:#?}"
     );
     for tool in berth::tools::all() {

@@ -650,7 +650,7 @@ fn bad_input_exits_125_with_one_line_and_leaves_nothing() {
     ctr_run(&fixture, &["--rm", "--cap-add", "CAP_NOPE", IMG, "true"])
         .failure(125)
         .one_error_line(&["CAP_NOPE"]);
-    ctr_run(&fixture, &["--rm", "-v", "relative:/x", IMG, "true"])
+    ctr_run(&fixture, &["--rm", "-v", "./relative:/x", IMG, "true"])
         .failure(125)
         .one_error_line(&["--volume"]);
     ctr_run(&fixture, &["--rm", "--no-such-flag", IMG, "true"])

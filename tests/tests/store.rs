@@ -391,7 +391,7 @@ impl Drop for SmallFs {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(self.filler());
         for record in berth::lifecycle::list(&self.store).unwrap_or_default() {
-            let _ = berth::lifecycle::remove(&self.store, &record, true);
+            let _ = berth::lifecycle::remove(&self.store, &record, true, true);
         }
         let _ = rustix::mount::unmount(self.root(), rustix::mount::UnmountFlags::DETACH);
     }

@@ -174,6 +174,12 @@ pub struct Config {
     pub env: Vec<String>,
     pub cmd: Vec<String>,
     pub image: String,
+    /// The image's VOLUMEs and `-v /path`; Docker's `null` when none.
+    #[serde(
+        default,
+        serialize_with = "null_when_empty_map",
+        deserialize_with = "empty_when_null"
+    )]
     pub volumes: BTreeMap<String, serde_json::Value>,
     pub working_dir: String,
     pub entrypoint: Option<Vec<String>>,
@@ -192,6 +198,12 @@ pub struct Config {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct HostConfig {
+    /// `-v` values but anonymous ones; Docker's `null` when there are none.
+    #[serde(
+        default,
+        serialize_with = "null_when_empty",
+        deserialize_with = "empty_when_null"
+    )]
     pub binds: Vec<String>,
     pub network_mode: String,
     pub auto_remove: bool,
@@ -217,16 +229,53 @@ pub struct HostConfig {
     /// `no` then (see `view::inspect`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restart_policy: Option<super::restart::RestartPolicy>,
+    /// `--mount` values in Docker's shape (`Type`, `Source`, `Target`,
+    /// `ReadOnly`); absent when there are none, as Docker's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<serde_json::Value>,
 }
 
-/// Docker's `Mounts` entry.
+fn null_when_empty<S: serde::Serializer>(list: &[String], out: S) -> Result<S::Ok, S::Error> {
+    if list.is_empty() {
+        out.serialize_none()
+    } else {
+        out.collect_seq(list)
+    }
+}
+
+fn null_when_empty_map<S: serde::Serializer>(
+    map: &BTreeMap<String, serde_json::Value>,
+    out: S,
+) -> Result<S::Ok, S::Error> {
+    if map.is_empty() {
+        out.serialize_none()
+    } else {
+        out.collect_map(map)
+    }
+}
+
+/// A list or map Docker writes as `null` when empty, read back empty.
+fn empty_when_null<'de, D, T>(input: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(input)?.unwrap_or_default())
+}
+
+/// Docker's `Mounts` entry: a bind (`Type` "bind") or a volume (`Type`
+/// "volume", with its `Name` and `Driver`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
 pub struct MountPoint {
     #[serde(rename = "Type")]
     pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     pub source: String,
     pub destination: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
     pub mode: String,
     #[serde(rename = "RW")]
     pub rw: bool,
@@ -562,219 +611,4 @@ fn lock(path: &Path) -> Result<File, ContainerError> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn records_use_dockers_field_names() {
-        let record = Record {
-            id: "a".repeat(64),
-            ..Record::default()
-        };
-        let json = serde_json::to_value(&record).unwrap();
-        for field in [
-            "Id",
-            "Name",
-            "Created",
-            "Path",
-            "Args",
-            "Image",
-            "Config",
-            "HostConfig",
-            "Mounts",
-            "LogPath",
-        ] {
-            assert!(json.get(field).is_some(), "{field}");
-        }
-        assert!(json["State"].get("OOMKilled").is_some());
-        assert!(json["State"].get("ExitCode").is_some());
-    }
-
-    #[test]
-    fn names_are_unique_and_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path()).unwrap();
-        let record = |id: &str| Record {
-            id: id.to_string(),
-            name: "/web".to_string(),
-            ..Record::default()
-        };
-        store.create_container(&record("1")).unwrap();
-        let err = store.create_container(&record("2")).unwrap_err();
-        assert!(
-            matches!(err, ContainerError::NameInUse { ref id, .. } if id == "1"),
-            "{err}"
-        );
-        assert!(!store.container_dir("2").exists());
-        assert!(check_name("bad/name").is_err());
-        store
-            .create_container(&Record {
-                name: "/db".to_string(),
-                ..record("3")
-            })
-            .unwrap();
-        let err = store.rename_container("3", "web").unwrap_err();
-        assert!(matches!(err, ContainerError::NameInUse { ref id, .. } if id == "1"));
-        assert_eq!(store.load_container("3").unwrap().name, "/db");
-        assert_eq!(store.rename_container("3", "cache").unwrap().name, "/cache");
-        assert_eq!(store.load_container("3").unwrap().name, "/cache");
-        store.rename_container("3", "db").unwrap(); // the old name is free again
-        check_name(&random_name()).unwrap();
-        let updated = store
-            .update_container("1", |r| r.state.exit_code = 7)
-            .unwrap();
-        assert_eq!(store.load_container("1").unwrap(), updated);
-        assert_eq!(new_id().unwrap().len(), 64);
-    }
-
-    #[test]
-    fn statuses_are_spelt_as_docker_spells_them() {
-        let words = [
-            "created",
-            "restarting",
-            "running",
-            "removing",
-            "paused",
-            "exited",
-            "dead",
-        ];
-        for (status, word) in Status::ALL.into_iter().zip(words) {
-            assert_eq!(status.to_string(), word);
-            assert_eq!(word.parse::<Status>().unwrap(), status);
-            assert_eq!(
-                serde_json::to_string(&status).unwrap(),
-                format!("\"{word}\"")
-            );
-            let read: Status = serde_json::from_str(&format!("\"{word}\"")).unwrap();
-            assert_eq!(read, status);
-        }
-        assert_eq!(
-            "sleepy".parse::<Status>().unwrap_err().to_string(),
-            "unknown container status \"sleepy\""
-        );
-        assert!("Running".parse::<Status>().is_err());
-    }
-
-    #[test]
-    fn state_changes_are_dockers() {
-        let mut state = State::created();
-        assert_eq!(state.status, Status::Created);
-        assert_eq!(state.started_at, ZERO_TIME);
-        state.start(42);
-        assert!(state.running && state.pid == 42 && state.status == Status::Running);
-        assert_ne!(state.started_at, ZERO_TIME);
-        state.pause();
-        assert!(state.running && state.paused && state.status == Status::Paused);
-        state.unpause();
-        assert!(state.running && !state.paused && state.status == Status::Running);
-        state.pause();
-        state.exit(255);
-        assert!(!state.running && state.pid == 0 && state.status == Status::Exited);
-        assert!(!state.paused, "an exit ends a pause");
-        state.pause();
-        state.unpause();
-        assert_eq!(
-            state.status,
-            Status::Exited,
-            "a stopped container stays stopped"
-        );
-        assert_eq!(state.exit_code, 255);
-        assert_ne!(state.finished_at, ZERO_TIME);
-    }
-
-    /// A record as earlier berth wrote it (the status a plain string)
-    /// reads, and is written back byte for byte.
-    #[test]
-    fn records_on_disk_read_and_write_back_unchanged() {
-        let on_disk = r#"{
-  "Id": "0123456789ab",
-  "Name": "/web",
-  "Created": "2024-01-01T00:00:00.000000001Z",
-  "Path": "sh",
-  "Args": [
-    "-c",
-    "exit 3"
-  ],
-  "State": {
-    "Status": "exited",
-    "Running": false,
-    "Paused": false,
-    "Restarting": false,
-    "OOMKilled": false,
-    "Dead": false,
-    "Pid": 0,
-    "ExitCode": 3,
-    "Error": "",
-    "StartedAt": "2024-01-01T00:00:01Z",
-    "FinishedAt": "2024-01-01T00:00:02Z"
-  },
-  "Image": "sha256:00",
-  "Config": {
-    "Hostname": "0123456789ab",
-    "Domainname": "",
-    "User": "",
-    "AttachStdin": false,
-    "AttachStdout": true,
-    "AttachStderr": true,
-    "Tty": false,
-    "OpenStdin": false,
-    "StdinOnce": false,
-    "Env": [
-      "PATH=/bin"
-    ],
-    "Cmd": [
-      "sh"
-    ],
-    "Image": "busybox",
-    "Volumes": {},
-    "WorkingDir": "/",
-    "Entrypoint": null,
-    "Labels": {},
-    "StopSignal": ""
-  },
-  "HostConfig": {
-    "Binds": [],
-    "NetworkMode": "none",
-    "AutoRemove": false,
-    "Privileged": false,
-    "ReadonlyRootfs": false,
-    "CapAdd": [],
-    "CapDrop": [],
-    "SecurityOpt": [],
-    "Memory": 0,
-    "NanoCpus": 0,
-    "PidsLimit": 0,
-    "Tmpfs": {},
-    "CgroupParent": "/berth",
-    "PortBindings": {},
-    "PublishAllPorts": false,
-    "ExtraHosts": [],
-    "Dns": []
-  },
-  "Mounts": [],
-  "LogPath": "/x/0123456789ab-json.log",
-  "ResolvConfPath": "/x/resolv.conf",
-  "HostnamePath": "/x/hostname",
-  "HostsPath": "/x/hosts",
-  "Driver": "overlay2",
-  "Platform": "linux",
-  "NetworkSettings": {
-    "Bridge": "",
-    "SandboxID": "",
-    "SandboxKey": "",
-    "Ports": {},
-    "Gateway": "",
-    "IPAddress": "",
-    "IPPrefixLen": 0,
-    "MacAddress": "",
-    "Networks": {}
-  }
-}"#;
-        for word in ["created", "running", "exited"] {
-            let text = on_disk.replace("\"exited\"", &format!("\"{word}\""));
-            let record: Record = serde_json::from_str(&text).unwrap();
-            assert_eq!(record.state.status.as_str(), word);
-            assert_eq!(serde_json::to_string_pretty(&record).unwrap(), text);
-        }
-    }
-}
+mod tests;

@@ -252,12 +252,18 @@ pub fn row(store: &Store, record: &Record, now: SystemTime, no_trunc: bool, size
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",");
+    // Docker's MOUNTS: a volume's name, a bind's source.
     let mounts = record
         .mounts
         .iter()
-        .map(|m| m.destination.clone())
+        .map(|m| m.name.clone().unwrap_or_else(|| m.source.clone()))
         .collect::<Vec<_>>()
         .join(",");
+    let local_volumes = record
+        .mounts
+        .iter()
+        .filter(|m| m.driver.as_deref() == Some("local"))
+        .count();
     let size = if sizes {
         let rw = size_rw(store, record);
         format!(
@@ -274,7 +280,7 @@ pub fn row(store: &Store, record: &Record, now: SystemTime, no_trunc: bool, size
         "ID": id,
         "Image": record.config.image,
         "Labels": labels,
-        "LocalVolumes": record.config.volumes.len().to_string(),
+        "LocalVolumes": local_volumes.to_string(),
         "Mounts": mounts,
         "Names": record.name.trim_start_matches('/'),
         "Networks": record.host_config.network_mode,

@@ -48,10 +48,7 @@ impl Template {
         inner
             .parse(text)
             .map_err(|e| TemplateError::Parse(e.to_string()))?;
-        Ok(Template {
-            inner,
-            prints_json,
-        })
+        Ok(Template { inner, prints_json })
     }
 
     /// Renders the template with `data` as dot.

@@ -5,6 +5,7 @@
 
 mod content;
 mod host;
+mod volumes;
 
 use crate::container::ContainerError;
 use crate::store::{Store, StoreError};
@@ -28,6 +29,8 @@ pub enum Kind {
     Cgroup,
     /// A temp file or scratch directory under `tmp/`.
     Temp,
+    /// A volume under `volumes/`.
+    Volume,
 }
 
 impl Kind {
@@ -40,6 +43,7 @@ impl Kind {
             Kind::Mount => "mount",
             Kind::Cgroup => "cgroup",
             Kind::Temp => "temp",
+            Kind::Volume => "volume",
         }
     }
 }
@@ -116,6 +120,8 @@ pub enum FsckError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Container(#[from] ContainerError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
 }
 
 /// Every problem in the store, in a stable order (content, then what runs).
@@ -127,6 +133,7 @@ pub fn check(store: &Store) -> Result<Vec<Problem>, FsckError> {
     content::check(store, quiet.is_some(), &mut problems)?;
     drop(quiet);
     host::check(store, &mut problems)?;
+    volumes::check(store, &mut problems)?;
     Ok(problems)
 }
 

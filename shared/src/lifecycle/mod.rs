@@ -152,4 +152,6 @@ pub enum LifecycleError {
     UnsupportedIp,
     #[error("network-scoped alias is supported only for containers in user defined networks")]
     UnsupportedAlias,
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
 }

@@ -30,7 +30,7 @@ pub fn prune(store: &Store, filters: &[PruneFilter]) -> Result<Pruned, Lifecycle
             continue;
         }
         let size = size_rw(store, &record);
-        match remove(store, &record, false) {
+        match remove(store, &record, false, false) {
             Ok(()) => {
                 pruned.ids.push(record.id);
                 pruned.reclaimed += size;

@@ -6,12 +6,19 @@ use super::kill::{KILL_GRACE, kill, wait_stopped};
 use crate::container::Record;
 use crate::container::owner::{self, is_owned, refresh};
 use crate::store::Store;
+use crate::volume::Volumes;
 use std::time::{Duration, Instant};
 
 /// Docker's rm: refuses a running container unless `force`, which kills it
-/// first; then removes its mounts, runtime state, cgroups and directory
-/// (its anonymous volumes live there and go with it).
-pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), LifecycleError> {
+/// first; then removes its mounts, runtime state, cgroups and directory;
+/// with `volumes` (`-v`) also its anonymous volumes no other container
+/// uses (named ones stay, as Docker's).
+pub fn remove(
+    store: &Store,
+    record: &Record,
+    force: bool,
+    volumes: bool,
+) -> Result<(), LifecycleError> {
     let Some(record) = settled(store, record)? else {
         return Ok(()); // --rm took it while we waited
     };
@@ -35,6 +42,9 @@ pub fn remove(store: &Store, record: &Record, force: bool) -> Result<(), Lifecyc
     }
     owner::teardown(store, &record.id, &dir.join("rootfs"));
     store.remove_container(&record.id)?;
+    if volumes {
+        Volumes::of(store).remove_anonymous_of(&record)?;
+    }
     Ok(())
 }
 

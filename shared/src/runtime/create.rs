@@ -3,6 +3,7 @@
 //! leaving nothing behind on error; `reopen` readies a stopped one again,
 //! leaving it as it was on error.
 
+use super::mounts::{MountFlag, MountSource};
 use super::options::{self, RunOptions};
 use super::spec::{self, Volume};
 use super::{FlagError, RunError, rootfs, seccomp, user};
@@ -13,6 +14,7 @@ use crate::container::{self, Config, HostConfig, MountPoint, Record, State};
 use crate::network::ports::{Port, Published};
 use crate::network::{self, Endpoint, EtcFiles, NetworkMode, NetworkRequest};
 use crate::store::{Store, StoreError};
+use crate::volume::Volumes;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -104,7 +106,13 @@ impl Prepared {
         owner::kill_cgroup(&self.id);
         owner::teardown(&self.store, &self.id, &self.rootfs);
         if remove {
+            let record = self.store.load_container(&self.id);
             let _ = self.store.remove_container(&self.id);
+            // `--rm` takes the container's anonymous volumes with it, as
+            // Docker's does; named ones stay.
+            if let Ok(record) = record {
+                let _ = Volumes::of(&self.store).remove_anonymous_of(&record);
+            }
         }
         self.armed = false;
     }
@@ -224,6 +232,12 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     for v in config.volumes().clone().unwrap_or_default() {
         volume_map.insert(v, serde_json::json!({}));
     }
+    // Docker keeps `-v /path` in Config.Volumes beside the image's.
+    for flag in &checked.volumes {
+        if flag.source == MountSource::Anonymous && !flag.from_mount {
+            volume_map.insert(flag.target.clone(), serde_json::json!({}));
+        }
+    }
     // Docker's ExposedPorts: the image's, and every port -p publishes.
     let mut exposed_ports = BTreeMap::new();
     let image_ports = config.exposed_ports().clone().unwrap_or_default();
@@ -268,7 +282,17 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
             ..Config::default()
         },
         host_config: HostConfig {
-            binds: opts.volumes.clone(),
+            binds: checked
+                .volumes
+                .iter()
+                .filter_map(|v| v.bind.clone())
+                .collect(),
+            mounts: checked
+                .volumes
+                .iter()
+                .filter(|v| v.from_mount)
+                .map(MountFlag::mount_json)
+                .collect(),
             network_mode: network_mode.to_string(),
             auto_remove: opts.remove,
             privileged: opts.privileged,
@@ -309,12 +333,40 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         ),
         restart_count: 0,
     };
+    let mut record = record;
+    // Every mount the container will have: the flags', then the image's
+    // VOLUMEs no flag covers, each an anonymous volume.
+    let mut wanted: Vec<MountFlag> = checked.volumes.clone();
+    for target in record.config.volumes.keys() {
+        if !wanted.iter().any(|v| v.target == *target) {
+            wanted.push(MountFlag {
+                source: MountSource::Anonymous,
+                target: target.clone(),
+                read_only: false,
+                nocopy: false,
+                mode: String::new(),
+                bind: None,
+                from_mount: false,
+            });
+        }
+    }
     // The owner lock comes before the record: a record nobody owns is never
     // one being made.
     let owner = store.claim_container_dir(&id, Owner::take)?;
-    if let Err(e) = store.create_container(&record) {
+    // The volumes are made and the record naming them written under the
+    // volumes lock: vol-rm and vol-prune, which take it too, see the
+    // volume in use as soon as it exists for this container.
+    let volumes = Volumes::of(store);
+    let created = (|| -> Result<(), RunError> {
+        let _lock = volumes.lock()?;
+        mount_points(&volumes, &wanted, &mut record.mounts)?;
+        store.create_container(&record)?;
+        Ok(())
+    })();
+    if let Err(e) = created {
         let _ = fs::remove_dir_all(&dir);
-        return Err(e.into());
+        let _ = volumes.remove_anonymous_of(&record);
+        return Err(e);
     }
     drop(lease); // the record keeps the image in use from now on
     let mut prepared = Prepared {
@@ -353,38 +405,41 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     ))?;
     connect(store, &record)?;
 
-    let mut volumes = checked.volumes.clone();
-    for v in &volumes {
+    let mut binds = Vec::new();
+    for (mount, flag) in record.mounts.iter().zip(&wanted) {
+        let source = PathBuf::from(&mount.source);
         // Docker makes a missing host path a directory; a file, socket or
         // device that is there is bound as it is.
-        if fs::symlink_metadata(&v.source).is_err() {
-            fs::create_dir_all(&v.source).map_err(RunError::io(&v.source))?;
+        if mount.name.is_none() && fs::symlink_metadata(&source).is_err() {
+            fs::create_dir_all(&source).map_err(RunError::io(&source))?;
         }
         // The target as the container resolves it: a symlink in the image
         // leads inside the root, and what it names is made if missing.
-        let target_dir = if v.source.is_dir() {
-            v.target.as_str()
+        let target_dir = if source.is_dir() {
+            flag.target.as_str()
         } else {
-            v.target.rsplit_once('/').map_or("/", |(dir, _)| dir)
+            flag.target.rsplit_once('/').map_or("/", |(dir, _)| dir)
         };
         rootfs::mkdir_in_root(&prepared.rootfs, target_dir).map_err(RunError::io(
-            &prepared.rootfs.join(v.target.trim_start_matches('/')),
+            &prepared.rootfs.join(flag.target.trim_start_matches('/')),
         ))?;
-    }
-    for (i, target) in record.config.volumes.keys().enumerate() {
-        if volumes.iter().any(|v| v.target == *target) {
-            continue;
+        // Docker fills an empty volume with what the image has there:
+        // contents, owner and mode, read inside the root so an image's
+        // symlink cannot point the copy at the host.
+        if let Some(name) = &mount.name
+            && !flag.nocopy
+        {
+            volumes.populate_once(name, |data| {
+                rootfs::copy_image_dir(&prepared.rootfs, &flag.target, data)
+            })?;
         }
-        let source = dir.join("volumes").join(i.to_string());
-        fs::create_dir_all(&source).map_err(RunError::io(&source))?;
-        // Docker starts a new anonymous volume with what the image has there.
-        rootfs::copy_image_dir(&prepared.rootfs, target, &source).map_err(RunError::io(&source))?;
-        volumes.push(Volume {
+        binds.push(Volume {
             source,
-            target: target.clone(),
-            read_only: false,
+            target: flag.target.clone(),
+            read_only: flag.read_only,
         });
     }
+    let volumes = binds;
     if !opts.privileged {
         spec::prepare_cgroup_mountpoint(&prepared.rootfs)?;
     }
@@ -413,22 +468,51 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     let spec_path = dir.join("config.json");
     let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| RunError::Spec(e.to_string()))?;
     container::write_private(&spec_path, &spec_json).map_err(RunError::io(&spec_path))?;
-    let mounts = volumes
-        .iter()
-        .map(|v| MountPoint {
-            kind: "bind".to_string(),
-            source: v.source.display().to_string(),
-            destination: v.target.clone(),
-            mode: if v.read_only { "ro" } else { "" }.to_string(),
-            rw: !v.read_only,
-            propagation: "rprivate".to_string(),
-        })
-        .collect();
-    store.update_container(&id, |r| {
-        r.mounts = mounts;
-    })?;
     prepared.armed = true;
     Ok(prepared)
+}
+
+/// The container's `Mounts` in Docker's shape, its volumes made (named
+/// ones if missing, anonymous ones new), each added as it is made so a
+/// failure can remove the anonymous ones. The caller holds the volumes lock.
+fn mount_points(
+    volumes: &Volumes,
+    wanted: &[MountFlag],
+    mounts: &mut Vec<MountPoint>,
+) -> Result<(), RunError> {
+    for flag in wanted {
+        let mount = match &flag.source {
+            MountSource::Host(path) => MountPoint {
+                kind: "bind".to_string(),
+                name: None,
+                source: path.display().to_string(),
+                destination: flag.target.clone(),
+                driver: None,
+                mode: flag.mode.clone(),
+                rw: !flag.read_only,
+                propagation: "rprivate".to_string(),
+            },
+            source => {
+                let name = match source {
+                    MountSource::Named(name) => Some(name.as_str()),
+                    _ => None,
+                };
+                let volume = volumes.ensure(name)?;
+                MountPoint {
+                    kind: "volume".to_string(),
+                    source: volumes.data_dir(&volume.name).display().to_string(),
+                    name: Some(volume.name),
+                    destination: flag.target.clone(),
+                    driver: Some(volume.driver),
+                    mode: flag.mode.clone(),
+                    rw: !flag.read_only,
+                    propagation: String::new(),
+                }
+            }
+        };
+        mounts.push(mount);
+    }
+    Ok(())
 }
 
 /// Makes a stopped container ready to start again: the same spec, the same

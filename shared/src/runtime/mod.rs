@@ -4,8 +4,9 @@
 //! signals), `run` (the foreground, attached and detached ways to run),
 //! `monitor` (the process that owns a detached container), `health` (its
 //! prober, running the health check), `restart` (its restart policy
-//! honoured) and `json_file` (its output logged), over the spec, seccomp, user, rootfs, terminal and
-//! attach pieces. This file holds only the error types and the re-exports.
+//! honoured) and `json_file` (its output logged), over the spec, seccomp,
+//! user, rootfs, terminal, attach and `mounts` (`-v` and `--mount` read)
+//! pieces. This file holds only the error types and the re-exports.
 
 pub mod attach;
 mod create;
@@ -13,6 +14,7 @@ pub mod exec;
 mod health;
 mod json_file;
 mod monitor;
+pub mod mounts;
 pub mod options;
 mod process;
 pub mod relay;
@@ -27,6 +29,7 @@ pub mod user;
 
 pub use create::{Prepared, prepare, reopen};
 pub use monitor::spawn_monitor;
+pub use mounts::{MountFlag, MountSource};
 pub use options::{Cpus, HealthFlags, Memory, RunOptions, parse_bytes, parse_duration};
 pub use process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
 pub use run::{run_attached, run_detached, run_foreground};
@@ -53,6 +56,8 @@ pub enum RunError {
     Container(#[from] ContainerError),
     #[error(transparent)]
     Network(#[from] NetworkError),
+    #[error(transparent)]
+    Volume(#[from] crate::volume::VolumeError),
     #[error("{0}")]
     User(String),
     #[error("No command specified")]

@@ -4,7 +4,8 @@
 //! elsewhere, and [`check`] turns the rest into the mounts, limits and
 //! security settings a container is made with, before anything is touched.
 
-use super::spec::{self, Limits, Tmpfs, Volume};
+use super::mounts::{MountFlag, parse_mount, parse_volume};
+use super::spec::{self, Limits, Tmpfs};
 use super::{FlagError, RunError, seccomp, tty};
 use crate::container;
 use crate::container::health::HealthConfig;
@@ -35,7 +36,10 @@ pub struct RunOptions {
     pub workdir: Option<String>,
     pub user: Option<String>,
     pub hostname: Option<String>,
+    /// `-v`, as given.
     pub volumes: Vec<String>,
+    /// `--mount`, as given.
+    pub mounts: Vec<String>,
     pub read_only: bool,
     pub tmpfs: Vec<String>,
     pub cap_add: Vec<String>,
@@ -256,7 +260,7 @@ fn host_cpus() -> usize {
 
 /// The other flags checked and turned into values, before anything is touched.
 pub(super) struct Checked {
-    pub volumes: Vec<Volume>,
+    pub volumes: Vec<MountFlag>,
     pub tmpfs: Vec<Tmpfs>,
     pub limits: Limits,
     pub cap_add: Vec<String>,
@@ -354,28 +358,10 @@ pub(super) fn check(opts: &RunOptions) -> Result<Checked, RunError> {
     let bad = |flag, value: &str, why: &str| RunError::from(FlagError::new(flag, value, why));
     let mut volumes = Vec::new();
     for spec in &opts.volumes {
-        let parts: Vec<&str> = spec.split(':').collect();
-        let (source, target, read_only) = match parts.as_slice() {
-            [s, t] => (*s, *t, false),
-            [s, t, "ro"] => (*s, *t, true),
-            [s, t, "rw"] => (*s, *t, false),
-            _ => return Err(bad("--volume", spec, "expected HOST:CONTAINER[:ro]")),
-        };
-        if !source.starts_with('/') {
-            return Err(bad(
-                "--volume",
-                spec,
-                "the host path must be absolute (named volumes are not supported)",
-            ));
-        }
-        if !target.starts_with('/') {
-            return Err(bad("--volume", spec, "the container path must be absolute"));
-        }
-        volumes.push(Volume {
-            source: PathBuf::from(source),
-            target: target.to_string(),
-            read_only,
-        });
+        volumes.push(parse_volume(spec).map_err(|why| bad("--volume", spec, &why))?);
+    }
+    for spec in &opts.mounts {
+        volumes.push(parse_mount(spec).map_err(|why| bad("--mount", spec, &why))?);
     }
     let mut tmpfs = Vec::new();
     for spec in &opts.tmpfs {

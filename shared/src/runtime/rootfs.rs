@@ -137,7 +137,10 @@ fn copy_layer(src: &Path, dst: &Path) -> io::Result<()> {
 
 /// Copies the image's directory `path` (resolved inside `rootfs`, so an
 /// image's symlink cannot point it at the host) into `dst`, keeping owners,
-/// modes and times. Nothing there, or not a directory: nothing to copy.
+/// modes and times, and gives `dst` the directory's own owner and mode (as
+/// Docker does for a new volume, so a non-root USER can write the volume
+/// its image made for it). Nothing there, or not a directory: nothing to
+/// copy.
 pub fn copy_image_dir(rootfs: &Path, path: &str, dst: &Path) -> io::Result<()> {
     use rustix::fs::{Mode, OFlags, ResolveFlags};
     let root = rustix::fs::open(
@@ -162,7 +165,10 @@ pub fn copy_image_dir(rootfs: &Path, path: &str, dst: &Path) -> io::Result<()> {
         "/proc/self/fd/{}",
         std::os::fd::AsRawFd::as_raw_fd(&dir)
     ));
-    copy_layer(&src, dst)
+    copy_layer(&src, dst)?;
+    let meta = rustix::fs::fstat(&dir)?;
+    std::os::unix::fs::lchown(dst, Some(meta.st_uid), Some(meta.st_gid))?;
+    fs::set_permissions(dst, fs::Permissions::from_mode(meta.st_mode & 0o7777))
 }
 
 fn is_opaque(dir: &Path) -> bool {

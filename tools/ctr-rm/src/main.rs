@@ -17,7 +17,7 @@ struct Cli {
     /// Force the removal of a running container (uses SIGKILL)
     #[arg(short, long)]
     force: bool,
-    /// Remove anonymous volumes (they live in the container's directory and always go with it)
+    /// Remove anonymous volumes associated with the container
     #[arg(short, long)]
     volumes: bool,
 }
@@ -26,13 +26,12 @@ fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli = Cli::parse();
-        let _ = cli.volumes;
         let targets = cli.targets.read()?;
         let store = cli.store.open()?;
         let mut failed = false;
         for target in &targets {
             let removed = lifecycle::find(&store, target)
-                .and_then(|record| lifecycle::remove(&store, &record, cli.force));
+                .and_then(|record| lifecycle::remove(&store, &record, cli.force, cli.volumes));
             match removed {
                 Ok(()) => output::result(target),
                 // Docker: with -f a container that is not there is said

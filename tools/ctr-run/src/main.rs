@@ -59,9 +59,16 @@ struct Cli {
     /// Container host name (default: the short ID)
     #[arg(long, short = 'h')]
     hostname: Option<String>,
-    /// Bind mount HOST:CONTAINER[:ro]
-    #[arg(short, long = "volume", value_name = "HOST:CONTAINER[:ro]")]
+    /// Bind mount a host path or mount a volume: [HOST-DIR|VOLUME:]CONTAINER-DIR[:ro]
+    #[arg(
+        short,
+        long = "volume",
+        value_name = "[HOST-DIR|VOLUME:]CONTAINER-DIR[:ro]"
+    )]
     volume: Vec<String>,
+    /// Attach a mount: type=volume|bind,source=…,target=…[,readonly]
+    #[arg(long = "mount", value_name = "type=volume,source=NAME,target=PATH")]
+    mount: Vec<String>,
     /// Mount the root filesystem read-only
     #[arg(long)]
     read_only: bool,
@@ -207,6 +214,7 @@ fn main() -> std::process::ExitCode {
             user: cli.user,
             hostname: cli.hostname,
             volumes: cli.volume,
+            mounts: cli.mount,
             read_only: cli.read_only,
             tmpfs: cli.tmpfs,
             cap_add: cli.cap_add,

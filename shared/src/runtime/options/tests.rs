@@ -1,4 +1,5 @@
 use super::*;
+use crate::runtime::mounts::MountSource;
 
 /// The one line a bad value gives, as the flag's parser says it.
 fn refused<T: FromStr>(value: &str) -> String
@@ -137,12 +138,32 @@ fn the_other_flags_are_checked_before_anything_is_touched() {
         }
     };
     assert_eq!(
-        refused(&|o| o.volumes = vec!["data:/data".into()]),
-        "invalid --volume value \"data:/data\": the host path must be absolute (named volumes are not supported)"
+        refused(&|o| o.volumes = vec!["../x:/data".into()]),
+        "invalid --volume value \"../x:/data\": ../x: \"../x\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+    );
+    assert_eq!(
+        refused(&|o| o.volumes = vec!["data:rel".into()]),
+        "invalid --volume value \"data:rel\": invalid mount path: 'rel' mount path must be absolute"
     );
     assert_eq!(
         refused(&|o| o.volumes = vec!["/a:/b:rx".into()]),
-        "invalid --volume value \"/a:/b:rx\": expected HOST:CONTAINER[:ro]"
+        "invalid --volume value \"/a:/b:rx\": invalid mode: rx"
+    );
+    assert_eq!(
+        refused(&|o| o.volumes = vec!["a:b:c:d".into()]),
+        "invalid --volume value \"a:b:c:d\": expected [HOST-DIR|VOLUME:]CONTAINER-DIR[:ro]"
+    );
+    assert_eq!(
+        refused(&|o| o.mounts = vec!["type=volume,src=x".into()]),
+        "invalid --mount value \"type=volume,src=x\": target is required"
+    );
+    assert_eq!(
+        refused(&|o| o.mounts = vec!["type=bind,src=/no/such/dir,dst=/x".into()]),
+        "invalid --mount value \"type=bind,src=/no/such/dir,dst=/x\": invalid mount config for type \"bind\": bind source path does not exist: /no/such/dir"
+    );
+    assert_eq!(
+        refused(&|o| o.mounts = vec!["dst=/x,bogus=1".into()]),
+        "invalid --mount value \"dst=/x,bogus=1\": unexpected key 'bogus' in 'bogus=1'"
     );
     assert_eq!(
         refused(&|o| o.tmpfs = vec!["run:size=1m".into()]),
@@ -257,10 +278,14 @@ fn the_other_flags_are_checked_before_anything_is_touched() {
     let checked = check(&opts).unwrap();
     assert_eq!(
         checked.volumes,
-        [Volume {
-            source: PathBuf::from("/srv"),
+        [MountFlag {
+            source: MountSource::Host(PathBuf::from("/srv")),
             target: "/data".into(),
             read_only: true,
+            nocopy: false,
+            mode: "ro".into(),
+            bind: Some("/srv:/data:ro".into()),
+            from_mount: false,
         }]
     );
     assert_eq!(checked.tmpfs[0].options, ["size=1m", "mode=700"]);
