@@ -356,9 +356,14 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     // The volumes are made and the record naming them written under the
     // volumes lock: vol-rm and vol-prune, which take it too, see the
     // volume in use as soon as it exists for this container.
+    // A container without volumes leaves the volumes alone (and the lock:
+    // every start would queue behind vol-prune otherwise).
     let volumes = Volumes::of(store);
+    let any_volume = wanted
+        .iter()
+        .any(|v| !matches!(v.source, MountSource::Host(_)));
     let created = (|| -> Result<(), RunError> {
-        let _lock = volumes.lock()?;
+        let _lock = any_volume.then(|| volumes.lock()).transpose()?;
         mount_points(&volumes, &wanted, &mut record.mounts)?;
         store.create_container(&record)?;
         Ok(())
