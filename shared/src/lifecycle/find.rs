@@ -50,9 +50,15 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
 
 /// Every container with its live state, newest first (as `docker ps`).
 pub fn list(store: &Store) -> Result<Vec<Record>, LifecycleError> {
+    let (records, bare) = match store.scan_containers() {
+        Ok(scan) => scan,
+        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A killed img-build's step is not the user's container: it goes.
-    owner::sweep_orphans(store);
-    let mut all = records(store)?;
+    let mut all = owner::sweep_orphans_among(store, records, &bare);
     all.sort_by(|a, b| b.created.cmp(&a.created));
     Ok(all.into_iter().map(|r| refresh(store, r)).collect())
 }

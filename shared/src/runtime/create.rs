@@ -212,6 +212,33 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         }
     }
 
+    // The volumes, known before anything is made, so the record is written
+    // once with its mounts: the `-v` binds, then an anonymous volume in the
+    // container's directory for each image VOLUME no bind covers.
+    let mut volumes = checked.volumes.clone();
+    let binds = volumes.len();
+    for (i, target) in volume_map.keys().enumerate() {
+        if volumes.iter().any(|v| v.target == *target) {
+            continue;
+        }
+        volumes.push(Volume {
+            source: dir.join("volumes").join(i.to_string()),
+            target: target.clone(),
+            read_only: false,
+        });
+    }
+    let mounts = volumes
+        .iter()
+        .map(|v| MountPoint {
+            kind: "bind".to_string(),
+            source: v.source.display().to_string(),
+            destination: v.target.clone(),
+            mode: if v.read_only { "ro" } else { "" }.to_string(),
+            rw: !v.read_only,
+            propagation: "rprivate".to_string(),
+        })
+        .collect();
+
     let record = Record {
         id: id.clone(),
         name: format!("/{name}"),
@@ -271,7 +298,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
                 .collect(),
             dns: opts.dns.clone(),
         },
-        mounts: Vec::new(),
+        mounts,
         log_path: dir.join(format!("{id}-json.log")).display().to_string(),
         resolv_conf_path: dir.join("resolv.conf").display().to_string(),
         hostname_path: dir.join("hostname").display().to_string(),
@@ -315,7 +342,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .map_err(RunError::io(&dir))?;
-    rootfs::prepare(&layers, &dir)?;
+    rootfs::prepare(&layers, &dir, opts.remove)?;
 
     let user = user::resolve(&prepared.rootfs, &user_spec)?;
     if let Some(home) = &user.home
@@ -328,8 +355,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     ))?;
     connect(store, &record)?;
 
-    let mut volumes = checked.volumes.clone();
-    for v in &volumes {
+    for v in &volumes[..binds] {
         // Docker makes a missing host path a directory; a file, socket or
         // device that is there is bound as it is.
         if fs::symlink_metadata(&v.source).is_err() {
@@ -346,19 +372,11 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
             &prepared.rootfs.join(v.target.trim_start_matches('/')),
         ))?;
     }
-    for (i, target) in record.config.volumes.keys().enumerate() {
-        if volumes.iter().any(|v| v.target == *target) {
-            continue;
-        }
-        let source = dir.join("volumes").join(i.to_string());
-        fs::create_dir_all(&source).map_err(RunError::io(&source))?;
+    for v in &volumes[binds..] {
+        fs::create_dir_all(&v.source).map_err(RunError::io(&v.source))?;
         // Docker starts a new anonymous volume with what the image has there.
-        rootfs::copy_image_dir(&prepared.rootfs, target, &source).map_err(RunError::io(&source))?;
-        volumes.push(Volume {
-            source,
-            target: target.clone(),
-            read_only: false,
-        });
+        rootfs::copy_image_dir(&prepared.rootfs, &v.target, &v.source)
+            .map_err(RunError::io(&v.source))?;
     }
     if !opts.privileged {
         spec::prepare_cgroup_mountpoint(&prepared.rootfs)?;
@@ -388,20 +406,6 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
     let spec_path = dir.join("config.json");
     let spec_json = serde_json::to_vec_pretty(&spec).map_err(|e| RunError::Spec(e.to_string()))?;
     container::write_private(&spec_path, &spec_json).map_err(RunError::io(&spec_path))?;
-    let mounts = volumes
-        .iter()
-        .map(|v| MountPoint {
-            kind: "bind".to_string(),
-            source: v.source.display().to_string(),
-            destination: v.target.clone(),
-            mode: if v.read_only { "ro" } else { "" }.to_string(),
-            rw: !v.read_only,
-            propagation: "rprivate".to_string(),
-        })
-        .collect();
-    store.update_container(&id, |r| {
-        r.mounts = mounts;
-    })?;
     prepared.armed = true;
     Ok(prepared)
 }
@@ -426,7 +430,7 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
     // A crash may have left the old overlay mounted, its runtime state, and
     // its network.
     owner::teardown(store, id, &rootfs);
-    rootfs::prepare(&layers, &dir)?;
+    rootfs::prepare(&layers, &dir, record.host_config.auto_remove)?;
     if let Err(e) = connect(store, &record) {
         owner::teardown(store, id, &rootfs);
         return Err(e);
