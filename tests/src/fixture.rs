@@ -149,12 +149,12 @@ impl Fixture {
     }
 
     /// Adds `count` exited containers `many-N`, copies of the record of
-    /// container `template` (one ctr-run made) with their own ID, name,
+    /// container `template` (a name or ID; one ctr-run made) with their own ID, name,
     /// creation time and paths, written straight into the store (for
     /// benches: thousands of runs would take minutes). Each is a directory
     /// with its record, as a stopped container of ctr-run's has.
     pub fn many_containers(&self, template: &str, count: usize) {
-        let template = self.store.load_container(template).unwrap();
+        let template = berth::lifecycle::find(&self.store, template).unwrap();
         let base = SystemTime::now() - std::time::Duration::from_secs(86_400);
         for i in 0..count {
             let id = Digest::of(format!("many-{i}").as_bytes()).hex().to_string();
