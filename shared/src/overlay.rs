@@ -16,6 +16,11 @@ use std::path::{Path, PathBuf};
 pub struct Upper<'a> {
     pub upper: &'a Path,
     pub work: &'a Path,
+    /// Writes that need not outlive the mount (a `--rm` container's):
+    /// overlay's `volatile` drops its syncs, above all the sync of the whole
+    /// upper filesystem at unmount, which on a busy host costs more than the
+    /// container's whole run.
+    pub volatile: bool,
 }
 
 /// Mounts `layers` (bottom first) at `target`: writable into `upper`, or
@@ -38,10 +43,14 @@ pub fn mount(layers: &[PathBuf], upper: Option<Upper<'_>>, target: &Path) -> io:
         ),
         None => (String::new(), rustix::mount::MountFlags::RDONLY),
     };
-    let attempts = [
+    let mut attempts = vec![
         format!("{}{writes},redirect_dir=off,metacopy=off", lower.option),
         format!("{}{writes}", lower.option),
     ];
+    // Kernels before 5.10 refuse `volatile`: they get the attempts above.
+    if upper.as_ref().is_some_and(|u| u.volatile) {
+        attempts.insert(0, format!("{},volatile", attempts[0]));
+    }
     let mut last = None;
     for options in attempts {
         let data = CString::new(options).map_err(io::Error::other)?;

@@ -57,6 +57,43 @@ fn a_missing_command_exits_127_and_a_non_executable_126() {
     assert!(fixture.container_ids().is_empty());
 }
 
+/// The root's mount options as the container sees them.
+fn root_mount_options(fixture: &Fixture, flags: &[&str]) -> String {
+    let args = [
+        flags,
+        &["--network", "none", IMG, "cat", "/proc/self/mountinfo"],
+    ]
+    .concat();
+    let run = ctr_run(fixture, &args).success();
+    run.stdout
+        .lines()
+        .find(|line| line.split(' ').nth(4) == Some("/"))
+        .unwrap_or_else(|| panic!("no root in {}", run.stdout))
+        .to_string()
+}
+
+#[test]
+fn only_a_removed_container_s_overlay_skips_syncs() {
+    let fixture = fixture();
+    // Its upper dir goes with it, so overlay's syncs (the whole upper
+    // filesystem's, at unmount) buy nothing.
+    let removed = root_mount_options(&fixture, &["--rm"]);
+    assert!(
+        removed.contains("overlay") && removed.contains("volatile"),
+        "{removed}"
+    );
+    // A kept container's writes must survive a crash.
+    let kept = root_mount_options(&fixture, &[]);
+    assert!(
+        kept.contains("overlay") && !kept.contains("volatile"),
+        "{kept}"
+    );
+    // Kept, it starts again on the same upper dir.
+    let id = fixture.container_ids().pop().unwrap();
+    let again = Run::of(tool("ctr-start", fixture.root()).args(["-a", &id]), None).success();
+    assert!(again.stdout.contains(" / / "), "{again:#?}");
+}
+
 #[test]
 fn the_record_keeps_the_exit_without_rm() {
     let fixture = fixture();

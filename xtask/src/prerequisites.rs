@@ -76,6 +76,11 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     ("/usr/bin/docker", "docker.io", Need::Tests),
     ("buildah", "buildah", Need::Bench),
     ("curl", "curl", Need::Bench),
+    // The start path's limit: crun runs the same bundle as runc.
+    ("crun", "crun", Need::Bench),
+    // The unpack's limit: `tar -I pigz -x` of the same layer.
+    ("pigz", "pigz", Need::Bench),
+    ("openssl", "openssl", Need::Bench),
     // GNU time, for peak memory (the shell's `time` keyword has no %M).
     ("/usr/bin/time", "time", Need::Bench),
 ];

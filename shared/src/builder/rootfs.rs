@@ -78,6 +78,9 @@ impl StepRoot {
         let writes = crate::overlay::Upper {
             upper: &upper,
             work: &work,
+            // The step's writes are kept as a layer blob (fsynced by the
+            // store), never as this scratch upper dir.
+            volatile: true,
         };
         let merged = dir.path().join("merged");
         mount_overlay(&lowers, Some(writes), &merged)?;

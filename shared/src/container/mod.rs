@@ -1,5 +1,5 @@
 //! Containers as the store keeps them, below the runtime that runs them:
-//! their records (`record`), who owns one and the one teardown of what it
+//! their records (`record`, read in bulk by `scan`), who owns one and the one teardown of what it
 //! holds (`owner`), reading their logs (`logs`) and showing them as
 //! `ctr-ps` and `ctr-inspect` do (`view`), the cgroups a running one has
 //! (`cgroup`: its processes, its freezer), copying files in and out of its
@@ -19,6 +19,7 @@ pub mod owner;
 mod record;
 mod reserve;
 pub mod restart;
+mod scan;
 pub mod stats;
 pub mod view;
 

@@ -295,28 +295,42 @@ fn lock_taker_alive(path: &Path) -> bool {
 /// state and records; and any container directory a killed tool left
 /// without a record.
 pub fn sweep_orphans(store: &Store) {
-    // Directories of containers whose tool died before the record was
-    // written (or while removing it): nothing was mounted or started yet.
-    for dir in store.leftover_container_dirs() {
-        let _ = fs::remove_dir_all(dir);
-    }
+    // A record that cannot be read is skipped, not a reason to sweep nothing.
     let Ok(entries) = fs::read_dir(store.containers_dir()) else {
         return;
     };
+    let mut records = Vec::new();
+    let mut bare = Vec::new();
     for entry in entries.flatten() {
         let id = entry.file_name().to_string_lossy().into_owned();
-        let Ok(record) = store.load_container(&id) else {
-            continue;
-        };
-        if !is_orphan(store, &record) {
-            continue;
+        match store.load_container(&id) {
+            Ok(record) => records.push(record),
+            Err(ContainerError::NoSuchContainer(_)) => bare.push(id),
+            Err(_) => {}
         }
-        // Its root filesystem is the builder's, which unmounts it.
-        kill_cgroup(&id);
-        release_runtime(store, &id);
-        crate::network::attach::detach(store, &id);
-        let _ = store.remove_container(&id);
     }
+    sweep_orphans_among(store, records, &bare);
+}
+
+/// [`sweep_orphans`] over a scan already made ([`Store::scan_containers`]):
+/// returns the records that remain, so a listing reads each record once.
+pub fn sweep_orphans_among(store: &Store, records: Vec<Record>, bare: &[String]) -> Vec<Record> {
+    // Directories of containers whose tool died before the record was
+    // written (or while removing it): nothing was mounted or started yet.
+    for dir in store.leftover_among(bare) {
+        let _ = fs::remove_dir_all(dir);
+    }
+    let (orphans, kept): (Vec<Record>, Vec<Record>) =
+        records.into_iter().partition(|r| is_orphan(store, r));
+    for record in orphans {
+        let id = &record.id;
+        // Its root filesystem is the builder's, which unmounts it.
+        kill_cgroup(id);
+        release_runtime(store, id);
+        crate::network::attach::detach(store, id);
+        let _ = store.remove_container(id);
+    }
+    kept
 }
 
 #[cfg(test)]

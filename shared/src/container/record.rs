@@ -2,7 +2,7 @@
 //! field names and status words, unique names, IDs, and atomic locked
 //! updates the lifecycle tools share.
 
-use super::{ContainerError, OWNER_LOCK, reserve};
+use super::{ContainerError, reserve};
 use crate::store::{PRIVATE_DIR, PRIVATE_FILE, Store};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -365,36 +365,30 @@ impl Store {
         self.containers_dir().join(id)
     }
 
-    fn record_path(&self, id: &str) -> PathBuf {
+    pub(super) fn record_path(&self, id: &str) -> PathBuf {
         self.container_dir(id).join("container.json")
     }
 
     /// Every container record, in no particular order. Directories without
     /// a record (one being created or removed) are skipped.
     pub fn containers(&self) -> Result<Vec<Record>, ContainerError> {
-        let dir = self.containers_dir();
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&dir).map_err(ContainerError::io(&dir))? {
-            let entry = entry.map_err(ContainerError::io(&dir))?;
-            let id = entry.file_name().to_string_lossy().into_owned();
-            match self.load_container(&id) {
-                Ok(record) => out.push(record),
-                Err(ContainerError::NoSuchContainer(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        Ok(self.scan_containers()?.0)
     }
 
     pub fn load_container(&self, id: &str) -> Result<Record, ContainerError> {
+        let bytes = self.record_bytes(id)?;
+        parse_record(&self.record_path(id), &bytes)
+    }
+
+    /// A record's bytes as stored.
+    fn record_bytes(&self, id: &str) -> Result<Vec<u8>, ContainerError> {
         let path = self.record_path(id);
-        let bytes = match fs::read(&path) {
+        match fs::read(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ContainerError::NoSuchContainer(id.to_string()));
+                Err(ContainerError::NoSuchContainer(id.to_string()))
             }
-            other => other.map_err(ContainerError::io(&path))?,
-        };
-        serde_json::from_slice(&bytes).map_err(|source| ContainerError::Json { path, source })
+            other => other.map_err(ContainerError::io(&path)),
+        }
     }
 
     /// Finds a container as Docker does: full ID, then name (with or without
@@ -444,7 +438,11 @@ impl Store {
         let _names = self.lock_names()?;
         self.name_free(&record.name)?;
         let dir = self.make_container_dir(&record.id)?;
-        reserve::make(&dir).map_err(ContainerError::io(&dir))?;
+        // A `--rm` container's exit is never recorded: it needs no reserve
+        // (whose blocks cost a discard when it goes, on a `discard` mount).
+        if !record.host_config.auto_remove {
+            reserve::make(&dir).map_err(ContainerError::io(&dir))?;
+        }
         self.write_record(record)
     }
 
@@ -458,25 +456,8 @@ impl Store {
     }
 
     /// The names lock: whoever holds it may give a container a name.
-    fn lock_names(&self) -> Result<File, ContainerError> {
+    pub(super) fn lock_names(&self) -> Result<File, ContainerError> {
         lock(&self.root().join("locks").join("names.lock"))
-    }
-
-    /// `name` without its `/`, if no container has it (the caller holds
-    /// the names lock); Docker's conflict otherwise.
-    fn name_free<'n>(&self, name: &'n str) -> Result<&'n str, ContainerError> {
-        let wanted = name.trim_start_matches('/');
-        if let Some(other) = self
-            .containers()?
-            .into_iter()
-            .find(|r| r.name.trim_start_matches('/') == wanted)
-        {
-            return Err(ContainerError::NameInUse {
-                name: wanted.to_string(),
-                id: other.id,
-            });
-        }
-        Ok(wanted)
     }
 
     /// A container's directory, private from its creation: it will hold
@@ -506,24 +487,6 @@ impl Store {
         claim(&dir)
     }
 
-    /// The container directories without a record whose owner died (killed
-    /// between claiming the directory and writing the record, or while
-    /// removing it).
-    pub fn leftover_container_dirs(&self) -> Vec<PathBuf> {
-        let Ok(_names) = self.lock_names() else {
-            return Vec::new();
-        };
-        let Ok(entries) = fs::read_dir(self.containers_dir()) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|dir| dir.is_dir() && !dir.join("container.json").exists())
-            .filter(|dir| File::open(dir.join(OWNER_LOCK)).map_or(true, |f| f.try_lock().is_ok()))
-            .collect()
-    }
-
     /// Read-modify-write of a record under its own lock.
     pub fn update_container(
         &self,
@@ -532,11 +495,20 @@ impl Store {
     ) -> Result<Record, ContainerError> {
         let dir = self.container_dir(id);
         let _guard = lock(&dir.join("lock"))?;
-        let mut record = self.load_container(id)?;
+        let before = self.record_bytes(id)?;
+        let mut record = parse_record(&self.record_path(id), &before)?;
         change(&mut record);
-        self.write_record(&record)?;
+        // A change that changes nothing (the network of a `--network none`
+        // run, recorded as it was made) costs no write and no fsync.
+        let bytes = serde_json::to_vec_pretty(&record).expect("records serialise");
+        if bytes == before {
+            return Ok(record);
+        }
+        self.write_record_bytes(id, &bytes)?;
         // A reserve spent on a full disk is made again once there is room.
-        let _ = reserve::make(&dir);
+        if !record.host_config.auto_remove {
+            let _ = reserve::make(&dir);
+        }
         Ok(record)
     }
 
@@ -574,11 +546,15 @@ impl Store {
     /// file is 0600 from its creation). On a full filesystem the
     /// container's reserve is given up for it, so an exit is still recorded.
     fn write_record(&self, record: &Record) -> Result<(), ContainerError> {
-        let dir = self.container_dir(&record.id);
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
-        match self.replace_record(&record.id, &bytes) {
+        self.write_record_bytes(&record.id, &bytes)
+    }
+
+    fn write_record_bytes(&self, id: &str, bytes: &[u8]) -> Result<(), ContainerError> {
+        let dir = self.container_dir(id);
+        match self.replace_record(id, bytes) {
             Err((_, e)) if reserve::is_full(&e) && reserve::release(&dir) => {
-                self.replace_record(&record.id, &bytes)
+                self.replace_record(id, bytes)
             }
             other => other,
         }
@@ -597,6 +573,13 @@ impl Store {
         tmp.persist(&path).map_err(|e| (path, e.error))?;
         Ok(())
     }
+}
+
+pub(super) fn parse_record(path: &Path, bytes: &[u8]) -> Result<Record, ContainerError> {
+    serde_json::from_slice(bytes).map_err(|source| ContainerError::Json {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 fn lock(path: &Path) -> Result<File, ContainerError> {

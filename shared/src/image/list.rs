@@ -43,8 +43,6 @@ pub struct Row {
     pub digest: Option<Digest>,
     pub created: Option<SystemTime>,
     pub size: u64,
-    /// How many containers use the image.
-    pub containers: usize,
 }
 
 impl Row {
@@ -85,7 +83,6 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
         }
     }
     summaries.save(&entries);
-    let users = super::image_users(store)?;
     let mut filters = options
         .filters
         .iter()
@@ -101,8 +98,6 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
         if entry.index_child || !image_passes(entry, summary, &filters) {
             continue;
         }
-        let id = summary.id.to_string();
-        let containers = users.iter().filter(|u| u.image_id == id).count();
         let row = |repository, tag, digest| Row {
             repository,
             tag,
@@ -110,7 +105,6 @@ pub fn list(store: &Store, options: &ListOptions) -> Result<Vec<Row>, ListError>
             digest,
             created: summary.created_time(),
             size: summary.size,
-            containers,
         };
         if entry.tags.is_empty() {
             rows.push(row(None, None, None));

@@ -110,6 +110,12 @@ impl Summaries {
     /// images in `entries`. The cache is derived data: a failed write only
     /// costs a recomputation next time.
     pub fn save(mut self, entries: &[ImageEntry]) {
+        // Nothing computed and no more entries than images (every image's
+        // was found in it): the cache is what it was, and the common warm
+        // listing is spared hashing every digest again.
+        if !self.dirty && self.by_manifest.len() <= entries.len() {
+            return;
+        }
         let live: HashSet<&str> = entries.iter().map(|e| e.manifest_digest.hex()).collect();
         let before = self.by_manifest.len();
         self.by_manifest.retain(|k, _| live.contains(k.as_str()));

@@ -6,17 +6,6 @@ use crate::container::owner::{self, refresh};
 use crate::container::{ContainerError, Record};
 use crate::store::Store;
 
-/// Every record as stored; a store no container ever ran in has none.
-pub(super) fn records(store: &Store) -> Result<Vec<Record>, LifecycleError> {
-    match store.containers() {
-        Ok(all) => Ok(all),
-        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Vec::new())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
 /// Finds a container as Docker does (full ID, name, unique ID prefix:
 /// `Store::find_container`), with its live state.
 pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
@@ -34,9 +23,15 @@ pub fn find(store: &Store, target: &str) -> Result<Record, LifecycleError> {
 
 /// Every container with its live state, newest first (as `docker ps`).
 pub fn list(store: &Store) -> Result<Vec<Record>, LifecycleError> {
+    let (records, bare) = match store.scan_containers() {
+        Ok(scan) => scan,
+        Err(ContainerError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(e) => return Err(e.into()),
+    };
     // A killed img-build's step is not the user's container: it goes.
-    owner::sweep_orphans(store);
-    let mut all = records(store)?;
+    let mut all = owner::sweep_orphans_among(store, records, &bare);
     all.sort_by(|a, b| b.created.cmp(&a.created));
     Ok(all.into_iter().map(|r| refresh(store, r)).collect())
 }

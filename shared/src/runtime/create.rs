@@ -397,7 +397,7 @@ pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
     )
     .map_err(RunError::io(&dir))?;
-    rootfs::prepare(&layers, &dir)?;
+    rootfs::prepare(&layers, &dir, opts.remove)?;
 
     let user = user::resolve(&prepared.rootfs, &user_spec)?;
     if let Some(home) = &user.home
@@ -546,7 +546,7 @@ pub(super) fn reopen_owned(store: &Store, id: &str, owner: Owner) -> Result<Prep
     // A crash may have left the old overlay mounted, its runtime state, and
     // its network.
     owner::teardown(store, id, &rootfs);
-    rootfs::prepare(&layers, &dir)?;
+    rootfs::prepare(&layers, &dir, record.host_config.auto_remove)?;
     if let Err(e) = connect(store, &record) {
         owner::teardown(store, id, &rootfs);
         return Err(e);

@@ -20,13 +20,15 @@ fn copy_forced() -> bool {
 }
 
 /// Makes `dir/rootfs` the container's root: the overlay, else the copy.
-pub fn prepare(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
+/// With `volatile` (a `--rm` container, whose upper dir goes with it) the
+/// overlay never syncs.
+pub fn prepare(layers: &[PathBuf], dir: &Path, volatile: bool) -> Result<(), RunError> {
     let rootfs = dir.join("rootfs");
     if dir.join(COPIED).exists() {
         return Ok(());
     }
     if !copy_forced() {
-        match mount_overlay(layers, dir) {
+        match mount_overlay(layers, dir, volatile) {
             Ok(()) => return Ok(()),
             // No overlayfs, or not on this filesystem or in this namespace.
             Err(e)
@@ -56,11 +58,19 @@ pub fn prepare(layers: &[PathBuf], dir: &Path) -> Result<(), RunError> {
 }
 
 /// Mounts the layers under the container's own upper and work dirs.
-fn mount_overlay(layers: &[PathBuf], dir: &Path) -> io::Result<()> {
+fn mount_overlay(layers: &[PathBuf], dir: &Path, volatile: bool) -> io::Result<()> {
     let (upper, work) = (dir.join("upper"), dir.join("work"));
+    // A volatile mount leaves this behind, and overlay refuses the work dir
+    // until it is gone (its upper dir may have lost writes in a crash; it
+    // is a `--rm` container's, started again only by hand).
+    let incompat = work.join("work").join("incompat");
+    if incompat.exists() {
+        let _ = fs::remove_dir_all(&incompat);
+    }
     let writes = crate::overlay::Upper {
         upper: &upper,
         work: &work,
+        volatile,
     };
     crate::overlay::mount(layers, Some(writes), &dir.join("rootfs"))
 }

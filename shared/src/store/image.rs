@@ -88,6 +88,21 @@ pub fn descriptor_digest(descriptor: &Descriptor) -> Digest {
         .unwrap_or_else(|_| Digest::of(descriptor.digest().to_string().as_bytes()))
 }
 
+/// `descriptor` without its annotations, made without copying them (a
+/// listing of thousands of tags makes one per image).
+fn without_annotations(descriptor: &Descriptor) -> Descriptor {
+    let mut bare = Descriptor::new(
+        descriptor.media_type().clone(),
+        descriptor.size(),
+        descriptor.digest().clone(),
+    );
+    bare.set_urls(descriptor.urls().clone());
+    bare.set_platform(descriptor.platform().clone());
+    bare.set_artifact_type(descriptor.artifact_type().clone());
+    bare.set_data(descriptor.data().clone());
+    bare
+}
+
 impl Store {
     /// Parses a manifest blob.
     pub fn read_manifest(&self, digest: &Digest) -> Result<ImageManifest, StoreError> {
@@ -117,8 +132,7 @@ impl Store {
         let mut add = |manifest: &Descriptor, named: Option<&Descriptor>| {
             let digest = descriptor_digest(manifest);
             let i = *position.entry(digest.clone()).or_insert_with(|| {
-                let mut descriptor = manifest.clone();
-                descriptor.set_annotations(None);
+                let descriptor = without_annotations(manifest);
                 reach.push(Reach {
                     digest,
                     descriptor,

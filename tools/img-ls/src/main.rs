@@ -64,27 +64,29 @@ fn main() -> std::process::ExitCode {
         let rows = list(&cli.store.open()?, &options)?;
         let now = SystemTime::now();
         if cli.quiet {
-            let mut seen = Vec::new();
+            let mut seen = std::collections::HashSet::new();
             for row in &rows {
                 let id = if cli.no_trunc {
                     row.id.to_string()
                 } else {
                     row.id.short().to_string()
                 };
-                if !seen.contains(&id) {
+                if seen.insert(id.clone()) {
                     output::result(&id);
-                    seen.push(id);
                 }
             }
+            return Ok(());
+        }
+        if matches!(format, Format::Default) {
+            print!("{}", default_table(&rows, now, &cli));
             return Ok(());
         }
         let objects: Vec<serde_json::Value> = rows
             .iter()
             .map(|row| row.to_json(now, cli.no_trunc))
             .collect();
-        match format.render(&objects, HEADERS)? {
-            Some(text) => print!("{text}"),
-            None => print!("{}", default_table(&rows, now, &cli)),
+        if let Some(text) = format.render(&objects, HEADERS)? {
+            print!("{text}");
         }
         Ok(())
     })

@@ -97,6 +97,7 @@ impl Root {
         let writes = crate::overlay::Upper {
             upper: &upper,
             work: &work,
+            volatile: false,
         };
         crate::overlay::mount(&layers, Some(writes), &rootfs).map_err(|source| CopyError::Io {
             what: format!("mounting the root filesystem of {}", record.id),

@@ -212,3 +212,54 @@ fn records_on_disk_read_and_write_back_unchanged() {
         assert_eq!(serde_json::to_string_pretty(&record).unwrap(), text);
     }
 }
+
+#[test]
+fn an_update_that_changes_nothing_writes_nothing() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let record = Record {
+        id: "c".repeat(64),
+        name: "/quiet".to_string(),
+        ..Record::default()
+    };
+    store.create_container(&record).unwrap();
+    let path = store.record_path(&record.id);
+    let inode = || fs::metadata(&path).unwrap().ino();
+    let first = inode();
+    store
+        .update_container(&record.id, |r| r.name = "/quiet".into())
+        .unwrap();
+    assert_eq!(inode(), first, "the same record, not replaced");
+    store
+        .update_container(&record.id, |r| r.state.exit(4))
+        .unwrap();
+    assert_ne!(inode(), first, "a change is written (by rename)");
+    assert_eq!(store.load_container(&record.id).unwrap().state.exit_code, 4);
+}
+
+#[test]
+fn only_containers_whose_exit_is_recorded_get_a_reserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let mut kept = Record {
+        id: "d".repeat(64),
+        name: "/kept".to_string(),
+        ..Record::default()
+    };
+    store.create_container(&kept).unwrap();
+    kept.id = "e".repeat(64);
+    kept.name = "/removed".into();
+    kept.host_config.auto_remove = true;
+    store.create_container(&kept).unwrap();
+    store
+        .update_container(&kept.id, |r| r.state.start(1))
+        .unwrap();
+    assert!(
+        store
+            .container_dir(&"d".repeat(64))
+            .join("reserve")
+            .exists()
+    );
+    assert!(!store.container_dir(&kept.id).join("reserve").exists());
+}
