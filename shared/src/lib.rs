@@ -25,6 +25,7 @@ pub mod progress;
 pub mod reference;
 pub mod registry;
 pub mod root;
+pub mod run_flags;
 pub mod runtime;
 pub mod store;
 pub mod testhook;

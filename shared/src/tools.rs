@@ -18,6 +18,7 @@ img-history | images     | docker history         | Show the history of an image
 img-import  | images     | docker import          | Import a root filesystem tarball as an image                    | ctr-export img-load
 img-fsck    | images     | berth's own            | Check the store, and repair what is garbage                     | img-prune ctr-prune
 ctr-run     | containers | docker run             | Create and run a new container from an image                    | ctr-ps ctr-exec ctr-logs ctr-stop ctr-rm
+ctr-create  | containers | docker create          | Create a new container, to be started by ctr-start              | ctr-start ctr-run ctr-rm
 ctr-ps      | containers | docker ps              | List containers                                                 | ctr-inspect ctr-run ctr-rm
 ctr-inspect | containers | docker inspect         | Display detailed information on one or more containers          | ctr-ps img-inspect
 ctr-exec    | containers | docker exec            | Execute a command in a running container                        | ctr-run ctr-attach ctr-top

@@ -32,7 +32,7 @@ pub use monitor::spawn_monitor;
 pub use mounts::{MountFlag, MountSource};
 pub use options::{Cpus, HealthFlags, Memory, RunOptions, parse_bytes, parse_duration};
 pub use process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
-pub use run::{run_attached, run_detached, run_foreground};
+pub use run::{create, run_attached, run_detached, run_foreground};
 pub use spec::{Limits, Tmpfs, Volume};
 
 use crate::container::ContainerError;

@@ -1,6 +1,7 @@
 //! `ctr-run`'s ways to run a container, side by side: in the foreground
 //! (this process owns it and passes its output on), attached to a terminal
-//! (`-t`: the monitor owns it, this process attaches), and detached (`-d`).
+//! (`-t`: the monitor owns it, this process attaches), and detached (`-d`);
+//! and `ctr-create`'s, which makes it and leaves it for `ctr-start`.
 
 use super::RunError;
 use super::attach::{self, Attached};
@@ -10,6 +11,15 @@ use super::monitor::{spawn_monitor, spawn_prober};
 use super::options::RunOptions;
 use super::process::{Stdio, catch_forwarded_signals, finish, pending_signal, start, wait};
 use crate::store::Store;
+
+/// Docker's create: the container made (its record, root and spec) and
+/// left `created`, holding nothing (no mount, no network) until ctr-start
+/// starts it as it starts a stopped one. Returns its ID.
+pub fn create(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
+    let mut prepared = prepare(store, opts)?;
+    prepared.cleanup(false);
+    Ok(prepared.id.clone())
+}
 
 /// `ctr-run` in the foreground: the container's stdio are ours, and its
 /// exit code (128+N for signal N) is returned.
