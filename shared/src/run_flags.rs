@@ -174,9 +174,11 @@ impl RunFlags {
         let tool_failed = |e: &dyn std::fmt::Display| Failure::new(Exit::ToolFailed, e.to_string());
         let image = match self.image.as_str() {
             "-" => {
-                let mut targets =
-                    pipe::targets_from_process(std::slice::from_ref(&self.image), pipe::IMAGE_FIELDS)
-                        .map_err(|e| tool_failed(&e))?;
+                let mut targets = pipe::targets_from_process(
+                    std::slice::from_ref(&self.image),
+                    pipe::IMAGE_FIELDS,
+                )
+                .map_err(|e| tool_failed(&e))?;
                 if targets.len() != 1 {
                     return Err(Failure::new(
                         Exit::ToolFailed,
@@ -191,8 +193,14 @@ impl RunFlags {
             .store
             .open()
             .map_err(|e| tool_failed(&Failure::from(e).message))?;
-        ensure_image(&store, &image, self.pull, self.platform.as_ref(), self.quiet)
-            .map_err(|e| tool_failed(&e.message))?;
+        ensure_image(
+            &store,
+            &image,
+            self.pull,
+            self.platform.as_ref(),
+            self.quiet,
+        )
+        .map_err(|e| tool_failed(&e.message))?;
         let options = RunOptions {
             detach_keys: self.keys.keys(),
             image,
@@ -281,4 +289,3 @@ fn ensure_image(
     observer.finish(&pulled);
     Ok(())
 }
-

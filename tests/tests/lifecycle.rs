@@ -821,3 +821,51 @@ fn update_changes_limits_now_and_for_later_starts() {
         "ctr-update: you must provide one or more flags when using this command\n"
     );
 }
+
+/// ctr-create makes the container and leaves it created, holding nothing
+/// (no mount, no cgroup); ctr-start runs it as Docker's start does.
+#[test]
+fn create_leaves_a_container_that_start_runs() {
+    let fixture = fixture();
+    let id = run(
+        &fixture,
+        "ctr-create",
+        &[
+            "--name",
+            "made",
+            "-e",
+            "X=1",
+            IMG,
+            "sh",
+            "-c",
+            "echo $X; exit 4",
+        ],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    assert_eq!(id.len(), 64, "{id}");
+    assert_eq!(status(&fixture, "made"), "created");
+    let listed = run(
+        &fixture,
+        "ctr-ps",
+        &["-a", "--format", "{{.Names}} {{.Status}}"],
+    )
+    .success();
+    assert_eq!(listed.stdout, "made Created\n");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&id), "a created container mounts nothing");
+    assert!(
+        !std::path::Path::new("/sys/fs/cgroup/pids/berth")
+            .join(&id)
+            .exists()
+    );
+
+    let started = run(&fixture, "ctr-start", &["-a", "made"]).failure(4);
+    assert_eq!(started.stdout, "1\n");
+    assert_eq!(status(&fixture, "made"), "exited");
+    run(&fixture, "ctr-create", &["--name", "made", IMG, "true"])
+        .failure(125)
+        .one_error_line(&["Conflict. The container name \"/made\" is already in use"]);
+}

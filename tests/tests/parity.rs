@@ -154,6 +154,14 @@ const SCENARIOS: &[Scenario] = &[
     s("pause-status", &[SLEEPER, "pause $N"], "ps -f name=$N --format {{.Status}}", ALL),
     s("unpause", &[SLEEPER, "pause $N"], "unpause $N", ALL),
     s("pause-exited", &[EXITED], "pause $N", CODE),
+    // create, then start
+    s("create", &[], "create --name $N $B true", ALL),
+    s("create-status", &["create --name $N $B true"], "ps -a -f name=$N --format {{.Status}}", ALL),
+    s("create-inspect", &["create --name $N $B true"], "inspect -f '{{.State.Status}} {{.State.Running}} {{.State.Pid}} {{.State.ExitCode}}' $N", ALL),
+    s("create-start-attached", &["create --name $N $B sh -c 'echo hi; exit 3'"], "start -a $N", ALL),
+    s("create-started-status", &["create --name $N $B true", "start -a $N"], "ps -a -f name=$N --format {{.Status}}", ALL),
+    s("create-name-conflict", &["create --name $N $B true"], "create --name $N $B true", CODE),
+    s("create-detach-refused", &[], "create -d $B true", CODE),
     // stats: what does not change from run to run
     s("stats-running", &[SLEEPER], "stats --no-stream --format '{{.Name}} {{.PIDs}}' $N", ALL),
     s("stats-exited", &[EXITED], "stats --no-stream --format '{{.Name}} {{.CPUPerc}} {{.MemUsage}} {{.MemPerc}} {{.NetIO}} {{.PIDs}}' $N", ALL),

@@ -66,6 +66,8 @@ fn main() -> std::process::ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use berth::network::NetworkMode;
+    use berth::runtime::{Cpus, Memory};
 
     /// The line `ctr-run` gives (exit 125) for these flags before an image.
     fn refused(flags: &[&str]) -> String {
@@ -144,7 +146,7 @@ mod tests {
 
     #[test]
     fn typed_flags_arrive_typed_once() {
-        let cli = Cli::try_parse_from(["ctr-run", "busybox"]).unwrap();
+        let cli = Cli::try_parse_from(["ctr-run", "busybox"]).unwrap().flags;
         assert_eq!(cli.network, NetworkMode::Bridge, "Docker's default");
         assert!(cli.memory.is_none() && cli.cpus.is_none() && cli.platform.is_none());
         let cli = Cli::try_parse_from([
@@ -160,7 +162,8 @@ mod tests {
             "busybox",
             "true",
         ])
-        .unwrap();
+        .unwrap()
+        .flags;
         assert_eq!(cli.memory.map(Memory::bytes), Some(256 << 20));
         assert_eq!(cli.cpus.map(Cpus::nano), Some(1_500_000_000));
         assert_eq!(cli.network, NetworkMode::Host);
