@@ -46,3 +46,22 @@ pub fn result(line: impl std::fmt::Display) {
 pub fn stdout_is_terminal() -> bool {
     std::io::stdout().is_terminal()
 }
+
+/// Docker's prune report on stdout: `heading` (`Deleted Images:`) and one
+/// line each, then a blank line, unless nothing went; then `Total
+/// reclaimed space: SIZE` (a cancelled prune's `0B` too).
+pub fn pruned(heading: &str, lines: &[String], reclaimed: u64) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if !lines.is_empty() {
+        writeln!(out, "{heading}")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(
+        out,
+        "Total reclaimed space: {}",
+        crate::format::human::size_precise(reclaimed)
+    )
+}

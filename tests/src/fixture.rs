@@ -574,3 +574,36 @@ fn tag_manifest(store: &Store, reference: &Reference, manifest: &StoredManifest)
     );
     store.tag(reference, descriptor).unwrap();
 }
+
+/// A tar built entry by entry: (path, kind, link target or contents).
+pub fn layer_of(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(Vec::new());
+    for (path, kind, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(*kind);
+        h.set_mode(if *kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        let gnu = h.as_gnu_mut().unwrap();
+        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
+        match kind {
+            tar::EntryType::Symlink | tar::EntryType::Link => {
+                gnu.linkname[..data.len()].copy_from_slice(data.as_bytes());
+                h.set_size(0);
+                h.set_cksum();
+                tar.append(&h, &[][..]).unwrap();
+            }
+            _ => {
+                h.set_size(data.len() as u64);
+                h.set_cksum();
+                tar.append(&h, data.as_bytes()).unwrap();
+            }
+        }
+    }
+    tar.into_inner().unwrap()
+}

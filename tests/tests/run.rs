@@ -1,6 +1,7 @@
 //! ctr-run end to end: real containers from busybox fixture images, run
 //! through libcontainer, checked from inside and through their records.
 
+use berth_harness::fixture::layer_of;
 use berth_harness::fixture::write_layers;
 use berth_harness::{Fixture, Run, tool, wait_for};
 use serde_json::{Value, json};
@@ -275,7 +276,7 @@ fn bind_mounts_take_files_sockets_devices_and_follow_image_symlinks() {
     let fixture = Fixture::new();
     // An image whose /data leads to a directory it does not have yet.
     let base = berth_harness::fixture::busybox_layer("links");
-    let links = layer(&[
+    let links = layer_of(&[
         ("data", tar::EntryType::Symlink, "/srv/data"),
         ("relative", tar::EntryType::Symlink, "../srv/rel"),
     ]);
@@ -410,39 +411,6 @@ fn a_memory_limit_oom_kills_a_hog_with_137() {
     );
 }
 
-/// A tar built entry by entry: (path, kind, link target or contents).
-fn layer(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, kind, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(*kind);
-        h.set_mode(if *kind == tar::EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
-        match kind {
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                gnu.linkname[..data.len()].copy_from_slice(data.as_bytes());
-                h.set_size(0);
-                h.set_cksum();
-                tar.append(&h, &[][..]).unwrap();
-            }
-            _ => {
-                h.set_size(data.len() as u64);
-                h.set_cksum();
-                tar.append(&h, data.as_bytes()).unwrap();
-            }
-        }
-    }
-    tar.into_inner().unwrap()
-}
-
 /// More layers than fit in one page of overlay options by path (about 40
 /// with the store's paths): Docker allows 128.
 #[test]
@@ -452,7 +420,7 @@ fn an_image_of_130_layers_runs() {
     let mut layers = vec![berth_harness::fixture::busybox_layer("many")];
     let names: Vec<String> = (1..130).map(|n| format!("many/{n:03}")).collect();
     for name in &names {
-        layers.push(layer(&[("many/", D, ""), (name, F, "x")]));
+        layers.push(layer_of(&[("many/", D, ""), (name, F, "x")]));
     }
     let reference = berth::Reference::parse("test/many:130").unwrap();
     write_layers(&fixture.store, &reference, &layers, json!({"Cmd": ["sh"]}));
@@ -469,20 +437,20 @@ fn whiteouts_across_three_layers_give_the_right_tree() {
     use tar::EntryType::{Directory as D, Regular as F};
     let fixture = Fixture::new();
     let base = berth_harness::fixture::busybox_layer("whiteouts");
-    let one = layer(&[
+    let one = layer_of(&[
         ("data/", D, ""),
         ("data/a", F, "a"),
         ("data/b", F, "b"),
         ("opq/", D, ""),
         ("opq/old", F, "old"),
     ]);
-    let two = layer(&[
+    let two = layer_of(&[
         ("data/.wh.a", F, ""),
         ("opq/", D, ""),
         ("opq/.wh..wh..opq", F, ""),
         ("opq/new", F, "new"),
     ]);
-    let three = layer(&[("data/c", F, "c")]);
+    let three = layer_of(&[("data/c", F, "c")]);
     let reference = berth::Reference::parse("test/layers:3").unwrap();
     write_layers(
         &fixture.store,
@@ -581,7 +549,7 @@ fn an_anonymous_volume_starts_with_what_the_image_has_there() {
     use tar::EntryType::{Directory as D, Regular as F};
     let fixture = Fixture::new();
     let base = berth_harness::fixture::busybox_layer("volume");
-    let data = layer(&[("data/", D, ""), ("data/seed", F, "from the image")]);
+    let data = layer_of(&[("data/", D, ""), ("data/seed", F, "from the image")]);
     let reference = berth::Reference::parse("test/volume:1").unwrap();
     write_layers(
         &fixture.store,
@@ -629,15 +597,19 @@ fn hostile_layers_are_refused_and_write_nothing_outside() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         (
             "dotdot",
-            layer(&[("a/../../../escaped", F, "x")]),
+            layer_of(&[("a/../../../escaped", F, "x")]),
             "a/../../../escaped",
         ),
         (
             "symlink",
-            layer(&[("evil", S, &planted), ("evil/pwned", F, "x")]),
+            layer_of(&[("evil", S, &planted), ("evil/pwned", F, "x")]),
             "evil/pwned",
         ),
-        ("hardlink", layer(&[("shadow", H, "/etc/shadow")]), "shadow"),
+        (
+            "hardlink",
+            layer_of(&[("shadow", H, "/etc/shadow")]),
+            "shadow",
+        ),
     ];
     for (tag, hostile, entry) in cases {
         let fixture = Fixture::new();

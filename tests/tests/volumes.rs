@@ -3,6 +3,7 @@
 //! filled from the image with its owner and mode, vol-* tools, `ctr-rm -v`,
 //! `--rm`, vol-prune, parallel first use, and hostile names and images.
 
+use berth_harness::fixture::layer_of;
 use berth_harness::fixture::write_layers;
 use berth_harness::{Fixture, Run, tool};
 use serde_json::{Value, json};
@@ -431,7 +432,7 @@ fn a_volume_path_that_is_a_symlink_out_of_the_root_copies_and_chowns_nothing_of_
     // The same directory reached by climbing: `..` stops at the root.
     let climbing = format!("../../../../../../../..{target}");
     let base = berth_harness::fixture::busybox_layer("hostile-volume");
-    let hostile = layer(&[
+    let hostile = layer_of(&[
         ("data", S, &target),
         ("climb", S, &climbing),
         ("etc/", D, ""),
@@ -549,36 +550,4 @@ fn img_fsck_finds_a_volume_without_record_and_a_record_without_files() {
         "{found:#?}"
     );
     assert!(!found.stdout.contains("volumes/good"), "{found:#?}");
-}
-
-fn layer(entries: &[(&str, tar::EntryType, &str)]) -> Vec<u8> {
-    let mut tar = tar::Builder::new(Vec::new());
-    for (path, kind, data) in entries {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(*kind);
-        h.set_mode(if *kind == tar::EntryType::Directory {
-            0o755
-        } else {
-            0o644
-        });
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(1_700_000_000);
-        let gnu = h.as_gnu_mut().unwrap();
-        gnu.name[..path.len()].copy_from_slice(path.as_bytes());
-        match kind {
-            tar::EntryType::Symlink | tar::EntryType::Link => {
-                gnu.linkname[..data.len()].copy_from_slice(data.as_bytes());
-                h.set_size(0);
-                h.set_cksum();
-                tar.append(&h, &[][..]).unwrap();
-            }
-            _ => {
-                h.set_size(data.len() as u64);
-                h.set_cksum();
-                tar.append(&h, data.as_bytes()).unwrap();
-            }
-        }
-    }
-    tar.into_inner().unwrap()
 }

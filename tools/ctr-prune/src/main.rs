@@ -3,11 +3,9 @@
 //! not, as Docker does (as img-prune).
 
 use berth::cli::{self, StoreArgs};
-use berth::format::human;
 use berth::image::PruneFilter;
-use berth::{Exit, Failure, exit, lifecycle};
+use berth::{Exit, Failure, exit, lifecycle, output};
 use clap::Parser;
-use std::io::Write;
 use std::time::SystemTime;
 
 /// Remove all stopped containers.
@@ -27,6 +25,7 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
+        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
         let cli: Cli = cli::parse()?;
         let now = SystemTime::now();
         let filters = cli
@@ -35,26 +34,10 @@ fn main() -> std::process::ExitCode {
             .map(|f| PruneFilter::parse(f, now))
             .collect::<Result<Vec<_>, _>>()?;
         if !cli.force && !cli::confirm("This will remove all stopped containers.") {
-            println!("Total reclaimed space: 0B");
-            return Ok(());
+            return output::pruned("", &[], 0).map_err(io);
         }
         let store = cli.store.open()?;
         let pruned = lifecycle::prune(&store, &filters)?;
-        let mut out = std::io::stdout().lock();
-        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
-        if !pruned.ids.is_empty() {
-            writeln!(out, "Deleted Containers:").map_err(io)?;
-            for id in &pruned.ids {
-                writeln!(out, "{id}").map_err(io)?;
-            }
-            writeln!(out).map_err(io)?;
-        }
-        writeln!(
-            out,
-            "Total reclaimed space: {}",
-            human::size_precise(pruned.reclaimed)
-        )
-        .map_err(io)?;
-        Ok(())
+        output::pruned("Deleted Containers:", &pruned.ids, pruned.reclaimed).map_err(io)
     })
 }

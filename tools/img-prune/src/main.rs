@@ -2,11 +2,9 @@
 //! `-f`, from stdin terminal or not, as Docker does (scripts pass `-f`).
 
 use berth::cli::{self, StoreArgs};
-use berth::format::human;
 use berth::image::{PruneOptions, Removal, prune};
-use berth::{Exit, Failure, container, exit};
+use berth::{Exit, Failure, container, exit, output};
 use clap::Parser;
-use std::io::Write;
 
 /// Remove unused images.
 #[derive(Parser)]
@@ -28,10 +26,10 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
+        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
         let cli = Cli::parse();
         if !cli.force && !cli::confirm(warning(cli.all)) {
-            println!("Total reclaimed space: 0B");
-            return Ok(());
+            return output::pruned("", &[], 0).map_err(io);
         }
         let store = cli.store.open()?;
         let options = PruneOptions {
@@ -41,26 +39,14 @@ fn main() -> std::process::ExitCode {
         // What a killed build left goes first: its processes hold leases.
         container::owner::sweep_orphans(&store);
         let (removed, reclaimed) = prune(&store, &options).map_err(Failure::from)?;
-        let mut out = std::io::stdout().lock();
-        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
-        if !removed.is_empty() {
-            writeln!(out, "Deleted Images:").map_err(io)?;
-            for removal in &removed {
-                match removal {
-                    Removal::Untagged(r) => writeln!(out, "untagged: {r}"),
-                    Removal::Deleted(id) => writeln!(out, "deleted: {id}"),
-                }
-                .map_err(io)?;
-            }
-            writeln!(out).map_err(io)?;
-        }
-        writeln!(
-            out,
-            "Total reclaimed space: {}",
-            human::size_precise(reclaimed.bytes)
-        )
-        .map_err(io)?;
-        Ok(())
+        let lines: Vec<String> = removed
+            .iter()
+            .map(|removal| match removal {
+                Removal::Untagged(r) => format!("untagged: {r}"),
+                Removal::Deleted(id) => format!("deleted: {id}"),
+            })
+            .collect();
+        output::pruned("Deleted Images:", &lines, reclaimed.bytes).map_err(io)
     })
 }
 

@@ -3,12 +3,10 @@
 //! confirmation unless `-f`, as the other prune tools do.
 
 use berth::cli::{self, StoreArgs};
-use berth::format::human;
 use berth::volume::Volumes;
 use berth::volume::view::Filter;
-use berth::{Exit, Failure, exit};
+use berth::{Exit, Failure, exit, output};
 use clap::Parser;
-use std::io::Write;
 
 /// Remove unused local volumes.
 #[derive(Parser)]
@@ -30,6 +28,7 @@ struct Cli {
 fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
+        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
         let cli: Cli = cli::parse()?;
         let filters = cli
             .filters
@@ -38,29 +37,13 @@ fn main() -> std::process::ExitCode {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| Failure::new(Exit::Failed, e))?;
         if !cli.force && !cli::confirm(warning(cli.all)) {
-            println!("Total reclaimed space: 0B");
-            return Ok(());
+            return output::pruned("", &[], 0).map_err(io);
         }
         let store = cli.store.open()?;
         let pruned = Volumes::of(&store).prune(cli.all, |volume| {
             !filters.iter().all(|f| f.keeps(volume, &[]))
         })?;
-        let mut out = std::io::stdout().lock();
-        let io = |e: std::io::Error| Failure::new(Exit::Failed, e.to_string());
-        if !pruned.names.is_empty() {
-            writeln!(out, "Deleted Volumes:").map_err(io)?;
-            for name in &pruned.names {
-                writeln!(out, "{name}").map_err(io)?;
-            }
-            writeln!(out).map_err(io)?;
-        }
-        writeln!(
-            out,
-            "Total reclaimed space: {}",
-            human::size_precise(pruned.bytes)
-        )
-        .map_err(io)?;
-        Ok(())
+        output::pruned("Deleted Volumes:", &pruned.names, pruned.bytes).map_err(io)
     })
 }
 
