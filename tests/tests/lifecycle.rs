@@ -866,6 +866,6 @@ fn create_leaves_a_container_that_start_runs() {
     assert_eq!(started.stdout, "1\n");
     assert_eq!(status(&fixture, "made"), "exited");
     run(&fixture, "ctr-create", &["--name", "made", IMG, "true"])
-        .failure(125)
+        .failure(1)
         .one_error_line(&["Conflict. The container name \"/made\" is already in use"]);
 }

@@ -1,6 +1,6 @@
 //! ctr-create IMAGE [CMD...]: Docker's `docker create`. The container is
 //! made with every `ctr-run` flag but `-d`, and left created: its ID on
-//! stdout, for `ctr-start`.
+//! stdout, for `ctr-start`. A bad flag is 125, any later failure 1.
 
 use berth::run_flags::{self, RunFlags};
 use berth::{Exit, Failure, exit, output, runtime};
@@ -21,9 +21,11 @@ fn main() -> std::process::ExitCode {
     berth::cli::generate_on_request::<Cli>();
     exit::run(|| {
         let cli: Cli = run_flags::parse()?;
-        let (store, options) = cli.flags.into_options(false)?;
-        let id = runtime::create(&store, &options)
-            .map_err(|e| Failure::new(Exit::ToolFailed, Failure::from(e).message))?;
+        // Past the command line, Docker's create fails with 1 where run
+        // gives 125 (a name in use, a bad limit, a missing image).
+        let failed = |f: Failure| Failure::new(Exit::Failed, f.message);
+        let (store, options) = cli.flags.into_options(false).map_err(failed)?;
+        let id = runtime::create(&store, &options).map_err(|e| failed(Failure::from(e)))?;
         output::result(id);
         Ok(())
     })
