@@ -57,3 +57,23 @@ pub fn store_listing(root: &std::path::Path) -> std::collections::BTreeMap<Strin
     walk(root, root, &mut out);
     out
 }
+
+/// What a bridge network's containers left on the host: the veths still on
+/// its bridge `interface`, and the firewall rules naming its `subnet`.
+pub fn network_traces(interface: &str, subnet: &str) -> Vec<String> {
+    let sh = |command: String| {
+        let out = std::process::Command::new("sh")
+            .args(["-c", &command])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let veths = sh(format!("ip -br link show master {interface} 2>/dev/null"));
+    let prefix = subnet.split('/').next().unwrap();
+    let rules = sh(format!("iptables-save | grep -F '{prefix}' || true"));
+    veths
+        .lines()
+        .map(|l| format!("veth {l}"))
+        .chain(rules.lines().map(|l| format!("rule {l}")))
+        .collect()
+}

@@ -4,10 +4,10 @@
 //! (container IDs, times, the store's path), and the parts named compared.
 
 use crate::dockerd::Dockerd;
-use crate::tools::binary;
+use crate::tools::{Run, binary};
 use regex::Regex;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::LazyLock;
 
 /// What of a scenario's last command is compared.
@@ -169,25 +169,11 @@ fn parts(line: &str) -> (&str, Option<&str>) {
 }
 
 fn execute(command: &mut Command, input: Option<&str>) -> Outcome {
-    use std::io::Write;
-    command
-        .stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = command.spawn().expect("spawn");
-    if let Some(input) = input {
-        let mut stdin = child.stdin.take().unwrap();
-        let _ = stdin.write_all(input.as_bytes());
-    }
-    let output = child.wait_with_output().expect("wait");
+    let run = Run::of(command, input);
     Outcome {
-        code: output.status.code(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: run.code,
+        stdout: run.stdout,
+        stderr: run.stderr,
     }
 }
 

@@ -261,11 +261,7 @@ fn leftovers(root: &std::path::Path) -> Vec<String> {
             .as_str()
             .unwrap();
         let subnet = net["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
-        let veths = sh(&format!("ip -br link show master {interface} 2>/dev/null"));
-        left.extend(veths.lines().map(|l| format!("veth {l}")));
-        let prefix = subnet.split('/').next().unwrap();
-        let rules = sh(&format!("iptables-save | grep -F '{prefix}' || true"));
-        left.extend(rules.lines().map(|l| format!("rule {l}")));
+        left.extend(berth_harness::network_traces(interface, subnet));
     }
     left
 }
