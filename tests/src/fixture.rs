@@ -58,6 +58,9 @@ impl Drop for Fixture {
         for record in berth::lifecycle::list(&self.store).unwrap_or_default() {
             let _ = berth::lifecycle::remove(&self.store, &record, true, true);
         }
+        // The default bridge stands after its last container, as docker0
+        // does; a test's store takes it along when it goes.
+        let _ = berth::network::standing::close(&self.store);
     }
 }
 

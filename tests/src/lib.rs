@@ -58,22 +58,55 @@ pub fn store_listing(root: &std::path::Path) -> std::collections::BTreeMap<Strin
     out
 }
 
+/// What network `name` of the store at `root` leaves on the host once its
+/// containers are gone: `network_traces`, after waiting for the veths of
+/// containers just torn down (the kernel deletes a pair a few milliseconds
+/// after teardown returns: `standing::unplug`) and, for the default
+/// bridge, which stands between containers as docker0 does, closing it.
+pub fn network_leftovers(
+    root: &std::path::Path,
+    name: &str,
+    interface: &str,
+    subnet: &str,
+) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !veths_on(interface).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    if name == berth::network::networks::DEFAULT {
+        let store = berth::store::Store::open(root).expect("the store");
+        berth::network::standing::close(&store).expect("closing the default bridge");
+    }
+    network_traces(interface, subnet)
+}
+
+/// The interfaces on bridge `interface`, one line each.
+fn veths_on(interface: &str) -> Vec<String> {
+    let out = std::process::Command::new("ip")
+        .args(["-br", "link", "show", "master", interface])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
 /// What a bridge network's containers left on the host: the veths still on
 /// its bridge `interface`, and the firewall rules naming its `subnet`.
 pub fn network_traces(interface: &str, subnet: &str) -> Vec<String> {
-    let sh = |command: String| {
-        let out = std::process::Command::new("sh")
-            .args(["-c", &command])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let veths = sh(format!("ip -br link show master {interface} 2>/dev/null"));
     let prefix = subnet.split('/').next().unwrap();
-    let rules = sh(format!("iptables-save | grep -F '{prefix}' || true"));
-    veths
-        .lines()
+    let rules = std::process::Command::new("sh")
+        .args(["-c", &format!("iptables-save | grep -F '{prefix}' || true")])
+        .output()
+        .unwrap();
+    veths_on(interface)
+        .into_iter()
         .map(|l| format!("veth {l}"))
-        .chain(rules.lines().map(|l| format!("rule {l}")))
+        .chain(
+            String::from_utf8_lossy(&rules.stdout)
+                .lines()
+                .map(|l| format!("rule {l}")),
+        )
         .collect()
 }

@@ -80,8 +80,9 @@ fn network(root: &Path) -> serde_json::Value {
 
 /// Everything the store's containers hold on the host's network: leases,
 /// port claims naming its containers, pinned namespaces, veths on its
-/// bridge, firewall rules naming its subnet (but the shared ones netavark
-/// and berth keep by design).
+/// bridge, and once the bridge is closed (it stands between containers,
+/// as docker0 does) firewall rules naming its subnet (but the shared ones
+/// netavark and berth keep by design).
 fn network_leftovers(root: &Path) -> Vec<String> {
     let mut left = Vec::new();
     let leases = root.join("networks/leases");
@@ -115,7 +116,9 @@ fn network_leftovers(root: &Path) -> Vec<String> {
             .as_str()
             .unwrap();
         let subnet = net["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
-        left.extend(berth_harness::network_traces(interface, subnet));
+        left.extend(berth_harness::network_leftovers(
+            root, "bridge", interface, subnet,
+        ));
     }
     left
 }
@@ -491,4 +494,116 @@ fn a_container_cannot_reach_services_on_the_host_s_loopback() {
     );
     assert!(!said.contains("exit=0"), "{said}");
     run(&fixture, "ctr-rm", &["-f", &id]).success();
+}
+
+/// The default bridge stands between containers, as docker0 does: the
+/// first container opens it through netavark, the next are plugged in
+/// with `ip` alone (Docker's MAC for their address, a host end named after
+/// them), and a container that publishes ports, which netavark sets up
+/// and tears down, does not close it under the plugged ones when it goes.
+#[test]
+fn the_default_bridge_stands_between_containers_and_a_leaving_publisher_does_not_close_it() {
+    let fixture = fixture();
+    let net = network_after_first_run(&fixture);
+    let interface = net["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let gateway = net["IPAM"]["Config"][0]["Gateway"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = net["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Nothing runs, and the bridge and its NAT stand.
+    assert!(
+        Path::new("/sys/class/net").join(&interface).exists(),
+        "the bridge {interface} went with its last container"
+    );
+    assert!(sh("iptables-save -t nat").contains(&format!("-s {subnet}")));
+
+    let plugged = run(&fixture, "ctr-run", &["-d", IMG, "sleep", "120"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    let ip = inspect(&fixture, "{{.NetworkSettings.IPAddress}}", &plugged);
+    let octets: Vec<u8> = ip.split('.').map(|o| o.parse().unwrap()).collect();
+    let docker_mac = format!(
+        "02:42:{:02x}:{:02x}:{:02x}:{:02x}",
+        octets[0], octets[1], octets[2], octets[3]
+    );
+    assert_eq!(
+        inspect(&fixture, "{{.NetworkSettings.MacAddress}}", &plugged),
+        docker_mac
+    );
+    let inside = run(
+        &fixture,
+        "ctr-exec",
+        &[
+            &plugged,
+            "sh",
+            "-c",
+            "cat /sys/class/net/eth0/address; ip route",
+        ],
+    )
+    .success()
+    .stdout;
+    assert!(inside.starts_with(&format!("{docker_mac}\n")), "{inside}");
+    assert!(
+        inside.contains(&format!("default via {gateway} dev eth0")),
+        "{inside}"
+    );
+    let ends = sh(&format!("ip -o link show master {interface}"));
+    assert!(
+        ends.contains(&format!(": vb{}", &plugged[..8])),
+        "no host end of {plugged} on {interface}: {ends}"
+    );
+
+    // A publisher comes and goes through netavark.
+    let port = free_port();
+    let publish = format!("127.0.0.1:{port}:80");
+    let publisher = run(
+        &fixture,
+        "ctr-run",
+        &["-d", "-p", &publish, IMG, "sleep", "120"],
+    )
+    .success()
+    .stdout
+    .trim()
+    .to_string();
+    run(&fixture, "ctr-rm", &["-f", &publisher]).success();
+
+    // The plugged container still gets out: to a server of the test's on
+    // the gateway, NATed.
+    assert!(sh("iptables-save -t nat").contains(&format!("-s {subnet}")));
+    let host = TcpListener::bind("0.0.0.0:0").unwrap();
+    let host_port = host.local_addr().unwrap().port();
+    let served = std::thread::spawn(move || {
+        let (mut peer, _) = host.accept().unwrap();
+        peer.write_all(b"still out\n").unwrap();
+    });
+    let reached = run(
+        &fixture,
+        "ctr-exec",
+        &[&plugged, "sh", "-c", &format!("nc {gateway} {host_port}")],
+    );
+    assert_eq!(reached.success().stdout, "still out\n");
+    served.join().unwrap();
+
+    run(&fixture, "ctr-rm", &["-f", &plugged]).success();
+    assert_eq!(network_leftovers(fixture.root()), Vec::<String>::new());
+    assert!(
+        !Path::new("/sys/class/net").join(&interface).exists(),
+        "the bridge {interface} stayed after it was closed"
+    );
+}
+
+/// The store's default network once a first container has opened it and
+/// gone.
+fn network_after_first_run(fixture: &Fixture) -> serde_json::Value {
+    run(fixture, "ctr-run", &["--rm", IMG, "true"]).success();
+    network(fixture.root())
 }

@@ -218,7 +218,7 @@ fn sh(command: &str) -> String {
 /// Everything the store's containers hold on the host's networks: leases,
 /// pinned namespaces (and mounts of them), veths on each of its bridges,
 /// firewall rules naming each subnet (but the shared ones netavark and
-/// berth keep by design).
+/// berth keep by design), the default bridge closed first.
 fn leftovers(root: &std::path::Path) -> Vec<String> {
     let mut left = Vec::new();
     for dir in std::fs::read_dir(root.join("networks/leases"))
@@ -261,7 +261,9 @@ fn leftovers(root: &std::path::Path) -> Vec<String> {
             .as_str()
             .unwrap();
         let subnet = net["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
-        left.extend(berth_harness::network_traces(interface, subnet));
+        left.extend(berth_harness::network_leftovers(
+            root, name, interface, subnet,
+        ));
     }
     left
 }

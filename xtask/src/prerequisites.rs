@@ -58,12 +58,13 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     // img-build's interop test runs a built image under podman.
     ("podman", "podman", Need::Tests),
     // Bridge networking, every container's default (the demo's too):
-    // podman's network stack, its DNS server, the firewall it drives; the
-    // network tests look with `ip` and `nsenter`.
+    // podman's network stack, its DNS server, the firewall it drives, and
+    // iproute2's `ip`, which plugs containers into the standing default
+    // bridge; the network tests look with `ip` and `nsenter`.
     ("/usr/lib/podman/netavark", "netavark", Need::Demo),
     ("/usr/lib/podman/aardvark-dns", "aardvark-dns", Need::Demo),
     ("iptables", "iptables", Need::Demo),
-    ("ip", "iproute2", Need::Tests),
+    ("ip", "iproute2", Need::Demo),
     ("nsenter", "util-linux", Need::Tests),
     // img-build clones git contexts with the git CLI; the test serves a
     // repository and tarballs over a python http.server on 127.0.0.1.

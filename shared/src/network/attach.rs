@@ -9,10 +9,10 @@
 //! the same lock as set-up and teardown (`network.lock`).
 
 use super::host_ports;
-use super::netavark::{self, Attachment, NETAVARK, NetavarkError};
-use super::networks::{Network, Networks};
+use super::netavark::{self, Attachment, Configured, NETAVARK, NetavarkError};
+use super::networks::{self, Network, Networks};
 use super::ports::{Protocol, Published};
-use super::{NetworkError, NetworkMode, netns};
+use super::{NetworkError, NetworkMode, netns, standing};
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,6 +66,10 @@ struct Saved {
     /// Absent in files written before containers had more than one.
     #[serde(default = "first_interface")]
     interface: String,
+    /// Plugged into the standing default bridge: teardown unplugs it and
+    /// leaves the network up (see `standing`).
+    #[serde(default)]
+    standing: bool,
 }
 
 fn first_interface() -> String {
@@ -84,6 +88,8 @@ enum SavedFile {
 const SAVED: &str = "network.json";
 const NETNS: &str = "netns";
 const LOCK: &str = "network.lock";
+/// Marks a container whose namespace another joined (`join`).
+const SHARED: &str = "netns.shared";
 
 /// The pinned namespace of the container in `dir`.
 pub fn netns_path(dir: &Path) -> PathBuf {
@@ -119,8 +125,10 @@ fn read_saved(dir: &Path) -> Vec<Saved> {
     }
 }
 
-/// Writes `network.json` whole (temp file, fsync, rename): a crash leaves
-/// the old list or the new, never half of one.
+/// Writes `network.json` whole (temp file, rename): a crash leaves the old
+/// list or the new, never half of one. Not synced: what it names (a
+/// namespace, veths, rules, port claims under /run) does not outlive the
+/// machine, so the page cache, which outlives any process, is enough.
 fn write_saved(dir: &Path, saved: &[Saved]) -> Result<(), NetworkError> {
     let path = dir.join(SAVED);
     let io = |source| NetworkError::Io {
@@ -139,7 +147,6 @@ fn write_saved(dir: &Path, saved: &[Saved]) -> Result<(), NetworkError> {
         use std::io::Write;
         let mut file = File::create(&tmp)?;
         file.write_all(&text)?;
-        file.sync_all()?;
         fs::rename(&tmp, &path)
     };
     write().map_err(io)
@@ -267,6 +274,9 @@ fn attach_one(
         }
     };
     let bridge = network.bridge()?;
+    // The default bridge stands between containers; one that publishes
+    // ports has rules of its own, which only netavark makes and removes.
+    let standing = network.name == networks::DEFAULT && ports.is_empty() && interface == "eth0";
     let attachment = Attachment {
         container_id: id,
         container_name: name,
@@ -284,6 +294,7 @@ fn attach_one(
             .collect(),
         options: netavark::options(&bridge, &attachment),
         interface: interface.to_string(),
+        standing,
     };
     saved.push(entry.clone());
     let undo = |saved: &mut Vec<Saved>, e: NetworkError| {
@@ -304,7 +315,16 @@ fn attach_one(
         };
         return Err(undo(saved, e));
     }
-    let configured = match netavark::setup(&config_dir, &netns, &bridge, &attachment) {
+    let configured = match standing {
+        true => standing::plug(&config_dir, &netns, &bridge, &attachment).map(|mac_address| {
+            Configured {
+                mac_address,
+                dns_servers: Vec::new(),
+            }
+        }),
+        false => netavark::setup(&config_dir, &netns, &bridge, &attachment),
+    };
+    let configured = match configured {
         Ok(configured) => configured,
         Err(e) => return Err(undo(saved, e.into())),
     };
@@ -323,7 +343,13 @@ fn attach_one(
 fn release(store: &Store, dir: &Path, saved: &Saved) {
     let networks = Networks::of(store);
     let netns = netns_path(dir);
-    if netns.exists() {
+    if netns.exists() && saved.standing {
+        let wait = match dir.join(SHARED).exists() {
+            true => standing::Wait::Yes,
+            false => standing::Wait::No,
+        };
+        standing::unplug(&netns, &saved.interface, wait);
+    } else if netns.exists() {
         // A failure (rules a half-done set-up never made, netavark gone)
         // must not keep the rest from going: the claims and the lease are
         // ours to free whatever netavark says.
@@ -368,12 +394,20 @@ fn detach_locked(store: &Store, id: &str) {
     }
     netns::remove(&netns_path(&dir));
     let _ = fs::remove_file(dir.join(SAVED));
+    let _ = fs::remove_file(dir.join(SHARED));
 }
 
-/// Pins the network namespace of process `pid` (another container's init)
+/// Pins the network namespace of process `pid` (container `other`'s init)
 /// as container `id`'s, for `--network container:…`: its namespace is
 /// then that one for as long as it runs, whatever becomes of the other.
-pub fn join(store: &Store, id: &str, pid: i32) -> Result<PathBuf, NetworkError> {
+/// The other is marked as sharing its namespace, so its teardown takes
+/// its interfaces out of it before it returns (`standing::unplug`).
+pub fn join(store: &Store, id: &str, other: &str, pid: i32) -> Result<PathBuf, NetworkError> {
+    let marker = store.container_dir(other).join(SHARED);
+    File::create(&marker).map_err(|source| NetworkError::Io {
+        path: marker,
+        source,
+    })?;
     let dir = store.container_dir(id);
     let _lock = lock(&dir)?;
     let netns = netns_path(&dir);

@@ -14,6 +14,7 @@ pub mod netavark;
 pub mod netns;
 pub mod networks;
 pub mod ports;
+pub mod standing;
 
 pub use attach::{Attached, Endpoint, NetworkRequest};
 pub use etc::{EtcFiles, write_etc_files, write_resolv_conf};

@@ -283,7 +283,7 @@ fn run(
 
 /// The host-wide lock every netavark call (and our own firewall rule) is
 /// made under, held until dropped.
-fn host_lock() -> Result<File, NetavarkError> {
+pub(super) fn host_lock() -> Result<File, NetavarkError> {
     let path = Path::new(LOCK);
     let io = |source| NetavarkError::Io {
         path: path.to_path_buf(),

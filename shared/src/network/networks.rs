@@ -382,11 +382,17 @@ fn pick_subnet(owner: &Path) -> Result<Subnet, NetworkError> {
 /// claim of another network is an error rather than false.
 fn claim(subnet: &Subnet, owner: &Path, required: bool) -> Result<bool, NetworkError> {
     let dir = Path::new(CLAIMS);
+    let ours = owner.display().to_string();
+    let path = dir.join(subnet.to_string().replace('/', "-"));
+    // Held already (every start on the network asks): no other network
+    // can have claimed an overlapping subnet past a live claim of ours.
+    if fs::read_to_string(&path).is_ok_and(|holder| holder == ours) {
+        return Ok(true);
+    }
     fs::create_dir_all(dir).map_err(Networks::io(dir))?;
     let lock_path = dir.join(".lock");
     let lock = File::create(&lock_path).map_err(Networks::io(&lock_path))?;
     lock.lock().map_err(Networks::io(&lock_path))?;
-    let ours = owner.display().to_string();
     // Any live claim of another network that overlaps this subnet.
     for entry in fs::read_dir(dir).map_err(Networks::io(dir))?.flatten() {
         let Some(claimed) = entry
@@ -412,7 +418,6 @@ fn claim(subnet: &Subnet, owner: &Path, required: bool) -> Result<bool, NetworkE
             };
         }
     }
-    let path = dir.join(subnet.to_string().replace('/', "-"));
     write_atomically(&path, ours.as_bytes()).map_err(Networks::io(&path))?;
     Ok(true)
 }

@@ -706,7 +706,7 @@ fn join(store: &Store, record: &Record, other: &str) -> Result<(), RunError> {
     if !target.state.running || !owner::init_alive(&target.id, pid) {
         return Err(RunError::JoinStopped(other.to_string()));
     }
-    network::attach::join(store, &record.id, pid)?;
+    network::attach::join(store, &record.id, &target.id, pid)?;
     // The PID was the other container's init before the pin; if it still
     // is, the pinned namespace is that container's.
     if !owner::init_alive(&target.id, pid) {
