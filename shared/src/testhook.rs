@@ -14,6 +14,10 @@ pub const AFTER_LEASE: &str = "BERTH_TEST_PAUSE_AFTER_LEASE";
 /// after libcontainer created the init, before it is told to start.
 pub const BEFORE_START: &str = "BERTH_TEST_PAUSE_BEFORE_START";
 
+/// `net-connect`: the running container set up on the network, its
+/// record not yet told.
+pub const CONNECTED: &str = "BERTH_TEST_PAUSE_CONNECTED";
+
 /// `ctr-commit`: the new image's blobs written, the container still
 /// frozen, the writers' lock held, nothing named yet.
 pub const COMMIT_WRITTEN: &str = "BERTH_TEST_PAUSE_COMMIT_WRITTEN";

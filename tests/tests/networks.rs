@@ -931,3 +931,39 @@ fn a_container_on_three_networks_killed_from_outside_leaves_nothing_and_starts_o
     run(&fixture, "net-rm", &["one", "two"]).success();
     assert_eq!(leftovers(fixture.root()), Vec::<String>::new());
 }
+
+/// net-connect SIGKILLed after the container is on the network but before
+/// its record says so: the record and `network.json` disagree until the
+/// next net-connect, which undoes the orphaned set-up and makes it again
+/// rather than refusing as "already exists".
+#[test]
+fn a_net_connect_killed_before_its_record_is_redone_by_the_next() {
+    use berth::testhook::CONNECTED;
+    use berth_harness::pause::PausePoint;
+    let fixture = Fixture::new();
+    fixture.busybox(IMG, "killed-connect");
+    run(&fixture, "net-create", &["other"]).success();
+    run(
+        &fixture,
+        "ctr-run",
+        &["-d", "--name", "c", IMG, "sleep", "120"],
+    )
+    .success();
+    let point = PausePoint::new(CONNECTED);
+    let mut held = point.hold(tool("net-connect", fixture.root()).args(["other", "c"]), 60);
+    held.child.kill().unwrap();
+    let killed = held.release();
+    assert_ne!(killed.code, Some(0), "{killed:#?}");
+    let networks = inspect(&fixture, "{{json .NetworkSettings.Networks}}", "c");
+    assert!(!networks.contains("\"other\""), "{networks}");
+    run(&fixture, "net-connect", &["other", "c"]).success();
+    let ip = inspect(
+        &fixture,
+        "{{.NetworkSettings.Networks.other.IPAddress}}",
+        "c",
+    );
+    let inside = exec(&fixture, "c", "ip -4 -o addr show eth1");
+    assert!(inside.contains(&format!("{ip}/")), "{ip}: {inside}");
+    run(&fixture, "ctr-rm", &["-f", "c"]).success();
+    assert_eq!(leftovers(fixture.root()), Vec::<String>::new());
+}

@@ -65,7 +65,18 @@ pub fn connect(
             aliases: options.aliases.clone(),
             publish: Vec::new(),
         };
-        if let Some(attached) = network::attach::connect(store, &record.id, name, &endpoint)? {
+        let attached = match network::attach::connect(store, &record.id, name, &endpoint) {
+            // A net-connect killed between its set-up and its record left
+            // the first without the second: undone and made again, so the
+            // two agree and the user's retry is not refused.
+            Err(NetworkError::EndpointExists { .. }) if !already => {
+                network::attach::disconnect(store, &record.id, &network.name)?;
+                network::attach::connect(store, &record.id, name, &endpoint)?
+            }
+            other => other?,
+        };
+        crate::testhook::pause(crate::testhook::CONNECTED);
+        if let Some(attached) = attached {
             let updated = store.update_container(&record.id, |r| {
                 let settings = &mut r.network_settings;
                 let mut entry = EndpointSettings::asked(options.ip, &options.aliases);
