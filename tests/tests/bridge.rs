@@ -607,3 +607,53 @@ fn network_after_first_run(fixture: &Fixture) -> serde_json::Value {
     run(fixture, "ctr-run", &["--rm", IMG, "true"]).success();
     network(fixture.root())
 }
+
+/// What a netavark killed half-way through opening the default bridge
+/// leaves (the bridge, not all of its rules) is not taken for a standing
+/// bridge: the next container has netavark open it again, rules and all.
+#[test]
+fn a_half_opened_bridge_is_opened_again_not_plugged_into() {
+    let fixture = fixture();
+    let net = network_after_first_run(&fixture);
+    let interface = net["Options"]["com.docker.network.bridge.name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let subnet = net["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The remains of a killed set-up: its NAT rule never made, and no
+    // record of a set-up that completed.
+    let nat = sh("iptables-save -t nat");
+    let rule = nat
+        .lines()
+        .find(|l| l.starts_with("-A POSTROUTING") && l.contains(&format!("-s {subnet}")))
+        .unwrap_or_else(|| panic!("no NAT rule for {subnet}: {nat}"))
+        .to_string();
+    let deleted = Command::new("sh")
+        .args([
+            "-c",
+            &format!("iptables -t nat {}", rule.replacen("-A", "-D", 1)),
+        ])
+        .status()
+        .unwrap();
+    assert!(deleted.success());
+    std::fs::remove_file(Path::new("/run/berth/opened").join(&interface)).unwrap();
+    assert!(!sh("iptables-save -t nat").contains(&format!("-s {subnet}")));
+
+    let id = run(&fixture, "ctr-run", &["-d", IMG, "sleep", "60"])
+        .success()
+        .stdout
+        .trim()
+        .to_string();
+    assert!(
+        sh("iptables-save -t nat").contains(&format!("-s {subnet}")),
+        "plugged into a bridge without its NAT"
+    );
+    let ip = inspect(&fixture, "{{.NetworkSettings.IPAddress}}", &id);
+    let mac = inspect(&fixture, "{{.NetworkSettings.MacAddress}}", &id);
+    assert!(!ip.is_empty() && mac.len() == 17, "{ip} {mac}");
+    run(&fixture, "ctr-rm", &["-f", &id]).success();
+    assert_eq!(network_leftovers(fixture.root()), Vec::<String>::new());
+}

@@ -60,6 +60,9 @@ fn the_default_bridge_works_on_a_legacy_iptables_host_and_leaves_no_rule() {
     // that reads the environment.
     unsafe { std::env::set_var("PATH", &path) };
 
+    // A host that has no legacy tables in use gets none left behind.
+    let pristine = !save("iptables-legacy-save").contains("-A ");
+
     let fixture = Fixture::new();
     fixture.busybox(IMG, "legacy");
     let port = free_port();
@@ -147,4 +150,14 @@ fn the_default_bridge_works_on_a_legacy_iptables_host_and_leaves_no_rule() {
         !save("iptables-legacy-save").contains(&subnet),
         "legacy rules for {subnet} stayed"
     );
+    drop(fixture);
+    if pristine {
+        for table in ["filter", "nat", "mangle", "raw"] {
+            for verb in ["-F", "-X"] {
+                let _ = std::process::Command::new("iptables-legacy")
+                    .args(["-t", table, verb])
+                    .status();
+            }
+        }
+    }
 }

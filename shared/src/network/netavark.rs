@@ -21,6 +21,12 @@ pub const NETAVARK: &str = "/usr/lib/podman/netavark";
 pub const AARDVARK_DNS: &str = "/usr/lib/podman/aardvark-dns";
 /// The host-wide lock every netavark call holds.
 const LOCK: &str = "/run/berth/netavark.lock";
+/// Per bridge, its interface index when a netavark set-up of it last
+/// completed with no teardown begun since: the bridge is then whole
+/// (bridge, NAT and isolation rules), not the remains of a set-up or a
+/// teardown that was killed half-way, which leave the bridge but not all
+/// of its rules. A bridge deleted and made again has another index.
+const OPENED: &str = "/run/berth/opened";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetavarkError {
@@ -128,6 +134,7 @@ pub fn setup(
     let _serialised = host_lock()?;
     guard_host_loopback(&bridge.interface)?;
     let reply = run(config_dir, "setup", netns, &options(bridge, attachment))?;
+    mark_opened(&bridge.interface);
     let status: Value = serde_json::from_slice(&reply).map_err(|e| NetavarkError::Failed {
         verb: "setup",
         message: format!("unreadable answer: {e}"),
@@ -167,7 +174,37 @@ pub fn teardown_with(
     options: &Value,
 ) -> Result<(), NetavarkError> {
     let _serialised = host_lock()?;
+    // It may close the network: whole again only after the next set-up.
+    if let Some(networks) = options["network_info"].as_object() {
+        for network in networks.values() {
+            if let Some(interface) = network["network_interface"].as_str() {
+                let _ = fs::remove_file(Path::new(OPENED).join(interface));
+            }
+        }
+    }
     run(config_dir, "teardown", netns, options).map(|_| ())
+}
+
+/// The interface index of bridge `interface`, if it exists.
+fn index_of(interface: &str) -> Option<String> {
+    fs::read_to_string(Path::new("/sys/class/net").join(interface).join("ifindex"))
+        .ok()
+        .map(|index| index.trim().to_string())
+}
+
+/// Records that bridge `interface` is whole (the host lock held).
+fn mark_opened(interface: &str) {
+    if let Some(index) = index_of(interface) {
+        let _ = fs::create_dir_all(OPENED);
+        let _ = fs::write(Path::new(OPENED).join(interface), index);
+    }
+}
+
+/// Whether bridge `interface` stands whole, as netavark's last completed
+/// set-up left it (to be asked under the host lock).
+pub fn is_open(interface: &str) -> bool {
+    let marked = fs::read_to_string(Path::new(OPENED).join(interface)).ok();
+    marked.is_some() && marked == index_of(interface)
 }
 
 /// netavark sets `route_localnet` on its bridges (so that the host's

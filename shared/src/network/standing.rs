@@ -13,7 +13,9 @@
 //!
 //! Every plug and every network change is made under netavark's host-wide
 //! lock, so a container is never plugged into a bridge that netavark is
-//! deleting under it.
+//! deleting under it; and only into a bridge whose netavark set-up last
+//! completed with no teardown begun since (`netavark::is_open`), never into
+//! what a netavark killed half-way left.
 
 use super::netavark::{self, Attachment, Bridge, NetavarkError};
 use super::networks::{self, Networks};
@@ -28,12 +30,15 @@ use std::process::{Command, Stdio};
 /// iproute2's `ip`, the field's tool for links, addresses and routes.
 const IP: &str = "ip";
 
-/// Whether netavark's bridge `bridge` is up on the host.
+/// Whether netavark's bridge `bridge` stands whole on the host: what a
+/// killed set-up or teardown left is opened again by netavark.
 fn is_up(bridge: &Bridge) -> bool {
-    Path::new("/sys/class/net")
-        .join(&bridge.interface)
-        .join("bridge")
-        .exists()
+    netavark::is_open(&bridge.interface)
+}
+
+/// Whether bridge `bridge` is on the host at all, whole or not.
+fn exists(bridge: &Bridge) -> bool {
+    Path::new("/sys/class/net").join(&bridge.interface).exists()
 }
 
 /// Docker's MAC address for a container's address: `02:42` and the
@@ -120,10 +125,11 @@ pub fn unplug(netns: &Path, interface: &str, wait: Wait) {
     let _ = ip_batch(Some(netns), &format!("link del {interface}\n"), wait);
 }
 
-/// Closes the store's default bridge if it stands with no container on
-/// it: the bridge and its firewall rules go, as netavark takes them when
-/// its last container leaves. True if it was closed. For whoever owns the
-/// store's end (a test's store, an uninstall); a running berth reopens it.
+/// Closes the store's default bridge if it is there (whole, or what a
+/// killed set-up or teardown left) with no container on it: the bridge and
+/// its firewall rules go, as netavark takes them when its last container
+/// leaves. True if it was closed. For whoever owns the store's end (a
+/// test's store, an uninstall); a running berth reopens it.
 pub fn close(store: &Store) -> Result<bool, NetworkError> {
     let networks = Networks::of(store);
     let Some(network) = networks.get(networks::DEFAULT)? else {
@@ -139,7 +145,7 @@ pub fn close(store: &Store) -> Result<bool, NetworkError> {
     }
     {
         let _lock = netavark::host_lock()?;
-        if !is_up(&bridge) || has_ports(&bridge) {
+        if !exists(&bridge) || has_ports(&bridge) {
             return Ok(false);
         }
     }
@@ -173,7 +179,7 @@ pub fn close(store: &Store) -> Result<bool, NetworkError> {
         result.map_err(NetworkError::from)
     })();
     netns::remove(&ns);
-    closed.map(|()| !is_up(&bridge))
+    closed.map(|()| !exists(&bridge))
 }
 
 /// Whether any interface is enslaved to the bridge.
