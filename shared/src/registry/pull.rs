@@ -18,7 +18,6 @@ use crate::reference::Reference;
 use crate::store::descriptor_digest;
 use crate::store::{BlobWriter, MediaKind, Store, StoreError, VerifiedBlob, io_error};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::client::BlobResponse;
 use oci_spec::image::{Descriptor, MediaType};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -241,10 +240,14 @@ impl Puller {
         let target = session.oci_reference(&repository.with_tag("latest"), None);
         let response = self
             .runtime
-            .block_on(retry(
-                || session.client.list_tags(&target, &session.auth, None, None),
-                |_, _| {},
-            ))
+            .block_on(async {
+                let client = session.client()?;
+                retry(
+                    || client.list_tags(&target, &session.auth, None, None),
+                    |_, _| {},
+                )
+                .await
+            })
             .map_err(|e| session.error(&format!("tags of {}", repository.repository()), e))?;
         // Registries list tags in no promised order; a pipe wants one.
         let mut tags = response.tags;
@@ -458,23 +461,9 @@ impl Puller {
         let mut failures: u32 = 0;
         let transfer: Result<(), PullError> = async {
             loop {
-                // A range from byte 0 on the first try lets the registry
-                // answer 206, whose stream oci-client does not hash again:
-                // we hash once, in the writer. Empty blobs cannot be ranged.
-                let response = if size == 0 {
-                    session
-                        .client
-                        .pull_blob_stream(&target, digest_text.as_str())
-                        .await
-                        .map(BlobResponse::Full)
-                } else {
-                    session
-                        .client
-                        .pull_blob_stream_partial(&target, digest_text.as_str(), received, None)
-                        .await
-                };
+                let response = blob_stream(session, &target, &digest_text, received, size).await;
                 let mut body = match response {
-                    Ok(BlobResponse::Full(body)) => {
+                    Ok((false, body)) => {
                         if received > 0 {
                             // The registry ignored the range: start over.
                             received = 0;
@@ -484,7 +473,7 @@ impl Puller {
                         }
                         body
                     }
-                    Ok(BlobResponse::Partial(body)) => body,
+                    Ok((true, body)) => body,
                     Err(e) if failures + 1 < attempts_for(&e) => {
                         failures += 1;
                         notify(LayerEvent::Retrying {
@@ -515,10 +504,6 @@ impl Puller {
                                 return Ok(());
                             }
                         }
-                        // oci-client's own check of a full response: the
-                        // bytes are all in, and our verification below
-                        // reports the mismatch with both digests.
-                        Err(e) if is_digest_error(&e) => break,
                         Err(e) => {
                             broken = Some(e);
                             break;
@@ -743,8 +728,37 @@ impl Tee {
     }
 }
 
-fn is_digest_error(error: &std::io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
+/// GETs blob `digest` from byte `from` on, with our own client (its
+/// connections are the ones the session's other requests warmed; the bytes
+/// are hashed once, by the writer). A range is asked for whenever the blob
+/// has bytes, even from 0: true when the registry answered with one (206),
+/// false when it sent the whole blob (200). Empty blobs cannot be ranged.
+async fn blob_stream(
+    session: &Session,
+    target: &oci_client::Reference,
+    digest: &str,
+    from: u64,
+    size: u64,
+) -> Result<
+    (
+        bool,
+        impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>,
+    ),
+    oci_client::errors::OciDistributionError,
+> {
+    let url = session.url(&format!("/v2/{}/blobs/{digest}", target.repository()));
+    let response = session
+        .send(target, |http| {
+            let request = http.get(&url);
+            match size {
+                0 => request,
+                _ => request.header(reqwest::header::RANGE, format!("bytes={from}-")),
+            }
+        })
+        .await?;
+    match response.status() {
+        reqwest::StatusCode::PARTIAL_CONTENT => Ok((true, response.bytes_stream())),
+        reqwest::StatusCode::OK => Ok((false, response.bytes_stream())),
+        _ => Err(Session::refused(response, &url).await),
+    }
 }
