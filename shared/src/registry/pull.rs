@@ -555,19 +555,26 @@ impl Puller {
         };
         transfer?;
         notify(LayerEvent::Verifying);
-        let verified =
-            tokio::task::spawn_blocking(move || writer.verify(Some(&digest), Some(size)))
-                .await
-                .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
-                .map_err(|source| PullError::Blob {
-                    what: what.clone(),
-                    source,
-                })?;
+        // Flushed to disk here, on this blob's own task, while the other
+        // downloads go on, rather than one after another at the commit.
+        let verified = tokio::task::spawn_blocking(move || {
+            let mut blob = writer.verify(Some(&digest), Some(size))?;
+            blob.sync()?;
+            Ok(blob)
+        })
+        .await
+        .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
+        .map_err(|source| PullError::Blob {
+            what: what.clone(),
+            source,
+        })?;
         // Only now: bytes that do not match their digest are reported as
-        // that, whatever they decompress to.
+        // that, whatever they decompress to. An uncompressed layer's diff
+        // ID is the digest just verified.
         let diff_id = diff_id
             .transpose()
-            .map_err(|source| PullError::Layer { what, source })?;
+            .map_err(|source| PullError::Layer { what, source })?
+            .map(|diff_id| diff_id.unwrap_or_else(|| verified.digest().clone()));
         if is_layer {
             observer
                 .borrow_mut()
@@ -584,8 +591,7 @@ impl Puller {
         observer: &RefCell<&mut dyn PullObserver>,
     ) -> Result<Pulled, PullError> {
         let layer_digests: Vec<Digest> = fetched.layers.iter().map(descriptor_digest).collect();
-        for blob in fetched.blobs {
-            let (digest, _) = blob.persist()?;
+        for (digest, _) in VerifiedBlob::persist_all(fetched.blobs)? {
             if layer_digests.contains(&digest) {
                 observer.borrow_mut().layer(&digest, LayerEvent::Complete);
             }
@@ -694,17 +700,20 @@ fn write_chunks(
 }
 
 /// The diff ID thread: decompresses, walks and hashes a layer's chunks.
+/// An uncompressed layer is only walked (`None`): the writer's digest of
+/// the same bytes is its diff ID, and hashing them twice would double the
+/// pull's CPU.
 fn compute_diff_id(
     mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
-) -> Result<Digest, DiffIdError> {
-    let mut diff_id = DiffIdWriter::new();
+) -> Result<Option<Digest>, DiffIdError> {
+    let mut diff_id = DiffIdWriter::for_blob();
     while let Some(chunk) = receiver.blocking_recv() {
         match chunk {
             Chunk::Data(bytes) => diff_id.push(&bytes),
-            Chunk::Restart => diff_id = DiffIdWriter::new(),
+            Chunk::Restart => diff_id = DiffIdWriter::for_blob(),
         }
     }
-    diff_id.finish()
+    diff_id.finish_for_blob()
 }
 
 /// The download's two consumers: the blob writer and, for a layer, the
