@@ -253,3 +253,72 @@ impl Drop for TestBridge {
             .output();
     }
 }
+
+/// What Docker's engine adds to the firewall (its chains, the rules naming
+/// them or its bridge) and the FORWARD policy it sets, undone when dropped:
+/// only what names Docker or its bridge, so the rules of tests running
+/// beside this one stay. Made before an engine with `--iptables=true`
+/// starts (the coexistence test, the bench's published-port row).
+pub struct DockerFirewall {
+    policy: String,
+    before: Vec<(String, String)>,
+    bridge: &'static str,
+}
+
+impl DockerFirewall {
+    fn rules() -> Vec<(String, String)> {
+        let mut all = Vec::new();
+        for table in ["filter", "nat"] {
+            for line in sh(&format!("iptables -w -t {table} -S")).lines() {
+                all.push((table.to_string(), line.to_string()));
+            }
+        }
+        all
+    }
+
+    /// Notes the firewall as it is, before an engine on `bridge` starts.
+    pub fn save(bridge: &'static str) -> DockerFirewall {
+        let policy = sh("iptables -w -S FORWARD | head -1")
+            .split_whitespace()
+            .nth(2)
+            .unwrap_or("ACCEPT")
+            .to_string();
+        DockerFirewall {
+            policy,
+            before: DockerFirewall::rules(),
+            bridge,
+        }
+    }
+}
+
+impl Drop for DockerFirewall {
+    fn drop(&mut self) {
+        sh(&format!("iptables -w -P FORWARD {}", self.policy));
+        let docker_s = |line: &str| line.contains("DOCKER") || line.contains(self.bridge);
+        let added: Vec<(String, String)> = DockerFirewall::rules()
+            .into_iter()
+            .filter(|rule| !self.before.contains(rule) && docker_s(&rule.1))
+            .collect();
+        for (table, line) in &added {
+            if let Some(rule) = line.strip_prefix("-A ") {
+                sh(&format!("iptables -w -t {table} -D {rule}"));
+            }
+        }
+        for (table, line) in &added {
+            if let Some(chain) = line.strip_prefix("-N ") {
+                sh(&format!(
+                    "iptables -w -t {table} -F {chain}; iptables -w -t {table} -X {chain}"
+                ));
+            }
+        }
+    }
+}
+
+/// What `sh -c command` printed (empty if it could not run).
+fn sh(command: &str) -> String {
+    Command::new("sh")
+        .args(["-c", command])
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+        .unwrap_or_default()
+}

@@ -725,67 +725,9 @@ fn network_container_joins_another_s_namespace_and_keeps_it_when_that_one_stops(
     assert_eq!(leftovers(fixture.root()), Vec::<String>::new());
 }
 
-/// What Docker's engine adds to the firewall (its chains, the rules naming
-/// them or its bridge) and the FORWARD policy it sets, undone when dropped:
-/// only what names Docker or its bridge, so the rules of tests running
-/// beside this one stay.
-struct DockerFirewall {
-    policy: String,
-    before: Vec<(String, String)>,
-    bridge: &'static str,
-}
-
-impl DockerFirewall {
-    fn rules() -> Vec<(String, String)> {
-        let mut all = Vec::new();
-        for table in ["filter", "nat"] {
-            for line in sh(&format!("iptables -w -t {table} -S")).lines() {
-                all.push((table.to_string(), line.to_string()));
-            }
-        }
-        all
-    }
-
-    fn save(bridge: &'static str) -> DockerFirewall {
-        let policy = sh("iptables -w -S FORWARD | head -1")
-            .split_whitespace()
-            .nth(2)
-            .unwrap_or("ACCEPT")
-            .to_string();
-        DockerFirewall {
-            policy,
-            before: DockerFirewall::rules(),
-            bridge,
-        }
-    }
-}
-
-impl Drop for DockerFirewall {
-    fn drop(&mut self) {
-        sh(&format!("iptables -w -P FORWARD {}", self.policy));
-        let docker_s = |line: &str| line.contains("DOCKER") || line.contains(self.bridge);
-        let added: Vec<(String, String)> = DockerFirewall::rules()
-            .into_iter()
-            .filter(|rule| !self.before.contains(rule) && docker_s(&rule.1))
-            .collect();
-        for (table, line) in &added {
-            if let Some(rule) = line.strip_prefix("-A ") {
-                sh(&format!("iptables -w -t {table} -D {rule}"));
-            }
-        }
-        for (table, line) in &added {
-            if let Some(chain) = line.strip_prefix("-N ") {
-                sh(&format!(
-                    "iptables -w -t {table} -F {chain}; iptables -w -t {table} -X {chain}"
-                ));
-            }
-        }
-    }
-}
-
 #[test]
 fn the_default_bridge_works_beside_docker_s_engine_and_its_drop_policy() {
-    use berth_harness::dockerd::{Dockerd, TestBridge};
+    use berth_harness::dockerd::{DockerFirewall, Dockerd, TestBridge};
     const BRIDGE: &str = "berthco0";
     let _firewall = DockerFirewall::save(BRIDGE);
     let engine = TestBridge::new(BRIDGE, "10.197.4.1/24").and_then(|bridge| {

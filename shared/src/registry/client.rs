@@ -13,7 +13,7 @@ use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, RegistryOperation};
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 /// How often a transient failure (5xx, 429, a dropped connection) is tried
@@ -31,7 +31,13 @@ const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
 pub(crate) struct Session {
     /// The host the API is served from (`registry-1.docker.io`, `host:5000`).
     pub host: String,
-    pub client: Client,
+    /// oci-client, for the token dance and tag lists; built on first use:
+    /// building it loads the system's roots twice (tens of milliseconds),
+    /// which a registry that asks for no token never needs.
+    oci: OnceLock<Client>,
+    /// What [`Session::client`] builds it from.
+    transport: Transport,
+    protocol: ClientProtocol,
     pub auth: RegistryAuth,
     /// Where the credentials came from, for a 401's message.
     credentials: String,
@@ -75,34 +81,17 @@ impl Session {
             reason,
         };
         let http = http_client(&transport, timeouts).map_err(|e| unreachable(root_cause(&e)))?;
-        let protocol = choose_protocol(&host, &transport, &http, timeouts).await?;
+        let (protocol, challenged) = probe_protocol(&host, &transport, &http, timeouts).await?;
         let scheme = match protocol {
             ClientProtocol::Http => "http",
             _ => "https",
         };
-        let mut client_config = ClientConfig {
-            protocol,
-            accept_invalid_certificates: !transport.verify,
-            extra_root_certificates: transport
-                .extra_roots
-                .iter()
-                .map(|pem| Certificate {
-                    encoding: CertificateEncoding::Pem,
-                    data: pem.clone(),
-                })
-                .collect(),
-            connect_timeout: Some(timeouts.connect),
-            read_timeout: Some(timeouts.read),
-            user_agent: USER_AGENT,
-            ..ClientConfig::default()
-        };
-        // We pick index entries ourselves (variant-aware, --platform).
-        client_config.platform_resolver = None;
-        let client = Client::try_from(client_config).map_err(|e| unreachable(root_cause(&e)))?;
         let session = Session {
             credentials: config.describe(reference.domain()),
             host,
-            client,
+            oci: OnceLock::new(),
+            transport,
+            protocol,
             auth,
             timeouts,
             http,
@@ -110,6 +99,14 @@ impl Session {
             authorization: Mutex::new(None),
             operation,
         };
+        // A `GET /v2/` that chose the scheme and drew no challenge already
+        // says what oci-client's would: no token, so its own request and
+        // the client it needs are skipped.
+        if challenged == Some(false) && !matches!(session.auth, RegistryAuth::Bearer(_)) {
+            *session.authorization.lock().expect("authorization lock") =
+                session.authorization_for(None);
+            return Ok(session);
+        }
         let target = session.oci_reference(reference, None);
         session
             .authenticate(&target)
@@ -118,18 +115,38 @@ impl Session {
         Ok(session)
     }
 
-    /// Runs oci-client's authentication (a bearer token, or basic auth on
-    /// every request) and keeps what our own requests must send.
-    async fn authenticate(
-        &self,
-        target: &oci_client::Reference,
-    ) -> Result<(), OciDistributionError> {
-        let token = retry(
-            || self.client.auth(target, &self.auth, self.operation),
-            |_, _| {},
-        )
-        .await?;
-        let header = match (token, &self.auth) {
+    /// oci-client, built the first time it is needed.
+    pub fn client(&self) -> Result<&Client, OciDistributionError> {
+        if let Some(client) = self.oci.get() {
+            return Ok(client);
+        }
+        let mut client_config = ClientConfig {
+            protocol: self.protocol.clone(),
+            accept_invalid_certificates: !self.transport.verify,
+            extra_root_certificates: self
+                .transport
+                .extra_roots
+                .iter()
+                .map(|pem| Certificate {
+                    encoding: CertificateEncoding::Pem,
+                    data: pem.clone(),
+                })
+                .collect(),
+            connect_timeout: Some(self.timeouts.connect),
+            read_timeout: Some(self.timeouts.read),
+            user_agent: USER_AGENT,
+            ..ClientConfig::default()
+        };
+        // We pick index entries ourselves (variant-aware, --platform).
+        client_config.platform_resolver = None;
+        let client = Client::try_from(client_config)?;
+        Ok(self.oci.get_or_init(|| client))
+    }
+
+    /// The `Authorization` our own requests carry, given oci-client's
+    /// bearer token (if it got one): the token, or basic credentials.
+    fn authorization_for(&self, token: Option<String>) -> Option<String> {
+        match (token, &self.auth) {
             (Some(token), _) => Some(format!("Bearer {token}")),
             (None, RegistryAuth::Basic(user, password)) => {
                 use base64::Engine as _;
@@ -140,7 +157,22 @@ impl Session {
                 ))
             }
             (None, _) => None,
-        };
+        }
+    }
+
+    /// Runs oci-client's authentication (a bearer token, or basic auth on
+    /// every request) and keeps what our own requests must send.
+    async fn authenticate(
+        &self,
+        target: &oci_client::Reference,
+    ) -> Result<(), OciDistributionError> {
+        let client = self.client()?;
+        let token = retry(
+            || client.auth(target, &self.auth, self.operation),
+            |_, _| {},
+        )
+        .await?;
+        let header = self.authorization_for(token);
         *self.authorization.lock().expect("authorization lock") = header;
         Ok(())
     }
@@ -389,18 +421,35 @@ pub(crate) async fn choose_protocol(
     http: &reqwest::Client,
     timeouts: Timeouts,
 ) -> Result<ClientProtocol, RegistryError> {
+    Ok(probe_protocol(host, transport, http, timeouts).await?.0)
+}
+
+/// [`choose_protocol`], also telling whether the `GET /v2/` that chose it
+/// was answered with an authentication challenge (`WWW-Authenticate`);
+/// `None` when no probe was needed (HTTPS only).
+async fn probe_protocol(
+    host: &str,
+    transport: &Transport,
+    http: &reqwest::Client,
+    timeouts: Timeouts,
+) -> Result<(ClientProtocol, Option<bool>), RegistryError> {
     if !transport.http_fallback {
-        return Ok(ClientProtocol::Https);
+        return Ok((ClientProtocol::Https, None));
     }
     let probe = |https: bool| async move {
         let scheme = if https { "https" } else { "http" };
         http.get(format!("{scheme}://{host}/v2/"))
             .send()
             .await
-            .map(|response| response.status())
+            .map(|response| {
+                let challenged = response
+                    .headers()
+                    .contains_key(reqwest::header::WWW_AUTHENTICATE);
+                (response.status(), challenged)
+            })
     };
     let https_error = match probe(true).await {
-        Ok(_) => return Ok(ClientProtocol::Https),
+        Ok((_, challenged)) => return Ok((ClientProtocol::Https, Some(challenged))),
         Err(e) => e,
     };
     // Only a TLS-level refusal (a certificate, an alert) shows the host
@@ -408,11 +457,15 @@ pub(crate) async fn choose_protocol(
     // and then HTTP's own failure is the real one.
     let speaks_tls = is_tls_refusal(&https_error);
     let reason = match probe(false).await {
-        Ok(status) if status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED => {
-            return Ok(ClientProtocol::Http);
+        Ok((status, challenged))
+            if status.is_success() || status == reqwest::StatusCode::UNAUTHORIZED =>
+        {
+            return Ok((ClientProtocol::Http, Some(challenged)));
         }
         Ok(_) | Err(_) if speaks_tls => failure_reason(&https_error, timeouts),
-        Ok(status) => format!("GET /v2/ over plain HTTP answered {status}: not a registry API"),
+        Ok((status, _)) => {
+            format!("GET /v2/ over plain HTTP answered {status}: not a registry API")
+        }
         Err(http_error) => failure_reason(&http_error, timeouts),
     };
     Err(RegistryError::Unreachable {

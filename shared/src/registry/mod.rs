@@ -1,6 +1,7 @@
 //! Talking to registries: which scheme and CAs a host gets, whose credentials
-//! go with it, pulling images from it into the store (over oci-client) and
-//! pushing them back (our own requests, streamed from the store).
+//! go with it, pulling images from it into the store and pushing them back
+//! (our own requests, streamed; oci-client does the token dance and lists
+//! tags).
 //! The API is blocking; a private tokio runtime lives inside [`Puller`].
 
 mod auth;

@@ -18,7 +18,6 @@ use crate::reference::Reference;
 use crate::store::descriptor_digest;
 use crate::store::{BlobWriter, MediaKind, Store, StoreError, VerifiedBlob, io_error};
 use futures_util::{StreamExt, TryStreamExt, stream};
-use oci_client::client::BlobResponse;
 use oci_spec::image::{Descriptor, MediaType};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
@@ -241,10 +240,14 @@ impl Puller {
         let target = session.oci_reference(&repository.with_tag("latest"), None);
         let response = self
             .runtime
-            .block_on(retry(
-                || session.client.list_tags(&target, &session.auth, None, None),
-                |_, _| {},
-            ))
+            .block_on(async {
+                let client = session.client()?;
+                retry(
+                    || client.list_tags(&target, &session.auth, None, None),
+                    |_, _| {},
+                )
+                .await
+            })
             .map_err(|e| session.error(&format!("tags of {}", repository.repository()), e))?;
         // Registries list tags in no promised order; a pipe wants one.
         let mut tags = response.tags;
@@ -458,23 +461,9 @@ impl Puller {
         let mut failures: u32 = 0;
         let transfer: Result<(), PullError> = async {
             loop {
-                // A range from byte 0 on the first try lets the registry
-                // answer 206, whose stream oci-client does not hash again:
-                // we hash once, in the writer. Empty blobs cannot be ranged.
-                let response = if size == 0 {
-                    session
-                        .client
-                        .pull_blob_stream(&target, digest_text.as_str())
-                        .await
-                        .map(BlobResponse::Full)
-                } else {
-                    session
-                        .client
-                        .pull_blob_stream_partial(&target, digest_text.as_str(), received, None)
-                        .await
-                };
+                let response = blob_stream(session, &target, &digest_text, received, size).await;
                 let mut body = match response {
-                    Ok(BlobResponse::Full(body)) => {
+                    Ok((false, body)) => {
                         if received > 0 {
                             // The registry ignored the range: start over.
                             received = 0;
@@ -484,7 +473,7 @@ impl Puller {
                         }
                         body
                     }
-                    Ok(BlobResponse::Partial(body)) => body,
+                    Ok((true, body)) => body,
                     Err(e) if failures + 1 < attempts_for(&e) => {
                         failures += 1;
                         notify(LayerEvent::Retrying {
@@ -515,10 +504,6 @@ impl Puller {
                                 return Ok(());
                             }
                         }
-                        // oci-client's own check of a full response: the
-                        // bytes are all in, and our verification below
-                        // reports the mismatch with both digests.
-                        Err(e) if is_digest_error(&e) => break,
                         Err(e) => {
                             broken = Some(e);
                             break;
@@ -570,19 +555,26 @@ impl Puller {
         };
         transfer?;
         notify(LayerEvent::Verifying);
-        let verified =
-            tokio::task::spawn_blocking(move || writer.verify(Some(&digest), Some(size)))
-                .await
-                .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
-                .map_err(|source| PullError::Blob {
-                    what: what.clone(),
-                    source,
-                })?;
+        // Flushed to disk here, on this blob's own task, while the other
+        // downloads go on, rather than one after another at the commit.
+        let verified = tokio::task::spawn_blocking(move || {
+            let mut blob = writer.verify(Some(&digest), Some(size))?;
+            blob.sync()?;
+            Ok(blob)
+        })
+        .await
+        .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
+        .map_err(|source| PullError::Blob {
+            what: what.clone(),
+            source,
+        })?;
         // Only now: bytes that do not match their digest are reported as
-        // that, whatever they decompress to.
+        // that, whatever they decompress to. An uncompressed layer's diff
+        // ID is the digest just verified.
         let diff_id = diff_id
             .transpose()
-            .map_err(|source| PullError::Layer { what, source })?;
+            .map_err(|source| PullError::Layer { what, source })?
+            .map(|diff_id| diff_id.unwrap_or_else(|| verified.digest().clone()));
         if is_layer {
             observer
                 .borrow_mut()
@@ -599,8 +591,7 @@ impl Puller {
         observer: &RefCell<&mut dyn PullObserver>,
     ) -> Result<Pulled, PullError> {
         let layer_digests: Vec<Digest> = fetched.layers.iter().map(descriptor_digest).collect();
-        for blob in fetched.blobs {
-            let (digest, _) = blob.persist()?;
+        for (digest, _) in VerifiedBlob::persist_all(fetched.blobs)? {
             if layer_digests.contains(&digest) {
                 observer.borrow_mut().layer(&digest, LayerEvent::Complete);
             }
@@ -709,17 +700,20 @@ fn write_chunks(
 }
 
 /// The diff ID thread: decompresses, walks and hashes a layer's chunks.
+/// An uncompressed layer is only walked (`None`): the writer's digest of
+/// the same bytes is its diff ID, and hashing them twice would double the
+/// pull's CPU.
 fn compute_diff_id(
     mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
-) -> Result<Digest, DiffIdError> {
-    let mut diff_id = DiffIdWriter::new();
+) -> Result<Option<Digest>, DiffIdError> {
+    let mut diff_id = DiffIdWriter::for_blob();
     while let Some(chunk) = receiver.blocking_recv() {
         match chunk {
             Chunk::Data(bytes) => diff_id.push(&bytes),
-            Chunk::Restart => diff_id = DiffIdWriter::new(),
+            Chunk::Restart => diff_id = DiffIdWriter::for_blob(),
         }
     }
-    diff_id.finish()
+    diff_id.finish_for_blob()
 }
 
 /// The download's two consumers: the blob writer and, for a layer, the
@@ -743,8 +737,37 @@ impl Tee {
     }
 }
 
-fn is_digest_error(error: &std::io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<oci_client::errors::DigestError>())
+/// GETs blob `digest` from byte `from` on, with our own client (its
+/// connections are the ones the session's other requests warmed; the bytes
+/// are hashed once, by the writer). A range is asked for whenever the blob
+/// has bytes, even from 0: true when the registry answered with one (206),
+/// false when it sent the whole blob (200). Empty blobs cannot be ranged.
+async fn blob_stream(
+    session: &Session,
+    target: &oci_client::Reference,
+    digest: &str,
+    from: u64,
+    size: u64,
+) -> Result<
+    (
+        bool,
+        impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + use<>,
+    ),
+    oci_client::errors::OciDistributionError,
+> {
+    let url = session.url(&format!("/v2/{}/blobs/{digest}", target.repository()));
+    let response = session
+        .send(target, |http| {
+            let request = http.get(&url);
+            match size {
+                0 => request,
+                _ => request.header(reqwest::header::RANGE, format!("bytes={from}-")),
+            }
+        })
+        .await?;
+    match response.status() {
+        reqwest::StatusCode::PARTIAL_CONTENT => Ok((true, response.bytes_stream())),
+        reqwest::StatusCode::OK => Ok((false, response.bytes_stream())),
+        _ => Err(Session::refused(response, &url).await),
+    }
 }

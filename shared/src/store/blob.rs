@@ -65,6 +65,7 @@ impl BlobWriter {
             tmp,
             digest: actual,
             size,
+            synced: false,
         })
     }
 }
@@ -78,6 +79,8 @@ pub struct VerifiedBlob {
     tmp: tempfile::NamedTempFile,
     digest: Digest,
     size: u64,
+    /// Its bytes are on disk already ([`VerifiedBlob::sync`]).
+    synced: bool,
 }
 
 impl VerifiedBlob {
@@ -95,25 +98,63 @@ impl VerifiedBlob {
         std::fs::read(self.tmp.path()).map_err(io_error(self.tmp.path()))
     }
 
+    /// fsyncs the blob now, so that persisting it later does not: a pull
+    /// does this on each blob's own task, overlapping the other downloads.
+    pub fn sync(&mut self) -> Result<(), StoreError> {
+        if !self.synced {
+            self.tmp
+                .as_file()
+                .sync_all()
+                .map_err(io_error(self.tmp.path()))?;
+            self.synced = true;
+        }
+        Ok(())
+    }
+
     /// fsyncs the blob and renames it into `blobs/sha256/`.
     pub fn persist(self) -> Result<(Digest, u64), StoreError> {
-        let VerifiedBlob {
-            store,
-            tmp,
-            digest,
-            size,
-            ..
-        } = self;
-        let target = store.blob_path(&digest);
+        let store = self.store.clone();
+        let persisted = self.rename()?;
+        if persisted.1 {
+            sync_dir(&store.blobs_dir())?;
+        }
+        Ok(persisted.0)
+    }
+
+    /// Persists every blob, with one fsync of `blobs/sha256/` for all
+    /// their names rather than one per blob.
+    pub fn persist_all(blobs: Vec<VerifiedBlob>) -> Result<Vec<(Digest, u64)>, StoreError> {
+        let Some(store) = blobs.first().map(|b| b.store.clone()) else {
+            return Ok(Vec::new());
+        };
+        let mut persisted = Vec::with_capacity(blobs.len());
+        let mut renamed = false;
+        for blob in blobs {
+            let (done, moved) = blob.rename()?;
+            renamed |= moved;
+            persisted.push(done);
+        }
+        if renamed {
+            sync_dir(&store.blobs_dir())?;
+        }
+        Ok(persisted)
+    }
+
+    /// Syncs the file (unless done) and renames it to its digest's path;
+    /// says whether it was renamed (a blob already there serves as it is).
+    fn rename(mut self) -> Result<((Digest, u64), bool), StoreError> {
+        let target = self.store.blob_path(&self.digest);
         if target.exists() {
             // Same digest, same bytes: the existing blob already serves.
-            return Ok((digest, size));
+            return Ok(((self.digest, self.size), false));
         }
-        tmp.as_file().sync_all().map_err(io_error(tmp.path()))?;
+        self.sync()?;
+        let VerifiedBlob {
+            tmp, digest, size, ..
+        } = self;
         tmp.persist(&target)
             .map_err(|e| io_error(&target)(e.error))?;
-        sync_dir(&store.blobs_dir())?;
-        Ok((digest, size))
+        Ok(((digest, size), true))
     }
 }
 

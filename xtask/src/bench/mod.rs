@@ -7,8 +7,10 @@ use berth_harness::fixture::Format;
 use berth_harness::{Fixture, Registry};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use throughput::throughput;
 use transfers::{pulls, pushes};
 
+mod throughput;
 mod transfers;
 
 /// One comparison: the same job done by berth and by an established tool.
@@ -21,7 +23,15 @@ struct Comparison {
 }
 
 /// The sections `cargo xtask bench [SECTION...]` can run (all by default).
-const SECTIONS: &[&str] = &["runs", "pulls", "pushes", "builds", "images", "containers"];
+const SECTIONS: &[&str] = &[
+    "runs",
+    "throughput",
+    "pulls",
+    "pushes",
+    "builds",
+    "images",
+    "containers",
+];
 
 pub fn run() -> Result<(), String> {
     let wanted: Vec<String> = std::env::args().skip(2).collect();
@@ -44,6 +54,9 @@ pub fn run() -> Result<(), String> {
     };
     if want("runs") {
         runs(&fixture, debian.as_ref())?;
+    }
+    if want("throughput") {
+        throughput(&registry, &fixture, &image)?;
     }
     if want("pulls") {
         pulls(&registry, &fixture, debian.as_ref())?;
