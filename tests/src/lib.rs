@@ -6,6 +6,7 @@ pub mod dockerd;
 pub mod faulty;
 pub mod fixture;
 pub mod hostile;
+pub mod net;
 pub mod parity;
 pub mod pause;
 pub mod pty;
@@ -14,6 +15,7 @@ pub mod remote;
 pub mod tools;
 
 pub use fixture::Fixture;
+pub use net::{network_leftovers, network_traces};
 pub use registry::Registry;
 pub use tools::{Run, tool};
 
@@ -56,57 +58,4 @@ pub fn store_listing(root: &std::path::Path) -> std::collections::BTreeMap<Strin
     let mut out = std::collections::BTreeMap::new();
     walk(root, root, &mut out);
     out
-}
-
-/// What network `name` of the store at `root` leaves on the host once its
-/// containers are gone: `network_traces`, after waiting for the veths of
-/// containers just torn down (the kernel deletes a pair a few milliseconds
-/// after teardown returns: `standing::unplug`) and, for the default
-/// bridge, which stands between containers as docker0 does, closing it.
-pub fn network_leftovers(
-    root: &std::path::Path,
-    name: &str,
-    interface: &str,
-    subnet: &str,
-) -> Vec<String> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while !veths_on(interface).is_empty() && std::time::Instant::now() < deadline {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    if name == berth::network::networks::DEFAULT {
-        let store = berth::store::Store::open(root).expect("the store");
-        berth::network::standing::close(&store).expect("closing the default bridge");
-    }
-    network_traces(interface, subnet)
-}
-
-/// The interfaces on bridge `interface`, one line each.
-fn veths_on(interface: &str) -> Vec<String> {
-    let out = std::process::Command::new("ip")
-        .args(["-br", "link", "show", "master", interface])
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-/// What a bridge network's containers left on the host: the veths still on
-/// its bridge `interface`, and the firewall rules naming its `subnet`.
-pub fn network_traces(interface: &str, subnet: &str) -> Vec<String> {
-    let prefix = subnet.split('/').next().unwrap();
-    let rules = std::process::Command::new("sh")
-        .args(["-c", &format!("iptables-save | grep -F '{prefix}' || true")])
-        .output()
-        .unwrap();
-    veths_on(interface)
-        .into_iter()
-        .map(|l| format!("veth {l}"))
-        .chain(
-            String::from_utf8_lossy(&rules.stdout)
-                .lines()
-                .map(|l| format!("rule {l}")),
-        )
-        .collect()
 }

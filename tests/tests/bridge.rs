@@ -7,10 +7,10 @@
 //! attacker test checks that a container cannot reach the host's loopback.
 //! Traffic goes only to 127.0.0.1 and into the bridge the store makes.
 
+use berth_harness::net::{default_bridge, http_get, serve_once};
 use berth_harness::registry::free_port;
 use berth_harness::{Fixture, Run, tool, wait_for};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -60,19 +60,6 @@ fn sh(command: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The body of `path` over plain HTTP/1.0 at `host`, if it answers.
-fn get(host: &str, path: &str) -> Option<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&host.parse().ok()?, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-}
-
 /// The store's default network, as it keeps it.
 fn network(root: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(root.join("networks/bridge.json")).unwrap()).unwrap()
@@ -111,13 +98,12 @@ fn network_leftovers(root: &Path) -> Vec<String> {
         }
     }
     if root.join("networks/bridge.json").exists() {
-        let net = network(root);
-        let interface = net["Options"]["com.docker.network.bridge.name"]
-            .as_str()
-            .unwrap();
-        let subnet = net["IPAM"]["Config"][0]["Subnet"].as_str().unwrap();
+        let bridge = default_bridge(root);
         left.extend(berth_harness::network_leftovers(
-            root, "bridge", interface, subnet,
+            root,
+            "bridge",
+            &bridge.interface,
+            &bridge.subnet,
         ));
     }
     left
@@ -185,12 +171,7 @@ fn a_bridged_container_has_an_address_a_route_out_and_is_named_at_it() {
     );
     run(&fixture, "ctr-rm", &["-f", holder.stdout.trim()]).success();
     // The host is reached at the gateway, its end of the bridge.
-    let host = TcpListener::bind("0.0.0.0:0").unwrap();
-    let port = host.local_addr().unwrap().port();
-    let served = std::thread::spawn(move || {
-        let (mut peer, _) = host.accept().unwrap();
-        peer.write_all(b"from the host\n").unwrap();
-    });
+    let (port, served) = serve_once("from the host\n");
     let reached = run(
         &fixture,
         "ctr-run",
@@ -246,14 +227,14 @@ fn published_ports_reach_the_container_and_come_back_after_a_restart() {
     .to_string();
     let at = format!("127.0.0.1:{fixed}");
     assert!(
-        wait_for(10, || get(&at, "/index.html").is_some()),
+        wait_for(10, || http_get(&at, "/index.html").is_some()),
         "nothing at {at}"
     );
-    assert_eq!(get(&at, "/index.html").as_deref(), Some("inside\n"));
+    assert_eq!(http_get(&at, "/index.html").as_deref(), Some("inside\n"));
     // At its own address on the bridge too.
     let address = inspect(&fixture, "{{.NetworkSettings.IPAddress}}", "web");
     assert_eq!(
-        get(&format!("{address}:80"), "/index.html").as_deref(),
+        http_get(&format!("{address}:80"), "/index.html").as_deref(),
         Some("inside\n")
     );
     // -P gave 5432 a random host port; 80 kept the one asked for.
@@ -319,13 +300,13 @@ fn published_ports_reach_the_container_and_come_back_after_a_restart() {
     );
     assert_eq!(network_leftovers(fixture.root()), Vec::<String>::new());
     assert!(
-        get(&at, "/index.html").is_none(),
+        http_get(&at, "/index.html").is_none(),
         "still served when stopped"
     );
     // Started again: the same host ports, served again.
     run(&fixture, "ctr-start", &["web"]).success();
     assert!(
-        wait_for(10, || get(&at, "/index.html").is_some()),
+        wait_for(10, || http_get(&at, "/index.html").is_some()),
         "nothing at {at} after start"
     );
     let again = run(&fixture, "ctr-ps", &["--format", "{{.Ports}}"])
@@ -504,19 +485,7 @@ fn a_container_cannot_reach_services_on_the_host_s_loopback() {
 #[test]
 fn the_default_bridge_stands_between_containers_and_a_leaving_publisher_does_not_close_it() {
     let fixture = fixture();
-    let net = network_after_first_run(&fixture);
-    let interface = net["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let gateway = net["IPAM"]["Config"][0]["Gateway"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let subnet = net["IPAM"]["Config"][0]["Subnet"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (interface, subnet, gateway) = bridge_after_first_run(&fixture);
     // Nothing runs, and the bridge and its NAT stand.
     assert!(
         Path::new("/sys/class/net").join(&interface).exists(),
@@ -579,12 +548,7 @@ fn the_default_bridge_stands_between_containers_and_a_leaving_publisher_does_not
     // The plugged container still gets out: to a server of the test's on
     // the gateway, NATed.
     assert!(sh("iptables-save -t nat").contains(&format!("-s {subnet}")));
-    let host = TcpListener::bind("0.0.0.0:0").unwrap();
-    let host_port = host.local_addr().unwrap().port();
-    let served = std::thread::spawn(move || {
-        let (mut peer, _) = host.accept().unwrap();
-        peer.write_all(b"still out\n").unwrap();
-    });
+    let (host_port, served) = serve_once("still out\n");
     let reached = run(
         &fixture,
         "ctr-exec",
@@ -601,11 +565,12 @@ fn the_default_bridge_stands_between_containers_and_a_leaving_publisher_does_not
     );
 }
 
-/// The store's default network once a first container has opened it and
-/// gone.
-fn network_after_first_run(fixture: &Fixture) -> serde_json::Value {
+/// The store's default bridge (interface, subnet, gateway) once a first
+/// container has opened it and gone.
+fn bridge_after_first_run(fixture: &Fixture) -> (String, String, String) {
     run(fixture, "ctr-run", &["--rm", IMG, "true"]).success();
-    network(fixture.root())
+    let bridge = default_bridge(fixture.root());
+    (bridge.interface, bridge.subnet, bridge.gateway)
 }
 
 /// What a netavark killed half-way through opening the default bridge
@@ -614,15 +579,7 @@ fn network_after_first_run(fixture: &Fixture) -> serde_json::Value {
 #[test]
 fn a_half_opened_bridge_is_opened_again_not_plugged_into() {
     let fixture = fixture();
-    let net = network_after_first_run(&fixture);
-    let interface = net["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let subnet = net["IPAM"]["Config"][0]["Subnet"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (interface, subnet, _) = bridge_after_first_run(&fixture);
     // The remains of a killed set-up: its NAT rule never made, and no
     // record of a set-up that completed.
     let nat = sh("iptables-save -t nat");

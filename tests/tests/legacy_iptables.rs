@@ -7,11 +7,9 @@
 //! legacy tables and none in nftables. Traffic goes only to 127.0.0.1 and
 //! into the bridge the store makes.
 
+use berth_harness::net::{default_bridge, http_get, serve_once};
 use berth_harness::registry::free_port;
 use berth_harness::{Fixture, Run, tool, wait_for};
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
 
 const IMG: &str = "test/busybox:latest";
 
@@ -22,19 +20,6 @@ fn run(fixture: &Fixture, name: &str, args: &[&str]) -> Run {
 fn save(command: &str) -> String {
     let out = std::process::Command::new(command).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The body a server at `address` sends first, if it answers.
-fn read_from(address: &str) -> Option<String> {
-    let mut stream =
-        TcpStream::connect_timeout(&address.parse().ok()?, Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /index.html HTTP/1.0\r\n\r\n").ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
 }
 
 #[test]
@@ -89,22 +74,8 @@ fn the_default_bridge_works_on_a_legacy_iptables_host_and_leaves_no_rule() {
         .stdout
         .trim()
         .to_string();
-    let net: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(fixture.root().join("networks/bridge.json")).unwrap(),
-    )
-    .unwrap();
-    let subnet = net["IPAM"]["Config"][0]["Subnet"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let gateway = net["IPAM"]["Config"][0]["Gateway"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let interface = net["Options"]["com.docker.network.bridge.name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let bridge = default_bridge(fixture.root());
+    let (interface, subnet, gateway) = (bridge.interface, bridge.subnet, bridge.gateway);
 
     // Every rule is a legacy one.
     let in_legacy = save("iptables-legacy-save");
@@ -123,16 +94,14 @@ fn the_default_bridge_works_on_a_legacy_iptables_host_and_leaves_no_rule() {
     // reaches a server of the test's at the gateway.
     let published = format!("127.0.0.1:{port}");
     assert!(
-        wait_for(10, || read_from(&published).is_some()),
+        wait_for(10, || http_get(&published, "/index.html").is_some()),
         "nothing at {published}"
     );
-    assert_eq!(read_from(&published).as_deref(), Some("legacy\n"));
-    let host = TcpListener::bind("0.0.0.0:0").unwrap();
-    let host_port = host.local_addr().unwrap().port();
-    let served = std::thread::spawn(move || {
-        let (mut peer, _) = host.accept().unwrap();
-        peer.write_all(b"from the host\n").unwrap();
-    });
+    assert_eq!(
+        http_get(&published, "/index.html").as_deref(),
+        Some("legacy\n")
+    );
+    let (host_port, served) = serve_once("from the host\n");
     let reached = run(
         &fixture,
         "ctr-exec",

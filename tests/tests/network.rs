@@ -7,6 +7,7 @@
 use berth::network::ipam::{Subnet, first_free, routed_subnets};
 use berth::network::netavark::{self, Attachment, Bridge};
 use berth::network::{netns, ports};
+use berth_harness::net::http_get;
 use berth_harness::registry::free_port;
 use berth_harness::wait_for;
 use std::net::TcpStream;
@@ -18,22 +19,6 @@ fn sh(command: &str) -> (bool, String) {
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
     )
-}
-
-/// A GET over plain TCP (no curl needed): the body of `path` at `host`.
-fn get(host: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(host).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
 }
 
 #[test]
@@ -99,9 +84,15 @@ fn netavark_wires_a_pinned_namespace_to_a_bridge_and_takes_it_all_down() {
         wait_for(10, || TcpStream::connect(&direct).is_ok()),
         "no server at {direct}"
     );
-    assert_eq!(get(&direct, "/index.html").as_deref(), Some("inside\n"));
+    assert_eq!(
+        http_get(&direct, "/index.html").as_deref(),
+        Some("inside\n")
+    );
     let published = format!("127.0.0.1:{host_port}");
-    assert_eq!(get(&published, "/index.html").as_deref(), Some("inside\n"));
+    assert_eq!(
+        http_get(&published, "/index.html").as_deref(),
+        Some("inside\n")
+    );
     server.kill().unwrap();
     server.wait().unwrap();
 
