@@ -76,6 +76,13 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     ("/usr/sbin/dockerd", "docker.io", Need::Tests),
     ("/usr/bin/docker", "docker.io", Need::Tests),
     ("buildah", "buildah", Need::Bench),
+    // Debian's buildah runs RUN steps on a CNI bridge (as img-build runs
+    // them on its default bridge): without the plugins every build fails.
+    (
+        "/usr/lib/cni/bridge",
+        "containernetworking-plugins",
+        Need::Bench,
+    ),
     ("curl", "curl", Need::Bench),
     // The start path's limit: crun runs the same bundle as runc.
     ("crun", "crun", Need::Bench),

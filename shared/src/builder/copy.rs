@@ -4,6 +4,7 @@
 
 use super::archive::{ArchiveError, archive, extract_archive};
 use super::context::{Context, Ignore, Source};
+use super::file_digests::FileDigests;
 use crate::digest::{Digest, HashingWriter};
 use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags, Timespec, Timestamps};
 use rustix::io::Errno;
@@ -110,11 +111,14 @@ fn join(a: &str, b: &str) -> String {
 }
 
 /// The cache's view of what a COPY copies: names, types, modes, link
-/// targets and content, but not timestamps (as BuildKit's checksums).
+/// targets and content, but not timestamps (as BuildKit's checksums). A
+/// file's content is read only when `digests` does not know it already.
 pub fn hash_sources<'a>(
     sources: impl IntoIterator<Item = &'a (Source, Vec<Item>)>,
+    digests: &FileDigests,
 ) -> Result<Digest, CopyError> {
     let mut hasher = Hasher(HashingWriter::new(io::sink()));
+    let mut buf = vec![0u8; 64 * 1024];
     for (source, items) in sources {
         hasher.update(format!("source {}\0", source.rel).as_bytes());
         for item in items {
@@ -122,15 +126,15 @@ pub fn hash_sources<'a>(
             let mode = item.meta.mode() & 0o7777;
             hasher.update(format!("{}\0{:o}\0{:o}\0", item.rel, kind_bits(&kind), mode).as_bytes());
             if kind.is_file() {
-                let mut file = fs::File::open(&item.path).map_err(io_err(&item.path))?;
-                let mut buf = vec![0u8; 64 * 1024];
-                loop {
-                    let n = file.read(&mut buf).map_err(io_err(&item.path))?;
-                    if n == 0 {
-                        break;
+                let content = match digests.known(&item.path, &item.meta) {
+                    Some(known) => known,
+                    None => {
+                        let content = hash_file(&item.path, &mut buf)?;
+                        digests.learn(&item.path, &item.meta, &content);
+                        content
                     }
-                    hasher.update(&buf[..n]);
-                }
+                };
+                hasher.update(content.to_string().as_bytes());
             } else if kind.is_symlink() {
                 let target = fs::read_link(&item.path).map_err(io_err(&item.path))?;
                 hasher.update(target.to_string_lossy().as_bytes());
@@ -139,6 +143,19 @@ pub fn hash_sources<'a>(
         }
     }
     Ok(hasher.0.finish().0)
+}
+
+fn hash_file(path: &Path, buf: &mut [u8]) -> Result<Digest, CopyError> {
+    let mut file = fs::File::open(path).map_err(io_err(path))?;
+    let mut hasher = HashingWriter::new(io::sink());
+    loop {
+        let n = file.read(buf).map_err(io_err(path))?;
+        if n == 0 {
+            break;
+        }
+        let _ = io::Write::write_all(&mut hasher, &buf[..n]);
+    }
+    Ok(hasher.finish().0)
 }
 
 struct Hasher(HashingWriter<io::Sink>);
@@ -496,6 +513,7 @@ impl Root {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::builder::file_digests::NONE;
 
     fn source(root: &Path, rel: &str) -> Source {
         Source {
@@ -619,7 +637,7 @@ mod tests {
     fn the_hash_follows_content_and_names_but_not_times() {
         let (_d, ctx_dir, _rootfs) = setup();
         let ctx = Context::open(&ctx_dir).unwrap();
-        let before = hash_sources(&walked(&ctx, &ctx_dir, &["dir"])).unwrap();
+        let before = hash_sources(&walked(&ctx, &ctx_dir, &["dir"]), &NONE).unwrap();
         let file = fs::File::options()
             .write(true)
             .open(ctx_dir.join("dir/a"))
@@ -628,17 +646,17 @@ mod tests {
             .unwrap();
         assert_eq!(
             before,
-            hash_sources(&walked(&ctx, &ctx_dir, &["dir"])).unwrap()
+            hash_sources(&walked(&ctx, &ctx_dir, &["dir"]), &NONE).unwrap()
         );
         fs::write(ctx_dir.join("dir/skip.log"), "ignored anyway").unwrap();
         assert_eq!(
             before,
-            hash_sources(&walked(&ctx, &ctx_dir, &["dir"])).unwrap()
+            hash_sources(&walked(&ctx, &ctx_dir, &["dir"]), &NONE).unwrap()
         );
         fs::write(ctx_dir.join("dir/sub/b"), "changed").unwrap();
         assert_ne!(
             before,
-            hash_sources(&walked(&ctx, &ctx_dir, &["dir"])).unwrap()
+            hash_sources(&walked(&ctx, &ctx_dir, &["dir"]), &NONE).unwrap()
         );
     }
 

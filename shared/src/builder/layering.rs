@@ -19,7 +19,7 @@ const LAYERS: &[&[&str]] = &[
     &["changes"],
     &["error", "options", "state"],
     &["cache", "copy", "fetch", "layer", "rootfs"],
-    &["archive", "context"],
+    &["archive", "context", "file_digests"],
 ];
 
 fn rank(module: &str) -> Option<usize> {

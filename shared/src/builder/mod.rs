@@ -20,7 +20,8 @@
 //! - `state`, `options`, `error`: the image being built, the request and
 //!   the errors;
 //! - the mechanics, which know nothing of a build: `cache`, `context`,
-//!   `copy`, `archive`, `fetch`, `layer`, `rootfs`.
+//!   `copy`, `archive`, `fetch`, `layer`, `rootfs`, and `file_digests`
+//!   (what the context's files hashed to in the last build).
 
 pub mod archive;
 pub mod cache;
@@ -30,6 +31,7 @@ pub mod context;
 pub mod copy;
 mod error;
 pub mod fetch;
+mod file_digests;
 mod from;
 pub mod import;
 pub mod layer;

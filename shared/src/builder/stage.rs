@@ -5,6 +5,7 @@
 
 use super::context::Context;
 use super::error::BuildError;
+use super::file_digests::FileDigests;
 use super::options::{BuildObserver, BuildOptions, Built, PROXY_ARGS};
 use super::shared_cache;
 use super::state::{ImageState, StageRun};
@@ -42,6 +43,12 @@ pub fn build(
         Some(dir) => Context::open(dir)?,
         None => Context::none(),
     };
+    // A context from stdin or a URL is unpacked under the store, new each
+    // build: nothing of it is worth remembering.
+    let file_digests = match &options.context {
+        Some(dir) if !in_store(store, dir) => FileDigests::load(store, dir),
+        _ => FileDigests::default(),
+    };
     // What a killed builder left: its steps' containers, then the overlays
     // and directories they ran on, and its half-written layer blobs (as a
     // pull removes a killed pull's). Best effort: leftovers never fail a build.
@@ -75,6 +82,7 @@ pub fn build(
         pinned: RefCell::default(),
         pins,
         cache_entries: BTreeMap::new(),
+        file_digests,
     };
     builder.meta_args(&globals)?;
     builder.precheck(&stages[..=target])?;
@@ -103,6 +111,7 @@ pub fn build(
     if state.manifest.is_none() {
         builder.commit(&mut state)?;
     }
+    builder.file_digests.save(store);
     let id = state.id.clone().expect("committed");
     let manifest = state.manifest.clone().expect("committed");
     let size = store
@@ -312,5 +321,16 @@ impl Builder<'_> {
             self.observer.step_done(id);
         }
         Ok(())
+    }
+}
+
+/// Whether `dir` lies in the store (a context the build unpacked itself).
+fn in_store(store: &Store, dir: &std::path::Path) -> bool {
+    match (
+        std::fs::canonicalize(dir),
+        std::fs::canonicalize(store.root()),
+    ) {
+        (Ok(dir), Ok(root)) => dir.starts_with(root),
+        _ => true,
     }
 }

@@ -7,6 +7,7 @@
 use super::cache::{self, CacheKey};
 use super::context::Context;
 use super::error::BuildError;
+use super::file_digests::FileDigests;
 use super::layer;
 use super::options::{BuildObserver, BuildOptions};
 use super::rootfs::StepRoot;
@@ -47,6 +48,8 @@ pub(super) struct Builder<'a> {
     /// Each step's cache key and the image it came to, hit or not: what
     /// `--cache-to` shares.
     pub(super) cache_entries: BTreeMap<String, Digest>,
+    /// What the context's files hashed to last time, and this time.
+    pub(super) file_digests: FileDigests,
 }
 
 impl Builder<'_> {

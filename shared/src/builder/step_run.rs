@@ -6,6 +6,7 @@
 use super::context;
 use super::copy::{self, Attributes};
 use super::error::BuildError;
+use super::file_digests;
 use super::options::PROXY_ARGS;
 use super::rootfs;
 use super::state::{DEFAULT_PATH, StageRun};
@@ -293,7 +294,12 @@ impl Builder<'_> {
             .map_err(|e| self.at(node, failed(&e)))?;
         let is_dir = items[0].meta.is_dir();
         let walked = [(one.clone(), items)];
-        let hash = copy::hash_sources(walked.iter()).map_err(|e| self.at(node, failed(&e)))?;
+        let digests = match from {
+            None => &self.file_digests,
+            Some(_) => &file_digests::NONE,
+        };
+        let hash =
+            copy::hash_sources(walked.iter(), digests).map_err(|e| self.at(node, failed(&e)))?;
         let dir = Scratch::new(self.store, SCRATCH_BUILD).map_err(|e| self.at(node, failed(&e)))?;
         copy::copy_into(dir.path(), &walked, "/", true, Attributes::default(), false)
             .map_err(|e| self.at(node, failed(&e)))?;
