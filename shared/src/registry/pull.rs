@@ -687,13 +687,13 @@ fn write_chunks(
     store: &Store,
     mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
 ) -> Result<BlobWriter, StoreError> {
-    let mut writer = store.blob_writer()?;
+    let mut writer = store.incoming_blob_writer()?;
     while let Some(chunk) = receiver.blocking_recv() {
         match chunk {
             Chunk::Data(bytes) => writer
                 .write_all(&bytes)
                 .map_err(io_error(store.tmp_dir()))?,
-            Chunk::Restart => writer = store.blob_writer()?,
+            Chunk::Restart => writer = store.incoming_blob_writer()?,
         }
     }
     Ok(writer)

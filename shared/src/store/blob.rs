@@ -4,10 +4,11 @@
 //! temp file is flocked by its writer for its whole life, so the temp files
 //! of killed writers (unlocked) can be told from live ones and swept.
 
+use super::blob_file::BlobFile;
 use super::{Store, StoreError, io_error, sync_dir};
 use crate::digest::{Digest, HashingWriter};
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 /// An in-progress blob. Dropping it without [`BlobWriter::commit`] discards
@@ -16,7 +17,7 @@ pub struct BlobWriter {
     store: Store,
     /// Keeps the collector away until this blob is committed or dropped.
     _lease: super::Lease,
-    file: HashingWriter<BufWriter<tempfile::NamedTempFile>>,
+    file: HashingWriter<BlobFile>,
 }
 
 impl BlobWriter {
@@ -56,9 +57,7 @@ impl BlobWriter {
                 actual: size,
             });
         }
-        let tmp = buffered
-            .into_inner()
-            .map_err(|e| io_error(self.store.tmp_dir())(e.into_error()))?;
+        let tmp = buffered.finish().map_err(io_error(self.store.tmp_dir()))?;
         Ok(VerifiedBlob {
             store: self.store,
             _lease: self._lease,
@@ -254,13 +253,24 @@ impl Store {
 
     /// Starts writing a new blob.
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
+        self.new_blob_writer(false)
+    }
+
+    /// Starts writing a blob that arrives from elsewhere and is not read
+    /// back at once (a pull's): its bytes go to the disk around the page
+    /// cache where the filesystem allows (see `blob_file`).
+    pub fn incoming_blob_writer(&self) -> Result<BlobWriter, StoreError> {
+        self.new_blob_writer(true)
+    }
+
+    fn new_blob_writer(&self, direct: bool) -> Result<BlobWriter, StoreError> {
         // Lease first: the collector clears tmp/ when no lease is held.
         let lease = self.lease()?;
         let tmp = self.temp_file(TEMP_PREFIX)?;
         Ok(BlobWriter {
             _lease: lease,
             store: self.clone(),
-            file: HashingWriter::new(BufWriter::with_capacity(256 * 1024, tmp)),
+            file: HashingWriter::new(BlobFile::new(tmp, direct)),
         })
     }
 

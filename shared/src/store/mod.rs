@@ -3,6 +3,7 @@
 //! Every write that matters goes temp file → verify → fsync → rename.
 
 mod blob;
+mod blob_file;
 mod gc;
 mod image;
 mod index;
