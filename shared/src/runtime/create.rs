@@ -130,6 +130,7 @@ impl Drop for Prepared {
 /// record, mounts the rootfs and saves the spec. On any error nothing is
 /// left behind.
 pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
+    super::grace_period::begin();
     let checked = options::check(opts)?;
     let wanted = opts.platform.as_ref();
     // Leased from here until the container's record names the image, so
@@ -530,6 +531,7 @@ pub fn reopen(store: &Store, id: &str) -> Result<Prepared, RunError> {
 /// [`reopen`] by the owner already holding it: the monitor restarting the
 /// container per its restart policy.
 pub(super) fn reopen_owned(store: &Store, id: &str, owner: Owner) -> Result<Prepared, RunError> {
+    super::grace_period::begin();
     let dir = store.container_dir(id);
     let record = store.load_container(id)?;
     let image = store.resolve_image(&record.image).map_err(|e| match e {

@@ -28,6 +28,7 @@ pub struct ExecOptions {
 /// Runs the command in the container; returns its exit code (0 at once
 /// with `detach`).
 pub fn exec(store: &Store, record: &Record, opts: &ExecOptions) -> Result<i32, RunError> {
+    super::grace_period::begin();
     if !record.state.running || !owner::init_alive(&record.id, record.state.pid) {
         return Err(RunError::NotRunning(record.id.clone()));
     }

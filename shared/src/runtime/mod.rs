@@ -6,11 +6,13 @@
 //! prober, running the health check), `restart` (its restart policy
 //! honoured) and `json_file` (its output logged), over the spec, seccomp,
 //! user, rootfs, terminal, attach and `mounts` (`-v` and `--mount` read)
-//! pieces. This file holds only the error types and the re-exports.
+//! pieces, and `grace_period` (the kernel wait every start hits, begun
+//! early). This file holds only the error types and the re-exports.
 
 pub mod attach;
 mod create;
 pub mod exec;
+mod grace_period;
 mod health;
 mod json_file;
 mod monitor;
