@@ -156,8 +156,12 @@ impl Store {
 /// empty directory `dest`, verifying that the uncompressed stream hashes to
 /// `diff_id`. Every path is resolved under `dest` one component at a time
 /// without following symlinks, so no entry can reach outside it.
+///
+/// A second thread decompresses and hashes while this one walks the tar
+/// and writes the files: the two halves of `pigz -d | tar -x`, on two
+/// cores rather than one.
 pub fn unpack(
-    blob: impl Read,
+    blob: impl Read + Send,
     dest: &Path,
     layer: &Digest,
     diff_id: &Digest,
@@ -168,14 +172,54 @@ pub fn unpack(
     };
     let mut buffered = BufReader::with_capacity(256 * 1024, blob);
     let magic = buffered.fill_buf().map_err(archive_err)?.to_vec();
-    let decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-        Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-    } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Box::new(zstd::stream::read::Decoder::with_buffer(buffered).map_err(archive_err)?)
-    } else {
-        Box::new(buffered)
-    };
-    let actual = unpack_plain(decoded, dest, layer)?;
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let (walked, decoded) = std::thread::scope(|scope| {
+        let decoder = scope.spawn(move || -> io::Result<Digest> {
+            let mut decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
+                Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
+            } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+                Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
+            } else {
+                Box::new(buffered)
+            };
+            let mut hash = HashingWriter::new(io::sink());
+            loop {
+                let mut chunk = vec![0u8; CHUNK];
+                let n = fill(&mut decoded, &mut chunk)?;
+                if n == 0 {
+                    break;
+                }
+                chunk.truncate(n);
+                io::Write::write_all(&mut hash, &chunk)?;
+                if sender.send(chunk).is_err() {
+                    break; // the walk gave up; its error is the one reported
+                }
+            }
+            Ok(hash.finish().0)
+        });
+        let mut chunks = Chunks {
+            receiver,
+            chunk: Vec::new(),
+            at: 0,
+        };
+        let walked = walk(&mut chunks, dest, layer).and_then(|()| {
+            // Trailing padding after the end-of-archive blocks is part of
+            // the diff: all of it is hashed.
+            io::copy(&mut chunks, &mut io::sink())
+                .map(|_| ())
+                .map_err(archive_err)
+        });
+        // A walk that stopped early lets the decoder go.
+        drop(chunks);
+        let decoded = decoder
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (walked, decoded)
+    });
+    // A stream that failed to decode is reported as that, not as the
+    // truncated archive the walk saw because of it.
+    let actual = decoded.map_err(archive_err)?;
+    walked?;
     if actual != *diff_id {
         return Err(LayerError::DiffIdMismatch {
             layer: layer.clone(),
@@ -186,17 +230,74 @@ pub fn unpack(
     Ok(())
 }
 
+/// The size of the pieces handed from the decoding thread to the walk, and
+/// how many may wait between them.
+const CHUNK: usize = 256 * 1024;
+const CHUNKS_IN_FLIGHT: usize = 4;
+
+/// Reads until `buf` is full or the stream ends; returns what was read.
+fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// The decoding thread's chunks as one stream; it ends when the thread
+/// stops sending.
+struct Chunks {
+    receiver: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl Read for Chunks {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.at == self.chunk.len() {
+            match self.receiver.recv() {
+                Ok(chunk) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.at);
+        buf[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
 /// Unpacks the plain tar stream `plain` into the existing empty directory
 /// `dest` with [`unpack`]'s rules (`layer` names it in errors), and returns
 /// the stream's digest: its diff ID.
 pub fn unpack_plain(plain: impl Read, dest: &Path, layer: &Digest) -> Result<Digest, LayerError> {
-    let archive_err = |source| LayerError::Archive {
-        layer: layer.clone(),
-        source,
-    };
     let mut hashing = HashingReader {
         inner: plain,
         hash: HashingWriter::new(io::sink()),
+    };
+    walk(&mut hashing, dest, layer)?;
+    // Trailing padding after the end-of-archive blocks is part of the diff.
+    io::copy(&mut hashing, &mut io::sink()).map_err(|source| LayerError::Archive {
+        layer: layer.clone(),
+        source,
+    })?;
+    let (actual, _, _) = hashing.hash.finish();
+    Ok(actual)
+}
+
+/// The tar's entries written under `dest`, directory times set last.
+fn walk(plain: impl Read, dest: &Path, layer: &Digest) -> Result<(), LayerError> {
+    let archive_err = |source| LayerError::Archive {
+        layer: layer.clone(),
+        source,
     };
     let root = rustix::fs::open(
         dest,
@@ -212,18 +313,12 @@ pub fn unpack_plain(plain: impl Read, dest: &Path, layer: &Digest) -> Result<Dig
         layer: layer.clone(),
         dir_times: Vec::new(),
     };
-    {
-        let mut archive = tar::Archive::new(&mut hashing);
-        for entry in archive.entries().map_err(archive_err)? {
-            let mut entry = entry.map_err(archive_err)?;
-            unpacker.entry(&mut entry)?;
-        }
+    let mut archive = tar::Archive::new(plain);
+    for entry in archive.entries().map_err(archive_err)? {
+        let mut entry = entry.map_err(archive_err)?;
+        unpacker.entry(&mut entry)?;
     }
-    // Trailing padding after the end-of-archive blocks is part of the diff.
-    io::copy(&mut hashing, &mut io::sink()).map_err(archive_err)?;
-    unpacker.finish_dir_times()?;
-    let (actual, _, _) = hashing.hash.finish();
-    Ok(actual)
+    unpacker.finish_dir_times()
 }
 
 struct HashingReader<R> {

@@ -257,14 +257,20 @@ fn first_run(fixture: &Fixture, debian: &Debian) -> Result<(), String> {
             blob.display(),
             target.display()
         ),
-        // Moved aside, not removed: ext4 allocating inodes right after an
-        // `rm -rf` of ~10,000 skips each recently deleted one, reading its
-        // inode table block, and both sides then took 2 to 7 s (growing
-        // run by run) instead of ~1.6 s. The trash goes after the rows.
+        // Each run starts from the same state: the last run's files moved
+        // aside, not removed (ext4 allocating inodes right after an `rm -rf`
+        // of ~10,000 skips each recently deleted one, and both sides took 2
+        // to 7 s, growing run by run), everything written so far on disk
+        // (ctr-run's syncfs must not flush pigz's files), the page cache
+        // emptied (on this VM the side that ran second paid for fresh
+        // pages: 0.6 against 1.2 s, or the reverse, by order alone), and
+        // the blob read back in, as a first run after a pull finds it.
         prepare: Some(format!(
-            "T=$(mktemp -d -p {trash}); mv {} $T/ours 2>/dev/null; mv {} $T/pigz 2>/dev/null; true",
+            "T=$(mktemp -d -p {trash}); mv {} $T/ours 2>/dev/null; mv {} $T/pigz 2>/dev/null; \
+             sync; echo 1 > /proc/sys/vm/drop_caches; cat {} > /dev/null",
             unpacked.display(),
             target.display(),
+            blob.display(),
             trash = out.path().display(),
         )),
     }];
