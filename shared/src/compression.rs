@@ -20,6 +20,22 @@ impl Compression {
     }
 }
 
+/// Fills `buf` unless the reader ends first; returns how much was read.
+/// Decoders hand out a little at a time: chunks passed between threads are
+/// filled whole.
+pub fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Wraps `reader` in the decompressor its first bytes call for.
 pub fn decompressed<'a>(mut reader: impl BufRead + 'a) -> io::Result<Box<dyn Read + 'a>> {
     let kind = Compression::detect(reader.fill_buf()?);

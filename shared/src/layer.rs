@@ -8,7 +8,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags, Timespec, Timestamps, XattrFla
 use rustix::fs::{Gid, Uid};
 use rustix::io::Errno;
 use std::ffi::{OsStr, OsString};
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
@@ -170,22 +170,15 @@ pub fn unpack(
         layer: layer.clone(),
         source,
     };
-    let mut buffered = BufReader::with_capacity(256 * 1024, blob);
-    let magic = buffered.fill_buf().map_err(archive_err)?.to_vec();
+    let buffered = BufReader::with_capacity(256 * 1024, blob);
     let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     let (walked, decoded) = std::thread::scope(|scope| {
         let decoder = scope.spawn(move || -> io::Result<Digest> {
-            let mut decoded: Box<dyn Read> = if magic.starts_with(&[0x1f, 0x8b]) {
-                Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
-            } else if magic.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-                Box::new(zstd::stream::read::Decoder::with_buffer(buffered)?)
-            } else {
-                Box::new(buffered)
-            };
+            let mut decoded = crate::compression::decompressed(buffered)?;
             let mut hash = HashingWriter::new(io::sink());
             loop {
                 let mut chunk = vec![0u8; CHUNK];
-                let n = fill(&mut decoded, &mut chunk)?;
+                let n = crate::compression::read_full(&mut decoded, &mut chunk)?;
                 if n == 0 {
                     break;
                 }
@@ -234,20 +227,6 @@ pub fn unpack(
 /// how many may wait between them.
 const CHUNK: usize = 256 * 1024;
 const CHUNKS_IN_FLIGHT: usize = 4;
-
-/// Reads until `buf` is full or the stream ends; returns what was read.
-fn fill(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
-}
 
 /// The decoding thread's chunks as one stream; it ends when the thread
 /// stops sending.

@@ -15,7 +15,7 @@ use crate::digest::Digest;
 use crate::store::{Store, StoreError, VerifiedBlob};
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::mpsc;
 
 /// Files up to this size stay in memory (configs, `json`, `VERSION`).
@@ -321,7 +321,7 @@ fn read_large(
     let mut diff: Option<DiffThread> = None;
     let mut got = 0u64;
     loop {
-        let n = read_full(entry, &mut buf).map_err(LoadError::Read)?;
+        let n = crate::compression::read_full(entry, &mut buf).map_err(LoadError::Read)?;
         if n == 0 {
             break;
         }
@@ -354,20 +354,6 @@ fn read_large(
         data: Data::Temp(blob),
         diff_id: diff.map(DiffThread::finish),
     })
-}
-
-/// Fills `buf` unless the reader ends first; returns how much was read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 /// Decompresses, walks and hashes a layer on its own thread while the
