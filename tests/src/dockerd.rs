@@ -133,6 +133,16 @@ impl Dockerd {
         command
     }
 
+    /// The same `docker` command as a shell line, for tools (hyperfine)
+    /// that take one.
+    pub fn shell_command(&self) -> String {
+        format!(
+            "env DOCKER_HOST=unix://{} DOCKER_CONFIG={} {DOCKER}",
+            self.socket().display(),
+            self.dir.path().join("client").display()
+        )
+    }
+
     /// Runs `docker args…` and returns what it produced.
     pub fn run(&self, args: &[&str]) -> Output {
         self.docker()

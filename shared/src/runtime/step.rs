@@ -35,6 +35,7 @@ pub struct StepOptions<'a> {
 /// code (Docker's 126/127 when the command cannot run). The container's
 /// record exists only while it runs, as Docker's intermediate containers.
 pub fn run_step(store: &Store, options: StepOptions) -> Result<i32, RunError> {
+    super::grace_period::begin();
     let id = container::new_id().map_err(RunError::io(Path::new("/dev/urandom")))?;
     let hostname = id[..12].to_string();
     let dir = store.container_dir(&id);
