@@ -7,7 +7,7 @@
 use super::cache::{self, CacheKey};
 use super::context::Context;
 use super::error::BuildError;
-use super::file_digests::FileDigests;
+use super::file_digests::{self, FileDigests};
 use super::layer;
 use super::options::{BuildObserver, BuildOptions};
 use super::rootfs::StepRoot;
@@ -53,6 +53,15 @@ pub(super) struct Builder<'a> {
 }
 
 impl Builder<'_> {
+    /// What sources hash through: the context's remembered digests, or none
+    /// for a stage's or an image's root (`from`), whose inodes are new.
+    pub(super) fn file_digests_for(&self, from: Option<&str>) -> &FileDigests {
+        match from {
+            None => &self.file_digests,
+            Some(_) => &file_digests::NONE,
+        }
+    }
+
     /// An error at a Dockerfile line: `file:line:col: message`.
     pub(super) fn at(&self, node: &Node, message: impl Into<String>) -> BuildError {
         BuildError::At(self.dockerfile.error(node.line, node.column, message))

@@ -8,7 +8,6 @@ use super::context::{self, Context, ContextError, Source};
 use super::copy::{self, Attributes, Item};
 use super::error::BuildError;
 use super::fetch;
-use super::file_digests;
 use super::state::StageRun;
 use super::step::Builder;
 use crate::dockerfile::{self, CopyArgs, Instruction, Node, Vars, expand_word};
@@ -174,11 +173,7 @@ impl Builder<'_> {
         if dest_is_dir && !dest_clean.ends_with('/') {
             dest_clean.push('/');
         }
-        // Only the context's own files are remembered between builds.
-        let digests = match from {
-            None => &self.file_digests,
-            Some(_) => &file_digests::NONE,
-        };
+        let digests = self.file_digests_for(from.as_deref());
         let content = copy::hash_sources(walked.iter().chain(remote.iter()), digests)
             .map_err(|e| self.at(node, e.to_string()))?;
         let mut flags = String::new();

@@ -6,7 +6,6 @@
 use super::context;
 use super::copy::{self, Attributes};
 use super::error::BuildError;
-use super::file_digests;
 use super::options::PROXY_ARGS;
 use super::rootfs;
 use super::state::{DEFAULT_PATH, StageRun};
@@ -294,10 +293,7 @@ impl Builder<'_> {
             .map_err(|e| self.at(node, failed(&e)))?;
         let is_dir = items[0].meta.is_dir();
         let walked = [(one.clone(), items)];
-        let digests = match from {
-            None => &self.file_digests,
-            Some(_) => &file_digests::NONE,
-        };
+        let digests = self.file_digests_for(from);
         let hash =
             copy::hash_sources(walked.iter(), digests).map_err(|e| self.at(node, failed(&e)))?;
         let dir = Scratch::new(self.store, SCRATCH_BUILD).map_err(|e| self.at(node, failed(&e)))?;
