@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod network;
 pub mod output;
 pub mod overlay;
+pub mod parallel_gzip;
 pub mod pipe;
 pub mod platform;
 pub mod progress;

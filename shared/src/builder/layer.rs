@@ -3,6 +3,7 @@
 //! into `.wh.` files) compressed straight into a store blob.
 
 use crate::digest::{Digest, HashingWriter};
+use crate::parallel_gzip::ParallelGzip;
 use crate::store::{BlobWriter, Store, StoreError};
 use std::collections::HashMap;
 use std::fs;
@@ -93,10 +94,7 @@ pub fn write_layer_without(
 ) -> Result<LayerBlob, LayerWriteError> {
     let blob = store.blob_writer()?;
     let encoder: Box<dyn FinishWrite> = match compression {
-        LayerCompression::Gzip => Box::new(flate2::write::GzEncoder::new(
-            blob,
-            flate2::Compression::default(),
-        )),
+        LayerCompression::Gzip => Box::new(ParallelGzip::new(blob, flate2::Compression::default())),
         LayerCompression::Zstd => Box::new(zstd::stream::write::Encoder::new(blob, 3).map_err(
             |source| LayerWriteError::Io {
                 path: store.tmp_dir(),
@@ -154,7 +152,7 @@ trait FinishWrite: Write {
     fn finish_blob(self: Box<Self>) -> io::Result<BlobWriter>;
 }
 
-impl FinishWrite for flate2::write::GzEncoder<BlobWriter> {
+impl FinishWrite for ParallelGzip<BlobWriter> {
     fn finish_blob(self: Box<Self>) -> io::Result<BlobWriter> {
         self.finish()
     }
