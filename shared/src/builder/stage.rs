@@ -62,7 +62,6 @@ pub fn build(
     }
     // A writer's lease: no collection sweeps the steps' blobs mid-build.
     let writers = store.lease()?;
-    let pins = store.content_lease(&writers)?;
     let platform = options.platform.clone().unwrap_or_else(Platform::host);
     let mut builder = Builder {
         store,
@@ -80,7 +79,7 @@ pub fn build(
         dockerfile: parsed,
         writers: Some(writers),
         pinned: RefCell::default(),
-        pins,
+        pins: None,
         cache_entries: BTreeMap::new(),
         file_digests,
     };

@@ -44,7 +44,8 @@ pub(super) struct Builder<'a> {
     /// Every manifest this build has made or started from: what a
     /// collection must keep while the writers' lock is let go.
     pub(super) pinned: RefCell<BTreeSet<Digest>>,
-    pub(super) pins: ContentLease,
+    /// Taken at the first RUN step: a build the cache answers runs none.
+    pub(super) pins: Option<ContentLease>,
     /// Each step's cache key and the image it came to, hit or not: what
     /// `--cache-to` shares.
     pub(super) cache_entries: BTreeMap<String, Digest>,
@@ -111,8 +112,11 @@ impl Builder<'_> {
         job: impl FnOnce(&mut Self) -> T,
     ) -> Result<T, BuildError> {
         let writers = self.writers.take().expect("held between steps");
-        self.pins
-            .pin(self.store, &writers, self.pinned.borrow().iter().cloned())?;
+        let manifests: Vec<Digest> = self.pinned.borrow().iter().cloned().collect();
+        match &mut self.pins {
+            Some(pins) => pins.pin(self.store, &writers, manifests)?,
+            None => self.pins = Some(self.store.content_lease(&writers, manifests)?),
+        }
         drop(writers);
         let done = job(self);
         self.writers = Some(self.store.lease()?);

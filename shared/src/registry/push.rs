@@ -227,9 +227,8 @@ impl Pusher {
         // do meanwhile; neither waits for the push.
         let pins = {
             let writers = self.store.lease()?;
-            let mut pins = self.store.content_lease(&writers)?;
-            pins.pin(&self.store, &writers, [descriptor_digest(&top)])?;
-            pins
+            self.store
+                .content_lease(&writers, [descriptor_digest(&top)])?
         };
         let plan = self.plan(reference, &top)?;
         let session = self.session(reference)?;

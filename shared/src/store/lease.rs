@@ -120,14 +120,19 @@ impl Store {
         Ok(ImageLease { path, _file: file })
     }
 
-    /// A content lease pinning nothing yet, for a build (`_writers`: see
-    /// [`ContentLease::pin`]).
-    pub fn content_lease(&self, _writers: &Lease) -> Result<ContentLease, StoreError> {
-        let empty = PinnedContent {
+    /// A content lease pinning `manifests` (`_writers`: see
+    /// [`ContentLease::pin`]). Taken when there is something to pin, not
+    /// before: an empty lease would cost a file for nothing.
+    pub fn content_lease(
+        &self,
+        _writers: &Lease,
+        manifests: impl IntoIterator<Item = Digest>,
+    ) -> Result<ContentLease, StoreError> {
+        let pinned = PinnedContent {
             pid: std::process::id(),
-            manifests: Vec::new(),
+            manifests: manifests.into_iter().collect(),
         };
-        let (path, file) = self.write_locked(CONTENT_LEASE, &empty, None)?;
+        let (path, file) = self.write_locked(CONTENT_LEASE, &pinned, None)?;
         Ok(ContentLease { path, _file: file })
     }
 
@@ -257,7 +262,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let writers = store.lease().unwrap();
-        let mut lease = store.content_lease(&writers).unwrap();
+        let mut lease = store.content_lease(&writers, []).unwrap();
         let pinned = |store: &Store| -> Vec<Vec<Digest>> {
             store
                 .pinned_content(false)
