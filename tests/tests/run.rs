@@ -854,3 +854,36 @@ fn a_containers_secrets_are_its_owners_alone() {
     assert_eq!(mode(&dir.join("upper")), 0o755);
     ctr_run(&fixture, &["--rm", "-u", "1000", IMG, "ls", "/etc/fixture"]).success();
 }
+
+#[test]
+fn a_store_named_by_a_relative_root_runs_containers_from_any_cwd() {
+    let fixture = fixture();
+    let root = fixture.root();
+    let (parent, name) = (root.parent().unwrap(), root.file_name().unwrap());
+    // `--root store` from the store's parent: the container's spec names
+    // its rootfs, and a relative one is refused by the runtime.
+    let relative = |tool_name: &str, args: &[&str]| {
+        let mut command = std::process::Command::new(berth_harness::tools::binary(tool_name));
+        command
+            .current_dir(parent)
+            .arg("--root")
+            .arg(name)
+            .args(args);
+        Run::of(&mut command, None)
+    };
+    let ran = relative("ctr-run", &["--name", "rel", IMG, "cat", "/etc/hostname"]).success();
+    assert!(!ran.stdout.trim().is_empty(), "{ran:?}");
+    let detached = relative("ctr-run", &["-d", "--name", "rel-d", IMG, "sleep", "1000"])
+        .success()
+        .stdout;
+    // Tools run with the absolute root elsewhere see and manage both.
+    let inspected = Run::of(
+        tool("ctr-inspect", root).args(["-f", "{{.State.Running}} {{.Id}}", "rel-d"]),
+        None,
+    )
+    .success();
+    assert_eq!(inspected.stdout, format!("true {}", detached));
+    Run::of(tool("ctr-exec", root).args(["rel-d", "true"]), None).success();
+    Run::of(tool("ctr-rm", root).args(["-f", "rel", "rel-d"]), None).success();
+    assert!(fixture.container_ids().is_empty());
+}

@@ -95,7 +95,13 @@ impl Store {
     /// Opens the store at `root`, creating an empty one if nothing is there.
     /// An existing `images/` layout (ours or another tool's) is used as is.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
-        let store = Store { root: root.into() };
+        let root = root.into();
+        // Absolute from here on: a container's spec, record and mounts name
+        // paths in the store, and they must mean the same from the runtime's
+        // cwd, a later tool's cwd, and inside the monitor (`--root store`
+        // used to give libcontainer a relative rootfs: "oci spec error").
+        let root = std::path::absolute(&root).map_err(io_error(&root))?;
+        let store = Store { root };
         // Containers' records, specs and logs hold their `-e` values and
         // output: the root is the owner's alone from the moment it exists
         // (Docker's root is 0710 for the same reason).
