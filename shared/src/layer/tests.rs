@@ -208,3 +208,45 @@ fn hardlinks_through_a_symlink_are_refused() {
     assert!(result.unwrap_err().to_string().contains("symlink"));
     assert!(!dir.path().join("shadow").exists());
 }
+
+#[test]
+fn a_directory_replaced_by_a_symlink_is_not_written_through_by_later_entries() {
+    // The unpacker keeps the last entry's parent directories open; an entry
+    // that swaps one of them for a symlink must not leave a later entry
+    // writing through the old descriptor, nor through the new link.
+    let outside = tempfile::tempdir().unwrap();
+    let mut tar = tar::Builder::new(Vec::new());
+    file(&mut tar, "a/b/first", b"1");
+    let mut h = header(tar::EntryType::Symlink, 0o777, 0);
+    tar.append_link(&mut h, "a/b", outside.path()).unwrap();
+    file(&mut tar, "a/b/second", b"2");
+    let (dir, result) = apply(&tar.into_inner().unwrap());
+    let err = result.unwrap_err();
+    assert!(err.to_string().contains("\"a/b/second\""), "{err}");
+    assert!(err.to_string().contains("symlink"), "{err}");
+    assert!(!outside.path().join("second").exists());
+    assert!(!outside.path().join("first").exists());
+    assert!(dir.path().join("a/b").is_symlink());
+}
+
+#[test]
+fn a_directory_replaced_by_a_file_then_a_directory_holds_only_the_new_entries() {
+    let mut tar = tar::Builder::new(Vec::new());
+    file(&mut tar, "a/b/old", b"old");
+    file(&mut tar, "a", b"now a file");
+    file(&mut tar, "a/b/new", b"new");
+    let (_, result) = apply(&tar.into_inner().unwrap());
+    assert!(result.unwrap_err().to_string().contains("not a directory"));
+
+    let mut tar = tar::Builder::new(Vec::new());
+    file(&mut tar, "a/b/old", b"old");
+    let mut h = header(tar::EntryType::Regular, 0o644, 1);
+    tar.append_data(&mut h, "a/b", &b"f"[..]).unwrap();
+    let mut h = header(tar::EntryType::Directory, 0o755, 0);
+    tar.append_data(&mut h, "a/b", &b""[..]).unwrap();
+    file(&mut tar, "a/b/new", b"new");
+    let (dir, result) = apply(&tar.into_inner().unwrap());
+    result.unwrap();
+    assert!(!dir.path().join("a/b/old").exists());
+    assert_eq!(std::fs::read(dir.path().join("a/b/new")).unwrap(), b"new");
+}
