@@ -250,3 +250,24 @@ fn a_directory_replaced_by_a_file_then_a_directory_holds_only_the_new_entries() 
     assert!(!dir.path().join("a/b/old").exists());
     assert_eq!(std::fs::read(dir.path().join("a/b/new")).unwrap(), b"new");
 }
+
+#[test]
+fn paths_deeper_than_the_held_directories_are_unpacked() {
+    // Two files 200 directories down, then one back up at 40: the walk
+    // holds descriptors for the first 64 only and walks the rest afresh.
+    let deep = vec!["d"; 200].join("/");
+    let mut tar = tar::Builder::new(Vec::new());
+    file(&mut tar, &format!("{deep}/one"), b"1");
+    file(&mut tar, &format!("{deep}/two"), b"2");
+    file(
+        &mut tar,
+        &format!("{}/three", vec!["d"; 40].join("/")),
+        b"3",
+    );
+    let (dir, result) = apply(&tar.into_inner().unwrap());
+    result.unwrap();
+    let at = |path: &str| std::fs::read(dir.path().join(path)).unwrap();
+    assert_eq!(at(&format!("{deep}/one")), b"1");
+    assert_eq!(at(&format!("{deep}/two")), b"2");
+    assert_eq!(at(&format!("{}/three", vec!["d"; 40].join("/"))), b"3");
+}

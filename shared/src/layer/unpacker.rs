@@ -33,6 +33,7 @@ pub(super) fn walk(plain: impl Read, dest: &Path, layer: &Digest) -> Result<(), 
         root,
         layer: layer.clone(),
         parents: Vec::new(),
+        deep: None,
         dir_times: Vec::new(),
         buffer: vec![0; WRITE_BUFFER],
     };
@@ -54,6 +55,9 @@ struct Unpacker {
     /// anything since they were opened, and what it changed is a child of
     /// the last of them, never one of them.
     parents: Vec<(OsString, OwnedFd)>,
+    /// The parent of an entry deeper than [`MAX_HELD_DIRS`], opened for
+    /// that entry alone.
+    deep: Option<OwnedFd>,
     /// Directory mtimes are set last: writing their children changes them.
     dir_times: Vec<(Vec<OsString>, u64)>,
     /// Where a file's bytes pass through on their way to it: one large
@@ -61,6 +65,9 @@ struct Unpacker {
     /// the 512 that `io::copy`'s 8 KiB stack buffer would make.
     buffer: Vec<u8>,
 }
+
+/// How many directories [`Unpacker::parents`] holds open at most.
+const MAX_HELD_DIRS: usize = 64;
 
 const DIR_FLAGS: OFlags = OFlags::DIRECTORY
     .union(OFlags::NOFOLLOW)
@@ -185,21 +192,36 @@ impl Unpacker {
     }
 
     /// Makes [`Unpacker::parents`] end at `parents`, opening (and creating)
-    /// only the components it does not already hold.
+    /// only the components it does not already hold. Past
+    /// [`MAX_HELD_DIRS`] components the rest is walked afresh each time,
+    /// into [`Unpacker::deep`], so a hostile depth cannot use up the
+    /// process's descriptors.
     fn descend(&mut self, parents: &[OsString], entry: &str) -> Result<(), LayerError> {
+        self.deep = None;
+        let kept = parents.len().min(MAX_HELD_DIRS);
         let held = self
             .parents
             .iter()
-            .zip(parents)
+            .zip(&parents[..kept])
             .take_while(|((a, _), b)| a == *b)
             .count();
         self.parents.truncate(held);
-        for (i, name) in parents.iter().enumerate().skip(held) {
+        for (i, name) in parents.iter().enumerate().take(kept).skip(held) {
             let dir = self.parents.last().map_or(&self.root, |(_, fd)| fd);
             let next = open_child_dir(dir, name, true)
                 .map_err(|e| self.dir_error(dir, parents, i, e, entry))?;
             self.parents.push((name.clone(), next));
         }
+        let mut deep: Option<OwnedFd> = None;
+        for (i, name) in parents.iter().enumerate().skip(kept) {
+            let dir = deep
+                .as_ref()
+                .unwrap_or_else(|| self.parents.last().map_or(&self.root, |(_, fd)| fd));
+            let next = open_child_dir(dir, name, true)
+                .map_err(|e| self.dir_error(dir, parents, i, e, entry))?;
+            deep = Some(next);
+        }
+        self.deep = deep;
         Ok(())
     }
 
@@ -240,7 +262,10 @@ impl Unpacker {
         };
         let kind = entry.header().entry_type();
         self.descend(&comps, &name)?;
-        let parent = self.parents.last().map_or(&self.root, |(_, fd)| fd);
+        let parent = match &self.deep {
+            Some(deep) => deep,
+            None => self.parents.last().map_or(&self.root, |(_, fd)| fd),
+        };
         let last_str = last.to_string_lossy();
 
         if last_str == OPAQUE_WHITEOUT {
