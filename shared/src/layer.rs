@@ -280,6 +280,7 @@ impl<R: Read> Read for HashingReader<R> {
 }
 
 mod unpacker;
+pub(crate) use unpacker::times;
 use unpacker::walk;
 
 #[cfg(test)]

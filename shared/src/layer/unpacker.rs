@@ -540,7 +540,9 @@ fn xattrs_of<R: Read>(entry: &mut tar::Entry<R>) -> Vec<(OsString, Vec<u8>)> {
         .collect()
 }
 
-fn times(mtime: u64) -> Timestamps {
+/// Access and modification times both set to `mtime` (whole seconds, as
+/// tar keeps them).
+pub(crate) fn times(mtime: u64) -> Timestamps {
     let at = Timespec {
         tv_sec: mtime as i64,
         tv_nsec: 0,

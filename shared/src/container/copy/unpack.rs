@@ -9,7 +9,8 @@
 
 use super::CopyError;
 use super::root::Root;
-use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Timespec, Timestamps, Uid};
+use crate::layer::times;
+use rustix::fs::{AtFlags, FileType, Gid, Mode, OFlags, Uid};
 use rustix::io::Errno;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -67,17 +68,6 @@ fn join(base: &str, parts: &[&str]) -> String {
         "/".to_string()
     } else {
         path
-    }
-}
-
-fn times(mtime: u64) -> Timestamps {
-    let at = Timespec {
-        tv_sec: mtime as i64,
-        tv_nsec: 0,
-    };
-    Timestamps {
-        last_access: at,
-        last_modification: at,
     }
 }
 
