@@ -319,12 +319,11 @@ impl Unpacker {
                     Ok(()) | Err(Errno::EXIST) => {}
                     Err(e) => return Err(err(e.into())),
                 }
-                let dir = open_child_dir(parent, &last, false).map_err(|e| {
-                    self.dir_error(parent, std::slice::from_ref(&last), 0, e, &name)
-                })?;
-                self.metadata(&dir, uid, gid, mode, &xattrs, &name)?;
                 let mut full = comps.clone();
                 full.push(last.clone());
+                let dir = open_child_dir(parent, &last, false)
+                    .map_err(|e| self.dir_error(parent, &full, comps.len(), e, &name))?;
+                self.metadata(&dir, uid, gid, mode, &xattrs, &name)?;
                 self.dir_times.push((full, mtime));
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
@@ -502,8 +501,7 @@ impl Unpacker {
 
 /// Removes a directory tree below an already-safe parent, fd-relative.
 fn remove_tree(parent: &OwnedFd, name: &OsStr) -> rustix::io::Result<()> {
-    let flags = OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::RDONLY | OFlags::CLOEXEC;
-    let dir = rustix::fs::openat(parent, name, flags, Mode::empty())?;
+    let dir = rustix::fs::openat(parent, name, DIR_FLAGS, Mode::empty())?;
     let children: Vec<(OsString, bool)> = rustix::fs::Dir::read_from(&dir)?
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_bytes() != b"." && e.file_name().to_bytes() != b"..")
