@@ -417,7 +417,8 @@ impl Unpacker {
     }
 
     /// Creates `name` in `parent` with `make`; when something is already
-    /// there (a later layer's entry, or a name a tar lists twice), clears
+    /// there (every unpack starts in an empty directory, so: a name the tar
+    /// lists twice, or a directory an earlier entry's path implied), clears
     /// it and makes it again. Most names are new: trying first spares them
     /// the `stat` that looking first would cost.
     fn replace<T>(
