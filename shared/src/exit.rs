@@ -81,7 +81,7 @@ pub fn each_printing<T: std::fmt::Display, E: std::error::Error>(
             Ok(line) => crate::output::result(line),
             Err(error) => {
                 failed = true;
-                eprintln!("{tool}: {}", Failure::from(error).message);
+                eprintln!("{tool}: {}", one_line(&Failure::from(error).message));
             }
         }
     }
@@ -90,6 +90,23 @@ pub fn each_printing<T: std::fmt::Display, E: std::error::Error>(
     } else {
         Ok(())
     }
+}
+
+/// A message as one line that is safe on a terminal: it may quote what a
+/// registry, an archive or a container chose (a tar header's name, a
+/// server's reason), so a line break becomes a space and any other control
+/// character (an escape sequence that would recolour, move or retitle the
+/// operator's terminal) is printed escaped.
+pub fn one_line(message: &str) -> String {
+    let mut line = String::with_capacity(message.len());
+    for c in message.chars() {
+        match c {
+            '\n' => line.push(' '),
+            c if c.is_control() => line.extend(c.escape_default()),
+            c => line.push(c),
+        }
+    }
+    line
 }
 
 fn tool_name() -> String {
@@ -113,9 +130,25 @@ pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
         Err(failure) => {
             let tool = tool_name();
             if !failure.message.is_empty() {
-                eprintln!("{tool}: {}", failure.message.replace('\n', " "));
+                eprintln!("{tool}: {}", one_line(&failure.message));
             }
             ExitCode::from(failure.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_message_is_one_line_with_its_control_characters_escaped() {
+        assert_eq!(one_line("plain text: ok"), "plain text: ok");
+        assert_eq!(one_line("two\nlines"), "two lines");
+        assert_eq!(
+            one_line("name \u{1b}]0;owned\u{7}\u{1b}[2J\r"),
+            "name \\u{1b}]0;owned\\u{7}\\u{1b}[2J\\r"
+        );
+        assert_eq!(one_line("ünïcode stays"), "ünïcode stays");
     }
 }

@@ -74,7 +74,10 @@ fn main() -> std::process::ExitCode {
                     Ok(record) => Some((target, record.id)),
                     Err(e) => {
                         failed = true;
-                        eprintln!("ctr-stats: {}", Failure::from(e).message);
+                        eprintln!(
+                            "ctr-stats: {}",
+                            berth::exit::one_line(&Failure::from(e).message)
+                        );
                         None
                     }
                 })

@@ -52,7 +52,10 @@ fn main() -> std::process::ExitCode {
                 Ok(()) => output::result(target),
                 Err(e) => {
                     failed = true;
-                    eprintln!("ctr-update: {}", Failure::from(e).message);
+                    eprintln!(
+                        "ctr-update: {}",
+                        berth::exit::one_line(&Failure::from(e).message)
+                    );
                 }
             }
         }

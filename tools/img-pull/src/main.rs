@@ -115,5 +115,5 @@ fn main() -> std::process::ExitCode {
 /// print it (the messages name the image).
 fn report(error: impl std::error::Error) {
     let message = Failure::from(error).message;
-    eprintln!("img-pull: {}", message.replace('\n', " "));
+    eprintln!("img-pull: {}", berth::exit::one_line(&message));
 }

@@ -137,5 +137,5 @@ fn is_image_id(target: &str) -> bool {
 
 /// One failed image's line, `img-push: <message>`.
 fn report(message: String) {
-    eprintln!("img-push: {}", message.replace('\n', " "));
+    eprintln!("img-push: {}", berth::exit::one_line(&message));
 }
