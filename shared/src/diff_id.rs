@@ -1,8 +1,8 @@
 //! A layer's diff ID and tar structure, checked as its compressed bytes
-//! stream past (pushed in, as they arrive from a socket): decompressed by
-//! magic bytes as `layer.rs` does, hashed, and walked header by header, so
-//! a pull can refuse a layer that is not a tar or does not match its diff
-//! ID without reading the blob a second time.
+//! stream past (pushed in, as they are read from an archive): decompressed
+//! by magic bytes as `layer.rs` does, hashed, and walked header by header,
+//! so img-load can refuse a layer that is not a tar or does not match its
+//! diff ID without reading the blob a second time.
 
 use crate::compression::Compression;
 use crate::digest::{Digest, HashingWriter};
@@ -26,9 +26,6 @@ const BLOCK: usize = 512;
 /// the digest of its uncompressed tar stream.
 pub struct DiffIdWriter {
     state: State,
-    /// Whether an uncompressed stream is hashed too; a caller that hashes
-    /// the same bytes as the blob's digest already need not pay twice.
-    hash_plain: bool,
     /// The first failure; later bytes are ignored, the blob still downloads
     /// so that a digest mismatch (the likelier story) is reported first.
     failed: Option<DiffIdError>,
@@ -52,18 +49,7 @@ impl DiffIdWriter {
     pub fn new() -> DiffIdWriter {
         DiffIdWriter {
             state: State::Sniffing(Vec::new()),
-            hash_plain: true,
             failed: None,
-        }
-    }
-
-    /// A writer for a blob whose digest is computed elsewhere: an
-    /// uncompressed layer is walked but not hashed, since its diff ID is
-    /// that digest ([`DiffIdWriter::finish_for_blob`] says so with `None`).
-    pub fn for_blob() -> DiffIdWriter {
-        DiffIdWriter {
-            hash_plain: false,
-            ..DiffIdWriter::new()
         }
     }
 
@@ -91,16 +77,13 @@ impl DiffIdWriter {
     }
 
     fn start(&mut self, prefix: &[u8]) -> Result<(), DiffIdError> {
-        let mut walker = TarWalker::default();
+        let walker = TarWalker::default();
         self.state = match Compression::detect(prefix) {
             Compression::Gzip => State::Gzip(Box::new(flate2::write::MultiGzDecoder::new(walker))),
             Compression::Zstd => State::Zstd(Box::new(
                 zstd::stream::write::Decoder::new(walker).map_err(zstd_error)?,
             )),
-            Compression::None => {
-                walker.unhashed = !self.hash_plain;
-                State::Plain(walker)
-            }
+            Compression::None => State::Plain(walker),
         };
         Ok(())
     }
@@ -115,20 +98,7 @@ impl DiffIdWriter {
     }
 
     /// The diff ID, once every byte is in; or why the stream is no tar.
-    pub fn finish(self) -> Result<Digest, DiffIdError> {
-        debug_assert!(
-            self.hash_plain,
-            "a for_blob writer finishes with finish_for_blob"
-        );
-        Ok(self
-            .finish_for_blob()?
-            .expect("a hashing writer always has a digest"))
-    }
-
-    /// As [`DiffIdWriter::finish`]; `None` for an uncompressed stream a
-    /// [`DiffIdWriter::for_blob`] writer did not hash: its diff ID is the
-    /// blob's own digest.
-    pub fn finish_for_blob(mut self) -> Result<Option<Digest>, DiffIdError> {
+    pub fn finish(mut self) -> Result<Digest, DiffIdError> {
         if let Some(e) = self.failed.take() {
             return Err(e);
         }
@@ -183,8 +153,6 @@ fn decoded_error(e: io::Error, own: fn(io::Error) -> DiffIdError) -> DiffIdError
 #[derive(Default)]
 struct TarWalker {
     hash: Option<HashingWriter<io::Sink>>,
-    /// Walk only: the bytes' digest is known elsewhere.
-    unhashed: bool,
     header: Vec<u8>,
     /// Bytes of the current entry's data (and padding) still to pass.
     skip: u64,
@@ -198,11 +166,9 @@ impl TarWalker {
     }
 
     fn walk(&mut self, mut bytes: &[u8]) -> Result<(), DiffIdError> {
-        if !self.unhashed {
-            self.hash()
-                .write_all(bytes)
-                .expect("hashing into a sink cannot fail");
-        }
+        self.hash()
+            .write_all(bytes)
+            .expect("hashing into a sink cannot fail");
         while !bytes.is_empty() && !self.ended {
             if self.skip > 0 {
                 let n = self.skip.min(bytes.len() as u64);
@@ -246,22 +212,18 @@ impl TarWalker {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Option<Digest>, DiffIdError> {
+    fn finish(mut self) -> Result<Digest, DiffIdError> {
         if self.skip > 0 || !self.header.is_empty() {
             return Err(DiffIdError::NotTar(
                 "the archive ends inside an entry".into(),
             ));
         }
-        if self.unhashed {
-            return Ok(None);
-        }
-        Ok(Some(
-            self.hash
-                .take()
-                .unwrap_or_else(|| HashingWriter::new(io::sink()))
-                .finish()
-                .0,
-        ))
+        Ok(self
+            .hash
+            .take()
+            .unwrap_or_else(|| HashingWriter::new(io::sink()))
+            .finish()
+            .0)
     }
 }
 
@@ -320,28 +282,6 @@ mod tests {
             writer.push(piece);
         }
         writer.finish()
-    }
-
-    #[test]
-    fn a_blob_writer_walks_a_plain_layer_without_hashing_it_and_hashes_the_rest() {
-        let tar = tar_of(&[("a", b"hello"), ("b", &[1u8; 5000][..])]);
-        let feed = |bytes: &[u8]| {
-            let mut writer = DiffIdWriter::for_blob();
-            for piece in bytes.chunks(333) {
-                writer.push(piece);
-            }
-            writer.finish_for_blob()
-        };
-        // Plain: the blob's own digest is its diff ID.
-        assert_eq!(feed(&tar), Ok(None));
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(&tar).unwrap();
-        assert_eq!(feed(&gz.finish().unwrap()), Ok(Some(Digest::of(&tar))));
-        // Still walked: a plain stream that is no tar is refused.
-        let mut broken = tar.clone();
-        broken[100] ^= 0xff;
-        assert!(matches!(feed(&broken), Err(DiffIdError::NotTar(_))));
-        assert!(matches!(feed(&tar[..700]), Err(DiffIdError::NotTar(_))));
     }
 
     #[test]

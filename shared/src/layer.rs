@@ -30,6 +30,14 @@ pub enum LayerError {
         #[source]
         source: io::Error,
     },
+    /// The tar crate could not read an entry's header: the stream is no
+    /// tar, or ends inside one.
+    #[error("layer {layer}: not a tar archive: {source}")]
+    NotTar {
+        layer: Digest,
+        #[source]
+        source: io::Error,
+    },
     #[error(
         "layer {layer}: diff ID mismatch: the image config says {expected}, the content is {actual}"
     )]

@@ -153,22 +153,6 @@ fn images_that_cannot_run_are_refused_and_nothing_is_stored() {
         &["not an image config", &not_json.reference],
     );
 
-    let not_tar = Layer {
-        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
-        bytes: vec![0x5a; 3000],
-    };
-    let served = fake.image(
-        "bad/nottar",
-        "1",
-        &config_for(&[Digest::of(&not_tar.bytes)]),
-        &[not_tar],
-        |_| {},
-    );
-    refused(
-        &served.reference,
-        &["not a tar archive", &served.layer_digests[0].to_string()],
-    );
-
     // 5000 layers against one diff ID: refused before any layer is fetched.
     let served = fake.image(
         "bad/count",
@@ -183,20 +167,68 @@ fn images_that_cannot_run_are_refused_and_nothing_is_stored() {
     refused(&served.reference, &["5000 layers", "1 diff IDs"]);
     let layer_path = format!("/v2/bad/count/blobs/{}", served.layer_digests[0]);
     assert!(!fake.requests().iter().any(|r| r.contains(&layer_path)));
+}
 
-    // A layer whose content is another tar than its diff ID says.
+/// A layer that matches its digest but not its config (no tar, or another
+/// tar than its diff ID) is the publisher's own broken image: it pulls, as
+/// with skopeo and containerd, and is refused where it is decompressed,
+/// before any container sees it, with nothing unpacked left behind. The
+/// error quotes the bad header, whose bytes are terminal escape sequences
+/// here: they reach stderr escaped.
+#[test]
+fn layers_that_do_not_match_their_config_are_refused_when_unpacked() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = valid_layer();
+    let not_tar = Layer {
+        media_type: "application/vnd.oci.image.layer.v1.tar".into(),
+        bytes: b"\x1b]0;owned\x07\x1b[2J".repeat(200),
+    };
+    let not_tar_image = fake.image(
+        "bad/nottar",
+        "1",
+        &config_for(&[Digest::of(&not_tar.bytes)]),
+        &[not_tar],
+        |_| {},
+    );
     let other = Digest::of(&tar_of("other.txt", b"other\n"));
-    let served = fake.image(
+    let mismatched = fake.image(
         "bad/diffid",
         "1",
         &config_for(std::slice::from_ref(&other)),
         &[layer],
         |_| {},
     );
-    refused(
-        &served.reference,
-        &["diff ID mismatch", &other.to_string(), &diff_id.to_string()],
-    );
+    let cases = [
+        (&not_tar_image, vec!["not a tar archive".to_string()]),
+        (
+            &mismatched,
+            vec![
+                "diff ID mismatch".to_string(),
+                other.to_string(),
+                diff_id.to_string(),
+            ],
+        ),
+    ];
+    for (served, mut parts) in cases {
+        let store = tempfile::tempdir().unwrap();
+        let (run, _) = run_bounded(img_pull(store.path()).args(["-q", &served.reference]));
+        run.success();
+        let before = store_listing(store.path());
+        let run = tool("ctr-run", store.path())
+            .args(["--rm", "--network", "none", &served.reference, "true"])
+            .output()
+            .unwrap();
+        parts.push(served.layer_digests[0].to_string());
+        let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
+        let run = Run::from(run).failure(125).one_error_line(&parts);
+        assert!(!run.stderr.contains('\x1b'), "{run:#?}");
+        assert_eq!(
+            store_listing(store.path()),
+            before,
+            "{}: store changed",
+            served.reference
+        );
+    }
 }
 
 #[test]

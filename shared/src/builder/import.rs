@@ -135,6 +135,9 @@ fn make(
         LayerError::Archive { source, .. } => {
             BuildError::Invalid(format!("importing {name}: reading the archive: {source}"))
         }
+        LayerError::NotTar { source, .. } => {
+            BuildError::Invalid(format!("importing {name}: not a tar archive: {source}"))
+        }
         other => other.into(),
     })?;
     let blob = layer::write_layer(store, &root, LayerCompression::Gzip, None)?;

@@ -39,7 +39,10 @@ pub(super) fn walk(plain: impl Read, dest: &Path, layer: &Digest) -> Result<(), 
     };
     let mut archive = tar::Archive::new(plain);
     for entry in archive.entries().map_err(archive_err)? {
-        let mut entry = entry.map_err(archive_err)?;
+        let mut entry = entry.map_err(|source| LayerError::NotTar {
+            layer: layer.clone(),
+            source,
+        })?;
         unpacker.entry(&mut entry)?;
     }
     unpacker.finish_dir_times()

@@ -11,7 +11,6 @@ use super::client::{
 use super::limits::Limited;
 use super::manifest::{self, ACCEPT, ManifestError};
 use super::tls::RegistryOptions;
-use crate::diff_id::{DiffIdError, DiffIdWriter};
 use crate::digest::Digest;
 use crate::platform::Platform;
 use crate::reference::Reference;
@@ -136,18 +135,6 @@ pub enum PullError {
     },
     #[error("{what}: the registry sent more than the {size} bytes its descriptor gives")]
     Oversized { what: String, size: u64 },
-    #[error("{what}: {source}")]
-    Layer {
-        what: String,
-        #[source]
-        source: DiffIdError,
-    },
-    #[error("{what}: diff ID mismatch: the image config says {expected}, the content is {actual}")]
-    DiffIdMismatch {
-        what: String,
-        expected: Digest,
-        actual: Digest,
-    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("cannot start the network runtime: {0}")]
@@ -320,12 +307,12 @@ impl Puller {
         let (config_bytes, config_blob) = if self.store.has_blob(&config_digest) {
             (self.store.read_blob(&config_digest)?, None)
         } else {
-            let (blob, _) = self
+            let blob = self
                 .fetch_blob(session, reference, &config, false, observer)
                 .await?;
             (blob.read()?, Some(blob))
         };
-        let diff_ids = manifest::check_config(&config_bytes, layers.len(), &config_what)?;
+        manifest::check_config(&config_bytes, layers.len(), &config_what)?;
         // Announced only once the name resolved, so a bad name fails with
         // one line and no preamble.
         observer.borrow_mut().start(reference);
@@ -358,37 +345,18 @@ impl Puller {
                 observer.borrow_mut().layer(&digest, event);
             }
         }
-        let fetched: Vec<(VerifiedBlob, Option<Digest>)> = stream::iter(missing.iter())
+        // A layer is checked against its digest here and against its diff
+        // ID where it is decompressed anyway, when it is unpacked (layer.rs,
+        // before any container sees it), as containerd does: checking both
+        // here would decompress and hash every layer twice, once per pull
+        // and again per first run, and a publisher who ships a layer that
+        // does not match its own config gains nothing by the delay.
+        let fetched: Vec<VerifiedBlob> = stream::iter(missing.iter())
             .map(|descriptor| self.fetch_blob(session, reference, descriptor, true, observer))
             .buffered(self.options.parallel.max(1))
             .try_collect()
             .await?;
-        // Each downloaded layer's uncompressed digest, computed on its own
-        // thread while it streamed in (no second pass over the blob), must
-        // be the diff ID the config gives it, at every position it holds.
-        // Layers the store already had are checked when they are unpacked
-        // (layer.rs verifies every diff ID there).
-        let actual: HashMap<Digest, Digest> = fetched
-            .iter()
-            .filter_map(|(blob, diff_id)| Some((blob.digest().clone(), diff_id.clone()?)))
-            .collect();
-        for (layer, expected) in layers.iter().zip(&diff_ids) {
-            let digest = descriptor_digest(layer);
-            if let Some(actual) = actual.get(&digest)
-                && actual != expected
-            {
-                return Err(PullError::DiffIdMismatch {
-                    what: format!("layer {digest} of {what}"),
-                    expected: expected.clone(),
-                    actual: actual.clone(),
-                });
-            }
-        }
-        let blobs: Vec<VerifiedBlob> = fetched
-            .into_iter()
-            .map(|(blob, _)| blob)
-            .chain(config_blob)
-            .collect();
+        let blobs: Vec<VerifiedBlob> = fetched.into_iter().chain(config_blob).collect();
         Ok(Fetched {
             reference: stored_as,
             top_media_type,
@@ -417,9 +385,7 @@ impl Puller {
 
     /// Streams one blob from the socket into a temp file in the store,
     /// hashing as it goes on a blocking thread, resuming with a range
-    /// request when the transfer breaks, and verifying digest and size. A
-    /// layer is also decompressed and walked as a tar on a second thread;
-    /// its diff ID comes back with it.
+    /// request when the transfer breaks, and verifying digest and size.
     async fn fetch_blob(
         &self,
         session: &Session,
@@ -427,7 +393,7 @@ impl Puller {
         descriptor: &Descriptor,
         is_layer: bool,
         observer: &RefCell<&mut dyn PullObserver>,
-    ) -> Result<(VerifiedBlob, Option<Digest>), PullError> {
+    ) -> Result<VerifiedBlob, PullError> {
         let digest = descriptor_digest(descriptor);
         let size = descriptor.size();
         let what = format!("{} {digest}", if is_layer { "layer" } else { "config" });
@@ -439,23 +405,9 @@ impl Puller {
             }
         };
 
-        let (blob_sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
+        let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
         let store = self.store.clone();
         let writer = tokio::task::spawn_blocking(move || write_chunks(&store, receiver));
-        // A layer's diff ID is computed on a thread of its own, so that
-        // decompressing it overlaps with the download and the write rather
-        // than adding to them.
-        let (diff_sender, diff_task) = if is_layer {
-            let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
-            let task = tokio::task::spawn_blocking(move || compute_diff_id(receiver));
-            (Some(sender), Some(task))
-        } else {
-            (None, None)
-        };
-        let sender = Tee {
-            blob: blob_sender,
-            diff: diff_sender,
-        };
 
         let mut received: u64 = 0;
         let mut failures: u32 = 0;
@@ -467,7 +419,7 @@ impl Puller {
                         if received > 0 {
                             // The registry ignored the range: start over.
                             received = 0;
-                            if !sender.send(Chunk::Restart).await {
+                            if sender.send(Chunk::Restart).await.is_err() {
                                 return Ok(());
                             }
                         }
@@ -499,7 +451,7 @@ impl Puller {
                             if is_layer {
                                 observer.borrow_mut().progress(&digest, received, size);
                             }
-                            if !sender.send(Chunk::Data(bytes)).await {
+                            if sender.send(Chunk::Data(bytes)).await.is_err() {
                                 // The writer failed; its error is reported below.
                                 return Ok(());
                             }
@@ -546,13 +498,6 @@ impl Puller {
             .await
             .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
             .map_err(PullError::Store)?;
-        let diff_id = match diff_task {
-            Some(task) => Some(
-                task.await
-                    .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?,
-            ),
-            None => None,
-        };
         transfer?;
         notify(LayerEvent::Verifying);
         // Flushed to disk here, on this blob's own task, while the other
@@ -568,19 +513,12 @@ impl Puller {
             what: what.clone(),
             source,
         })?;
-        // Only now: bytes that do not match their digest are reported as
-        // that, whatever they decompress to. An uncompressed layer's diff
-        // ID is the digest just verified.
-        let diff_id = diff_id
-            .transpose()
-            .map_err(|source| PullError::Layer { what, source })?
-            .map(|diff_id| diff_id.unwrap_or_else(|| verified.digest().clone()));
         if is_layer {
             observer
                 .borrow_mut()
                 .layer(verified.digest(), LayerEvent::Downloaded);
         }
-        Ok((verified, diff_id))
+        Ok(verified)
     }
 
     /// The store half: persist the verified blobs, then the manifests, and
@@ -697,44 +635,6 @@ fn write_chunks(
         }
     }
     Ok(writer)
-}
-
-/// The diff ID thread: decompresses, walks and hashes a layer's chunks.
-/// An uncompressed layer is only walked (`None`): the writer's digest of
-/// the same bytes is its diff ID, and hashing them twice would double the
-/// pull's CPU.
-fn compute_diff_id(
-    mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
-) -> Result<Option<Digest>, DiffIdError> {
-    let mut diff_id = DiffIdWriter::for_blob();
-    while let Some(chunk) = receiver.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => diff_id.push(&bytes),
-            Chunk::Restart => diff_id = DiffIdWriter::for_blob(),
-        }
-    }
-    diff_id.finish_for_blob()
-}
-
-/// The download's two consumers: the blob writer and, for a layer, the
-/// diff ID thread. Each chunk goes to both (a `Bytes` clone shares it).
-struct Tee {
-    blob: tokio::sync::mpsc::Sender<Chunk>,
-    diff: Option<tokio::sync::mpsc::Sender<Chunk>>,
-}
-
-impl Tee {
-    /// False once the writer has given up (its error is reported later).
-    /// The diff ID thread never gives up early: it records a failure and
-    /// keeps draining.
-    async fn send(&self, chunk: Chunk) -> bool {
-        if let Some(diff) = &self.diff
-            && diff.send(chunk.clone()).await.is_err()
-        {
-            return false;
-        }
-        self.blob.send(chunk).await.is_ok()
-    }
 }
 
 /// GETs blob `digest` from byte `from` on, with our own client (its
