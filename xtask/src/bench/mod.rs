@@ -703,7 +703,7 @@ fn runc_bundle(fixture: &Fixture, filtered: bool) -> Result<tempfile::TempDir, S
 }
 
 /// Times each comparison and prints a table row per comparison: both
-/// means and their ratio, under `headings` (title, ours, theirs).
+/// medians and their ratio, under `headings` (title, ours, theirs).
 fn compare(headings: [&str; 3], comparisons: &[Comparison]) -> Result<(), String> {
     let [title, ours_heading, theirs_heading] = headings;
     println!(
@@ -723,7 +723,9 @@ fn compare(headings: [&str; 3], comparisons: &[Comparison]) -> Result<(), String
     Ok(())
 }
 
-/// Times both commands in one hyperfine run; returns mean seconds.
+/// Times both commands in one hyperfine run; returns median seconds (the
+/// goals are medians: one run delayed by writeback or a timer moves the
+/// mean of 20 runs and hardly the median).
 fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
     let export = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
     let mut command = Command::new("hyperfine");
@@ -755,6 +757,6 @@ fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(export.path()).map_err(|e| e.to_string())?)
             .map_err(|e| e.to_string())?;
-    let mean = |i: usize| report["results"][i]["mean"].as_f64().unwrap_or(f64::NAN);
-    Ok((mean(0), mean(1)))
+    let median = |i: usize| report["results"][i]["median"].as_f64().unwrap_or(f64::NAN);
+    Ok((median(0), median(1)))
 }
