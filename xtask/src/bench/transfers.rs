@@ -3,7 +3,7 @@
 
 use super::{Comparison, DEBIAN, Debian, binary, compare, podman_forget, podman_id, run_quietly};
 use berth_harness::{Fixture, Registry};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 /// img-push of ~400 MiB in 7 incompressible layers to an empty registry,
 /// against skopeo copying the same image from our store (an OCI layout);
@@ -15,6 +15,8 @@ pub(super) fn pushes(registry: &Registry, fixture: &Fixture) -> Result<(), Strin
     let tag = Command::new(binary("img-tag"))
         .args(["--root", &fixture.root().display().to_string()])
         .args(["bench/push:latest", &target])
+        // It prints the name it made, which is not a figure of the table.
+        .stdout(Stdio::null())
         .status()
         .map_err(|e| e.to_string())?;
     if !tag.success() {
