@@ -222,6 +222,21 @@ fn layers_that_do_not_match_their_config_are_refused_when_unpacked() {
         let parts: Vec<&str> = parts.iter().map(String::as_str).collect();
         let run = Run::from(run).failure(125).one_error_line(&parts);
         assert!(!run.stderr.contains('\x1b'), "{run:#?}");
+        // A build on it is refused the same way when its RUN needs the
+        // layers.
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            format!("FROM {}\nRUN true\n", served.reference),
+        )
+        .unwrap();
+        let build = tool("img-build", store.path())
+            .args(["-q", "--network", "none"])
+            .arg(context.path())
+            .output()
+            .unwrap();
+        let build = Run::from(build).failure(1).one_error_line(&parts);
+        assert!(!build.stderr.contains('\x1b'), "{build:#?}");
         assert_eq!(
             store_listing(store.path()),
             before,
