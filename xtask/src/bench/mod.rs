@@ -13,6 +13,7 @@ use transfers::{pulls, pushes};
 
 mod builds;
 mod throughput;
+mod tmpfs;
 mod transfers;
 
 /// One comparison: the same job done by berth and by an established tool.
@@ -85,6 +86,7 @@ fn runs(fixture: &Fixture, debian: Option<&Debian>) -> Result<(), String> {
     let tool = |name: &str| binary(name).display().to_string();
     let filtered = runc_bundle(fixture, true)?;
     let unfiltered = runc_bundle(fixture, false)?;
+    let on_tmpfs = tmpfs::TmpfsStore::copy_of(fixture.root())?;
     // The large image: the Debian rootfs when debootstrap could make one,
     // else busybox plus 120 MiB of data.
     let (large, large_name) = match debian {
@@ -150,6 +152,18 @@ fn runs(fixture: &Fixture, debian: Option<&Debian>) -> Result<(), String> {
                 tool("ctr-run")
             ),
             theirs: crun_run(unfiltered.path()),
+            prepare: None,
+        },
+        // The same start with the store on a tmpfs, as crun's state is:
+        // the difference to the row above is the disk's, not the runtime's.
+        Comparison {
+            name: "run `true`, --network none, store on a tmpfs (vs crun run)".into(),
+            ours: format!(
+                "{} --root {} --rm --network none docker.io/bench/busybox:latest true",
+                tool("ctr-run"),
+                on_tmpfs.root().display()
+            ),
+            theirs: crun_run(filtered.path()),
             prepare: None,
         },
         // As a shell user starts containers: after a pause, the machine
