@@ -77,7 +77,7 @@ impl DiffIdWriter {
     }
 
     fn start(&mut self, prefix: &[u8]) -> Result<(), DiffIdError> {
-        let walker = TarWalker::default();
+        let walker = TarWalker::new();
         self.state = match Compression::detect(prefix) {
             Compression::Gzip => State::Gzip(Box::new(flate2::write::MultiGzDecoder::new(walker))),
             Compression::Zstd => State::Zstd(Box::new(
@@ -150,9 +150,8 @@ fn decoded_error(e: io::Error, own: fn(io::Error) -> DiffIdError) -> DiffIdError
 /// crate reads them at unpack time: checksummed 512-byte headers, each
 /// followed by its size rounded up to a block, until a zero block; what
 /// comes after that is padding, hashed but not parsed.
-#[derive(Default)]
 struct TarWalker {
-    hash: Option<HashingWriter<io::Sink>>,
+    hash: HashingWriter<io::Sink>,
     header: Vec<u8>,
     /// Bytes of the current entry's data (and padding) still to pass.
     skip: u64,
@@ -160,13 +159,17 @@ struct TarWalker {
 }
 
 impl TarWalker {
-    fn hash(&mut self) -> &mut HashingWriter<io::Sink> {
-        self.hash
-            .get_or_insert_with(|| HashingWriter::new(io::sink()))
+    fn new() -> TarWalker {
+        TarWalker {
+            hash: HashingWriter::new(io::sink()),
+            header: Vec::new(),
+            skip: 0,
+            ended: false,
+        }
     }
 
     fn walk(&mut self, mut bytes: &[u8]) -> Result<(), DiffIdError> {
-        self.hash()
+        self.hash
             .write_all(bytes)
             .expect("hashing into a sink cannot fail");
         while !bytes.is_empty() && !self.ended {
@@ -212,18 +215,13 @@ impl TarWalker {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<Digest, DiffIdError> {
+    fn finish(self) -> Result<Digest, DiffIdError> {
         if self.skip > 0 || !self.header.is_empty() {
             return Err(DiffIdError::NotTar(
                 "the archive ends inside an entry".into(),
             ));
         }
-        Ok(self
-            .hash
-            .take()
-            .unwrap_or_else(|| HashingWriter::new(io::sink()))
-            .finish()
-            .0)
+        Ok(self.hash.finish().0)
     }
 }
 
