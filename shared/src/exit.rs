@@ -34,6 +34,11 @@ impl Failure {
         }
     }
 
+    /// The message as the one line it is printed as ([`one_line`]).
+    pub fn line(&self) -> String {
+        one_line(&self.message)
+    }
+
     /// A failure whose lines are already on stderr (one per failed target of
     /// a multi-target tool): only the exit code is left to give.
     pub fn reported(code: Exit) -> Failure {
@@ -81,7 +86,7 @@ pub fn each_printing<T: std::fmt::Display, E: std::error::Error>(
             Ok(line) => crate::output::result(line),
             Err(error) => {
                 failed = true;
-                eprintln!("{tool}: {}", one_line(&Failure::from(error).message));
+                eprintln!("{tool}: {}", Failure::from(error).line());
             }
         }
     }
@@ -130,7 +135,7 @@ pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
         Err(failure) => {
             let tool = tool_name();
             if !failure.message.is_empty() {
-                eprintln!("{tool}: {}", one_line(&failure.message));
+                eprintln!("{tool}: {}", failure.line());
             }
             ExitCode::from(failure.code)
         }

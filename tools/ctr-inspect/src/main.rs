@@ -40,10 +40,7 @@ fn main() -> std::process::ExitCode {
                 Ok(record) => objects.push(view::inspect(&store, &record, cli.size)),
                 Err(error) => {
                     failed += 1;
-                    eprintln!(
-                        "ctr-inspect: {}",
-                        berth::exit::one_line(&Failure::from(error).message)
-                    );
+                    eprintln!("ctr-inspect: {}", Failure::from(error).line());
                 }
             }
         }

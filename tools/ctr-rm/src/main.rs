@@ -41,10 +41,7 @@ fn main() -> std::process::ExitCode {
                 }
                 Err(e) => {
                     failed = true;
-                    eprintln!(
-                        "ctr-rm: {}",
-                        berth::exit::one_line(&Failure::from(e).message)
-                    );
+                    eprintln!("ctr-rm: {}", Failure::from(e).line());
                 }
             }
         }

@@ -74,10 +74,7 @@ fn main() -> std::process::ExitCode {
                     Ok(record) => Some((target, record.id)),
                     Err(e) => {
                         failed = true;
-                        eprintln!(
-                            "ctr-stats: {}",
-                            berth::exit::one_line(&Failure::from(e).message)
-                        );
+                        eprintln!("ctr-stats: {}", Failure::from(e).line());
                         None
                     }
                 })

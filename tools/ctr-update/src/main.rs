@@ -52,10 +52,7 @@ fn main() -> std::process::ExitCode {
                 Ok(()) => output::result(target),
                 Err(e) => {
                     failed = true;
-                    eprintln!(
-                        "ctr-update: {}",
-                        berth::exit::one_line(&Failure::from(e).message)
-                    );
+                    eprintln!("ctr-update: {}", Failure::from(e).line());
                 }
             }
         }

@@ -48,7 +48,7 @@ fn main() -> std::process::ExitCode {
             1 => Err(failures.remove(0)),
             _ => {
                 for failure in &failures[..failures.len() - 1] {
-                    eprintln!("img-inspect: {}", berth::exit::one_line(&failure.message));
+                    eprintln!("img-inspect: {}", failure.line());
                 }
                 Err(failures.pop().expect("at least two"))
             }

@@ -37,10 +37,7 @@ fn main() -> std::process::ExitCode {
                 Ok(listed) => objects.push(network_view::inspect(&store, &listed)),
                 Err(error) => {
                     failed = true;
-                    eprintln!(
-                        "net-inspect: {}",
-                        berth::exit::one_line(&Failure::from(error).message)
-                    );
+                    eprintln!("net-inspect: {}", Failure::from(error).line());
                 }
             }
         }

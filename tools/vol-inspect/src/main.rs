@@ -38,10 +38,7 @@ fn main() -> std::process::ExitCode {
                 Ok(volume) => objects.push(serde_json::to_value(&volume).expect("serialises")),
                 Err(error) => {
                     failed = true;
-                    eprintln!(
-                        "vol-inspect: {}",
-                        berth::exit::one_line(&Failure::from(error).message)
-                    );
+                    eprintln!("vol-inspect: {}", Failure::from(error).line());
                 }
             }
         }
