@@ -152,6 +152,36 @@ impl Dockerd {
             .expect("run docker")
     }
 
+    /// Runs `docker args…` for at most `limit`, its output dropped; false
+    /// if it failed or had to be killed. For the engine's teardown, which
+    /// must end even when the engine hangs removing a container.
+    fn run_within(&self, args: &[&str], limit: Duration) -> bool {
+        let Ok(mut child) = self
+            .docker()
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return false;
+        };
+        let deadline = Instant::now() + limit;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return status.success(),
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(20))
+                }
+                _ => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return false;
+                }
+            }
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("dockerd.log")).unwrap_or_default()
     }
@@ -163,6 +193,9 @@ impl Dockerd {
     }
 }
 
+/// How long each step of the engine's teardown may take.
+const TEARDOWN_STEP: Duration = Duration::from_secs(60);
+
 impl Drop for Dockerd {
     fn drop(&mut self) {
         // Containers first: the engine would otherwise give each running
@@ -172,14 +205,17 @@ impl Drop for Dockerd {
             .split_whitespace()
             .map(str::to_string)
             .collect();
+        // Bounded: Docker 20.10 has been seen to hang for good in the
+        // middle of a `rm -f` of a hundred containers, which held the
+        // whole test run. The engine is killed below either way.
         if !ids.is_empty() {
             let mut args = vec!["rm", "-f"];
             args.extend(ids.iter().map(String::as_str));
-            let _ = self.run(&args);
+            self.run_within(&args, TEARDOWN_STEP);
         }
         // Then the networks scenarios made: their bridges are the host's
         // and outlive the engine.
-        let _ = self.run(&["network", "prune", "-f"]);
+        self.run_within(&["network", "prune", "-f"], TEARDOWN_STEP);
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) on our own child's PID, which we have not reaped.
         unsafe { libc::kill(pid, libc::SIGTERM) };
