@@ -152,10 +152,10 @@ impl Dockerd {
             .expect("run docker")
     }
 
-    /// Runs `docker args…` for at most `limit`, its output dropped; false
-    /// if it failed or had to be killed. For the engine's teardown, which
+    /// Runs `docker args…` for at most `seconds`, its output dropped;
+    /// killed if it is still running then. For the engine's teardown, which
     /// must end even when the engine hangs removing a container.
-    fn run_within(&self, args: &[&str], limit: Duration) -> bool {
+    fn run_within(&self, args: &[&str], seconds: u64) {
         let Ok(mut child) = self
             .docker()
             .args(args)
@@ -164,22 +164,12 @@ impl Dockerd {
             .stderr(Stdio::null())
             .spawn()
         else {
-            return false;
+            return;
         };
-        let deadline = Instant::now() + limit;
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) => return status.success(),
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(20))
-                }
-                _ => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return false;
-                }
-            }
+        if !crate::wait_for(seconds, || !matches!(child.try_wait(), Ok(None))) {
+            let _ = child.kill();
         }
+        let _ = child.wait();
     }
 
     pub fn log(&self) -> String {
@@ -193,8 +183,8 @@ impl Dockerd {
     }
 }
 
-/// How long each step of the engine's teardown may take.
-const TEARDOWN_STEP: Duration = Duration::from_secs(60);
+/// How long each step of the engine's teardown may take, in seconds.
+const TEARDOWN_STEP: u64 = 60;
 
 impl Drop for Dockerd {
     fn drop(&mut self) {

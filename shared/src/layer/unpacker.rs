@@ -209,22 +209,19 @@ impl Unpacker {
             .take_while(|((a, _), b)| a == *b)
             .count();
         self.parents.truncate(held);
-        for (i, name) in parents.iter().enumerate().take(kept).skip(held) {
-            let dir = self.parents.last().map_or(&self.root, |(_, fd)| fd);
+        for (i, name) in parents.iter().enumerate().skip(held) {
+            let dir = match &self.deep {
+                Some(deep) => deep,
+                None => self.parents.last().map_or(&self.root, |(_, fd)| fd),
+            };
             let next = open_child_dir(dir, name, true)
                 .map_err(|e| self.dir_error(dir, parents, i, e, entry))?;
-            self.parents.push((name.clone(), next));
+            if i < kept {
+                self.parents.push((name.clone(), next));
+            } else {
+                self.deep = Some(next);
+            }
         }
-        let mut deep: Option<OwnedFd> = None;
-        for (i, name) in parents.iter().enumerate().skip(kept) {
-            let dir = deep
-                .as_ref()
-                .unwrap_or_else(|| self.parents.last().map_or(&self.root, |(_, fd)| fd));
-            let next = open_child_dir(dir, name, true)
-                .map_err(|e| self.dir_error(dir, parents, i, e, entry))?;
-            deep = Some(next);
-        }
-        self.deep = deep;
         Ok(())
     }
 
