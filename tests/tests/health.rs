@@ -449,7 +449,7 @@ fn a_sigkilled_monitor_leaves_nothing_after_a_forced_rm() {
     assert!(!mounted(&rootfs), "the root filesystem is unmounted");
     assert_eq!(cgroups_of(&id), Vec::<String>::new());
     assert!(!fixture.root().join("containers").join(&id).exists());
-    assert!(!fixture.root().join("runtime").join(&id).exists());
+    assert!(!fixture.store.runtime_dir().join(&id).exists());
 }
 
 #[test]

@@ -562,7 +562,7 @@ fn a_stopped_container_leaves_no_cgroup_or_runtime_state() {
         2,
         "init and the exec'd sleep: {procs}"
     );
-    let runtime_state = fixture.root().join("runtime").join(&id);
+    let runtime_state = fixture.store.runtime_dir().join(&id);
     assert!(runtime_state.is_dir());
 
     run(&fixture, "ctr-stop", &["-t", "0", &id]).success();

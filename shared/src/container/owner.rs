@@ -157,7 +157,7 @@ pub fn teardown(store: &Store, id: &str, rootfs: &Path) {
 
 /// Removes libcontainer's state of container `id` and its cgroups.
 pub fn release_runtime(store: &Store, id: &str) {
-    let _ = fs::remove_dir_all(store.root().join("runtime").join(id));
+    store.remove_runtime_state(id);
     for controller in [
         "cpu",
         "cpuacct",

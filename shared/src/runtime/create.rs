@@ -91,9 +91,9 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// libcontainer's state directory for all berth containers.
+    /// libcontainer's state directory for the store's containers.
     pub(super) fn runtime_root(&self) -> PathBuf {
-        self.store.root().join("runtime")
+        self.store.runtime_dir()
     }
 
     /// Tears the running parts down (the one teardown: the overlay,

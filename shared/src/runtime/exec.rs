@@ -185,7 +185,7 @@ fn run(
     };
     let mut builder = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_executor(executor)
-        .with_root_path(store.root().join("runtime"))
+        .with_root_path(store.runtime_dir_holding(id))
         .map_err(runtime)?
         .with_console_socket(console.as_ref().map(|c| c.path().to_path_buf()));
     let null = || {

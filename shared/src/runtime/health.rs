@@ -242,7 +242,7 @@ fn start_probe(
     };
     let pid = ContainerBuilder::new(id.to_string(), SyscallType::Linux)
         .with_executor(executor)
-        .with_root_path(store.root().join("runtime"))
+        .with_root_path(store.runtime_dir_holding(id))
         .map_err(|e| e.to_string())?
         .with_stdin(null)
         .with_stdout(write)

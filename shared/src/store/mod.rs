@@ -8,6 +8,7 @@ mod gc;
 mod image;
 mod index;
 mod lease;
+mod runtime_dir;
 mod scratch;
 
 pub use blob::{BlobWriter, SweptTemp, VerifiedBlob};
