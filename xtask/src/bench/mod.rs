@@ -1,6 +1,6 @@
 //! `cargo xtask bench`: our tools timed side by side with the established
-//! ones (skopeo, umoci, podman, runc) by hyperfine in one run, each figure
-//! printed as a ratio. Informational: a bench never fails the build.
+//! ones (skopeo, umoci, podman, runc) by hyperfine, in rounds that
+//! alternate them (`timing`), each figure printed as a ratio. Informational: a bench never fails the build.
 
 use crate::prerequisites::Task;
 use berth_harness::fixture::Format;
@@ -9,10 +9,12 @@ use builds::builds;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use throughput::throughput;
+use timing::time_pair;
 use transfers::{pulls, pushes};
 
 mod builds;
 mod throughput;
+mod timing;
 mod tmpfs;
 mod transfers;
 
@@ -735,42 +737,4 @@ fn compare(headings: [&str; 3], comparisons: &[Comparison]) -> Result<(), String
         );
     }
     Ok(())
-}
-
-/// Times both commands in one hyperfine run; returns median seconds (the
-/// goals are medians: one run delayed by writeback or a timer moves the
-/// mean of 20 runs and hardly the median).
-fn time_pair(comparison: &Comparison) -> Result<(f64, f64), String> {
-    let export = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-    let mut command = Command::new("hyperfine");
-    command
-        .args([
-            "--warmup",
-            "3",
-            "--min-runs",
-            "20",
-            "--style",
-            "none",
-            "--output",
-            "null",
-            "--export-json",
-        ])
-        .arg(export.path());
-    if let Some(prepare) = &comparison.prepare {
-        command.args(["--prepare", prepare]);
-    }
-    command.args([&comparison.ours, &comparison.theirs]);
-    let output = command.output().map_err(|e| format!("hyperfine: {e}"))?;
-    if !output.status.success() {
-        return Err(format!(
-            "hyperfine failed on {}: {}",
-            comparison.name,
-            String::from_utf8_lossy(&output.stderr)
-        ));
-    }
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(export.path()).map_err(|e| e.to_string())?)
-            .map_err(|e| e.to_string())?;
-    let median = |i: usize| report["results"][i]["median"].as_f64().unwrap_or(f64::NAN);
-    Ok((median(0), median(1)))
 }
