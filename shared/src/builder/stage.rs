@@ -82,6 +82,8 @@ pub fn build(
         pins: None,
         cache_entries: BTreeMap::new(),
         file_digests,
+        line: 0,
+        warm: None,
     };
     builder.meta_args(&globals)?;
     builder.precheck(&stages[..=target])?;
@@ -192,6 +194,7 @@ impl Builder<'_> {
 
     fn begin(&mut self, node: &Node) {
         self.step += 1;
+        self.line = node.line;
         let text = format!("{} {}", node.keyword, node.original);
         self.observer.step(self.step, self.total, text.trim_end());
     }

@@ -51,6 +51,12 @@ pub(super) struct Builder<'a> {
     pub(super) cache_entries: BTreeMap<String, Digest>,
     /// What the context's files hashed to last time, and this time.
     pub(super) file_digests: FileDigests,
+    /// The line of the instruction being built.
+    pub(super) line: usize,
+    /// Held from a cache miss with a RUN step below it until that step
+    /// runs: its container's start then waits out no grace period (see
+    /// `runtime::keep_warm`).
+    pub(super) warm: Option<crate::runtime::Warm>,
 }
 
 impl Builder<'_> {
@@ -166,6 +172,11 @@ impl Builder<'_> {
             self.cache_entries.insert(key.hex().to_string(), manifest);
             run.state = state;
         } else {
+            // Every step from here on runs: a RUN among them is sure to start
+            // a container, whose wait is best begun now.
+            if self.warm.is_none() && self.runs_from(self.line) {
+                self.warm = Some(crate::runtime::keep_warm());
+            }
             let mut next = run.state.clone();
             apply(self, &mut next)?;
             self.commit(&mut next)?;
@@ -177,6 +188,14 @@ impl Builder<'_> {
         self.observer
             .step_done(run.state.id.as_ref().expect("committed"));
         Ok(())
+    }
+
+    /// Whether the Dockerfile has a RUN instruction at `line` or below.
+    pub(super) fn runs_from(&self, line: usize) -> bool {
+        self.dockerfile
+            .nodes
+            .iter()
+            .any(|n| n.line >= line && n.keyword.eq_ignore_ascii_case("RUN"))
     }
 
     /// A config-only step: `change` edits the config; history says

@@ -111,6 +111,10 @@ impl Builder<'_> {
                     .chain(tmpfs.iter().map(|t| t.target.clone()))
                     .collect();
                 let stubs = rootfs::missing_stubs(merged, &targets);
+                // Not kept up while the command runs, which may take
+                // minutes: the period stays passed a while after the last
+                // move, long enough for this step's own start.
+                builder.warm = None;
                 let code = builder
                     .unlocked(|builder| {
                         step::run_step(
@@ -134,6 +138,11 @@ impl Builder<'_> {
                         &node,
                         format!("The command '{shown}' returned a non-zero code: {code}"),
                     ));
+                }
+                // Taken again for the next RUN while this one's layer is
+                // written.
+                if builder.runs_from(builder.line + 1) {
+                    builder.warm = Some(runtime::keep_warm());
                 }
                 // The container is gone and its root detached: tidy the upper dir.
                 let upper = merged.parent().expect("merged has a parent").join("upper");

@@ -15,17 +15,48 @@
 //! in, which moves nothing. Hosts whose cgroups are mounted with
 //! `favordynmods` never wait; there this costs one system call.
 //!
+//! A move that comes more than about one grace period after the last one
+//! waits again. img-build's first RUN step may come long after its first
+//! cache miss (a COPY of a large context, a layer compressed): there the
+//! build holds [`keep_warm`] from the miss, and the thread moves again
+//! every 2 ms, so the wait is paid once, behind the COPY, and never by the
+//! step.
+//!
 //! The thread allocates nothing: libcontainer forks with a raw `clone3`,
 //! which runs no fork handlers, so a thread of ours holding an allocator
 //! lock at that instant would leave the child deadlocked.
 
 use std::ffi::{CString, c_void};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// The `cgroup.procs` the thread writes to; set only while no thread runs.
 static TARGET: Mutex<Option<CString>> = Mutex::new(None);
 static IN_FLIGHT: AtomicBool = AtomicBool::new(false);
+/// How many [`Warm`] guards are alive: while any is, the thread keeps on.
+static HOLDERS: AtomicUsize = AtomicUsize::new(0);
+/// Moves made, for the tests.
+static MOVES: AtomicUsize = AtomicUsize::new(0);
+/// The pause between moves while kept warm: well within a grace period
+/// (4 ms at least here: one tick at 250 Hz).
+const REWARM_NANOS: libc::c_long = 2_000_000;
+
+/// Keeps the grace period passed while it lives: see the module.
+#[must_use = "the period is kept passed only while the guard lives"]
+pub struct Warm(());
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        HOLDERS.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Begins the grace period and keeps it passed until the guard is dropped.
+pub fn keep_warm() -> Warm {
+    HOLDERS.fetch_add(1, Ordering::AcqRel);
+    begin();
+    Warm(())
+}
 
 /// Starts the grace period in the background, unless a start is already
 /// under way. Never fails: without a writable cgroup file it does nothing.
@@ -56,8 +87,32 @@ pub fn begin() {
     }
 }
 
-/// The thread: one open, one write, one close; no allocation.
+/// The thread: moves once, and again every 2 ms while a [`Warm`] lives;
+/// no allocation.
 extern "C" fn enter_own_cgroup(_: *mut c_void) -> *mut c_void {
+    loop {
+        move_into_own_cgroup();
+        if HOLDERS.load(Ordering::Acquire) > 0 {
+            let pause = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: REWARM_NANOS,
+            };
+            // SAFETY: a valid timespec; the remainder is not wanted.
+            unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
+            continue;
+        }
+        IN_FLIGHT.store(false, Ordering::Release);
+        // A guard taken as we were leaving found us in flight and started
+        // no thread: go on, unless another thread has since.
+        if HOLDERS.load(Ordering::Acquire) == 0 || IN_FLIGHT.swap(true, Ordering::AcqRel) {
+            return std::ptr::null_mut();
+        }
+    }
+}
+
+/// One open, one write of `0` into our own cgroup's `cgroup.procs`, one
+/// close.
+fn move_into_own_cgroup() {
     let fd = match TARGET.lock() {
         // SAFETY: a NUL-terminated path kept alive by TARGET while we run.
         Ok(target) => match target.as_ref() {
@@ -73,8 +128,7 @@ extern "C" fn enter_own_cgroup(_: *mut c_void) -> *mut c_void {
             libc::close(fd);
         }
     }
-    IN_FLIGHT.store(false, Ordering::Release);
-    std::ptr::null_mut()
+    MOVES.fetch_add(1, Ordering::Relaxed);
 }
 
 /// The `cgroup.procs` of our own cgroup in the first hierarchy that has
@@ -122,5 +176,29 @@ mod tests {
             std::fs::read_to_string("/proc/self/cgroup").unwrap(),
             before
         );
+    }
+
+    #[test]
+    fn a_warm_guard_keeps_the_thread_moving_until_it_is_dropped() {
+        if own_procs_file().is_none() {
+            return; // no cgroup filesystem here: nothing moves
+        }
+        let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !done() {
+                assert!(std::time::Instant::now() < deadline, "{what}");
+                std::thread::yield_now();
+            }
+        };
+        let warm = keep_warm();
+        let from = MOVES.load(Ordering::Relaxed);
+        wait_for("moves while the guard lives", &|| {
+            MOVES.load(Ordering::Relaxed) >= from + 3
+        });
+        assert!(IN_FLIGHT.load(Ordering::Acquire));
+        drop(warm);
+        wait_for("the thread stops once the guard is gone", &|| {
+            !IN_FLIGHT.load(Ordering::Acquire)
+        });
     }
 }

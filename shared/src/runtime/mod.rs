@@ -30,6 +30,7 @@ pub mod tty;
 pub mod user;
 
 pub use create::{Prepared, prepare, reopen};
+pub use grace_period::{Warm, keep_warm};
 pub use monitor::spawn_monitor;
 pub use mounts::{MountFlag, MountSource};
 pub use options::{Cpus, HealthFlags, Memory, RunOptions, parse_bytes, parse_duration};
