@@ -130,7 +130,6 @@ impl Drop for Prepared {
 /// record, mounts the rootfs and saves the spec. On any error nothing is
 /// left behind.
 pub fn prepare(store: &Store, opts: &RunOptions) -> Result<Prepared, RunError> {
-    super::grace_period::begin();
     let checked = options::check(opts)?;
     let wanted = opts.platform.as_ref();
     // Leased from here until the container's record names the image, so

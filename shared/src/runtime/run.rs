@@ -16,6 +16,8 @@ use crate::store::Store;
 /// left `created`, holding nothing (no mount, no network) until ctr-start
 /// starts it as it starts a stopped one. Returns its ID.
 pub fn create(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
+    // No grace period begun: nothing starts, and a process cannot exit
+    // while a thread of its waits one out (5-25 ms).
     let mut prepared = prepare(store, opts)?;
     prepared.cleanup(false);
     Ok(prepared.id.clone())
@@ -24,6 +26,8 @@ pub fn create(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
 /// `ctr-run` in the foreground: the container's stdio are ours, and its
 /// exit code (128+N for signal N) is returned.
 pub fn run_foreground(store: &Store, opts: &RunOptions) -> Result<i32, RunError> {
+    // The start's grace period, begun to run while the container is made.
+    super::grace_period::begin();
     let prepared = prepare(store, opts)?;
     // Like an attached `docker run`: the container writes to pipes, and we
     // pass its output on and keep it in its json-file log for ctr-logs.
@@ -79,6 +83,9 @@ pub fn run_attached(store: &Store, opts: &RunOptions) -> Result<Attached, RunErr
 /// Prepares the container here (so bad input fails synchronously), then
 /// hands it to a detached monitor and returns its ID once it is running.
 pub fn run_detached(store: &Store, opts: &RunOptions) -> Result<String, RunError> {
+    // Begun here, it is passed for the monitor's start too: the kernel's
+    // state is the machine's, not this process's.
+    super::grace_period::begin();
     let prepared = prepare(store, opts)?;
     spawn_monitor(prepared, !opts.detach)
 }
