@@ -91,7 +91,8 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// libcontainer's state directory for the store's containers.
+    /// Where libcontainer keeps its state of the container: in memory
+    /// when the machine allows (see `Store::runtime_dir`).
     pub(super) fn runtime_root(&self) -> PathBuf {
         self.store.runtime_dir()
     }
