@@ -24,8 +24,8 @@ const IN_MEMORY: [&str; 2] = ["/run", "/dev/shm"];
 
 impl Store {
     /// The directory libcontainer keeps this store's running containers
-    /// in: in memory when the machine allows (see the module), else
-    /// `<root>/runtime`.
+    /// in: in memory, shared with other stores, when the machine allows
+    /// (see the module), else `<root>/runtime`.
     pub fn runtime_dir(&self) -> PathBuf {
         in_memory_runtime_dir().unwrap_or_else(|| self.on_disk_runtime_dir())
     }

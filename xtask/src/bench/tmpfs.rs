@@ -1,7 +1,8 @@
 //! A copy of the bench store on a tmpfs of its own, for the row that
 //! separates what a start costs berth from what it costs the disk under it:
 //! crun keeps its state on /run, a tmpfs, while berth's container
-//! directories, overlay upper dirs and libcontainer state live in the store.
+//! directories and overlay upper dirs live in the store (libcontainer's
+//! state is on a tmpfs already where the machine has one).
 
 use std::path::Path;
 use std::process::Command;
