@@ -37,6 +37,16 @@ pub enum Reply {
     Silent,
     /// 302 Found to `location`.
     Redirect(String),
+    /// A blob whose first transfer breaks: the first answer announces all
+    /// of `body` but sends only its first `cut` bytes, then hangs up.
+    /// Later answers honour `Range: bytes=N-` with a 206 when `ranges`,
+    /// else send the whole body again with a 200, as a registry that
+    /// ignores ranges does.
+    Flaky {
+        body: Vec<u8>,
+        cut: usize,
+        ranges: bool,
+    },
 }
 
 impl Reply {
@@ -264,16 +274,37 @@ fn serve(stream: TcpStream, routes: &Routes, requests: &Mutex<Vec<String>>) {
         if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
             return;
         }
+        // The first byte a `Range: bytes=N-` asks for.
+        let mut range_from = None;
         loop {
             let mut header = String::new();
             match reader.read_line(&mut header) {
                 Ok(0) | Err(_) => return,
                 Ok(_) if header == "\r\n" || header == "\n" => break,
-                Ok(_) => {}
+                Ok(_) => {
+                    let lower = header.trim_end().to_ascii_lowercase();
+                    if let Some(from) = lower
+                        .strip_prefix("range: bytes=")
+                        .and_then(|r| r.strip_suffix('-'))
+                    {
+                        range_from = from.parse::<usize>().ok();
+                    }
+                }
             }
         }
-        let request_line = request_line.trim_end().to_string();
-        requests.lock().unwrap().push(request_line.clone());
+        let mut request_line = request_line.trim_end().to_string();
+        if let Some(from) = range_from {
+            request_line.push_str(&format!(" (range from {from})"));
+        }
+        let mut requests = requests.lock().unwrap();
+        requests.push(request_line.clone());
+        // Whether this is the first time this method and path are asked for.
+        let first = requests
+            .iter()
+            .filter(|r| same_target(r, &request_line))
+            .count()
+            == 1;
+        drop(requests);
         let path = request_line
             .split_whitespace()
             .nth(1)
@@ -284,7 +315,7 @@ fn serve(stream: TcpStream, routes: &Routes, requests: &Mutex<Vec<String>>) {
             .to_string();
         let reply = routes.lock().unwrap().get(&path).cloned();
         let keep_open = match reply {
-            Some(reply) => answer(&mut writer, reply),
+            Some(reply) => answer(&mut writer, reply, first, range_from),
             None => {
                 let body = br#"{"errors":[{"code":"NOT_FOUND","message":"nothing here"}]}"#;
                 head(
@@ -303,9 +334,12 @@ fn serve(stream: TcpStream, routes: &Routes, requests: &Mutex<Vec<String>>) {
     }
 }
 
-/// Writes `reply`; whether the connection may serve another request.
-fn answer(writer: &mut TcpStream, reply: Reply) -> bool {
+/// Writes `reply` to a request that asked for its bytes `range_from` on,
+/// and is the `first` for its path; whether the connection may serve
+/// another request.
+fn answer(writer: &mut TcpStream, reply: Reply, first: bool, range_from: Option<usize>) -> bool {
     match reply {
+        Reply::Flaky { body, cut, ranges } => flaky(writer, &body, cut, ranges, first, range_from),
         Reply::Body {
             status,
             content_type,
@@ -345,6 +379,57 @@ fn answer(writer: &mut TcpStream, reply: Reply) -> bool {
             false
         }
     }
+}
+
+/// Whether two logged request lines ask for the same method and path.
+fn same_target(a: &str, b: &str) -> bool {
+    a.split_whitespace()
+        .take(2)
+        .eq(b.split_whitespace().take(2))
+}
+
+/// Answers a [`Reply::Flaky`] blob; whether the connection may serve on.
+fn flaky(
+    writer: &mut TcpStream,
+    body: &[u8],
+    cut: usize,
+    ranges: bool,
+    first: bool,
+    range_from: Option<usize>,
+) -> bool {
+    let from = match range_from {
+        Some(from) if ranges => from.min(body.len()),
+        _ => 0,
+    };
+    let status = if ranges && range_from.is_some() {
+        206
+    } else {
+        200
+    };
+    let mut head = format!(
+        "HTTP/1.1 {status} Status\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n",
+        body.len() - from
+    );
+    if status == 206 {
+        head.push_str(&format!(
+            "Content-Range: bytes {from}-{}/{}\r\n",
+            body.len().saturating_sub(1),
+            body.len()
+        ));
+    }
+    head.push_str("\r\n");
+    let rest = &body[from..];
+    let sent = if first {
+        &rest[..cut.min(rest.len())]
+    } else {
+        rest
+    };
+    let written = writer
+        .write_all(head.as_bytes())
+        .and_then(|_| writer.write_all(sent))
+        .is_ok();
+    // A first answer ends by hanging up, mid-body.
+    written && !first
 }
 
 /// Blocks until the client closes the connection: a stall that costs the

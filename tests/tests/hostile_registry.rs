@@ -327,3 +327,108 @@ fn digests_in_other_algorithms_are_refused_by_name() {
         fake.requests()
     );
 }
+
+/// A layer large enough to span several of the store's 1 MiB direct
+/// windows, incompressible so that its gzip is as large.
+fn large_layer() -> (Layer, Digest) {
+    let mut content = vec![0u8; 3 << 20];
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for byte in content.iter_mut() {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        *byte = state as u8;
+    }
+    Layer::gzip_tar("random.bin", &content)
+}
+
+/// Serves an image whose one large layer's first transfer breaks after
+/// `cut` bytes, pulls it, and returns the blob's GETs and the store.
+fn pull_through_a_break(ranges: bool, cut: usize) -> (Vec<String>, Layer, tempfile::TempDir) {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = large_layer();
+    let served = fake.image(
+        "flaky/app",
+        "1",
+        &config_for(&[diff_id]),
+        std::slice::from_ref(&layer),
+        |_| {},
+    );
+    let blob_path = format!("/v2/flaky/app/blobs/{}", served.layer_digests[0]);
+    fake.route(
+        &blob_path,
+        Reply::Flaky {
+            body: layer.bytes.clone(),
+            cut,
+            ranges,
+        },
+    );
+    let store = tempfile::tempdir().unwrap();
+    let (run, _) = run_bounded(img_pull(store.path()).args(["-q", &served.reference]));
+    run.success();
+    let gets = fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(&blob_path))
+        .collect();
+    (gets, layer, store)
+}
+
+/// The layer's bytes as the store holds them.
+fn stored_blob(store: &Path, layer: &Layer) -> Vec<u8> {
+    let digest = Digest::of(&layer.bytes);
+    std::fs::read(
+        store
+            .join("images/blobs/sha256")
+            .join(digest.to_string().trim_start_matches("sha256:")),
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_broken_transfer_resumes_where_it_broke() {
+    let cut = (3 << 19) + 123;
+    let (gets, layer, store) = pull_through_a_break(true, cut);
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert!(gets[0].ends_with("(range from 0)"), "{gets:#?}");
+    assert!(
+        gets[1].ends_with(&format!("(range from {cut})")),
+        "{gets:#?}"
+    );
+    assert!(stored_blob(store.path(), &layer) == layer.bytes);
+}
+
+#[test]
+fn a_registry_that_ignores_ranges_is_read_again_from_the_start() {
+    let cut = (5 << 19) + 7;
+    let (gets, layer, store) = pull_through_a_break(false, cut);
+    assert_eq!(gets.len(), 2, "{gets:#?}");
+    assert!(
+        gets[1].ends_with(&format!("(range from {cut})")),
+        "{gets:#?}"
+    );
+    // The first attempt's bytes were thrown away, not kept in front.
+    assert!(stored_blob(store.path(), &layer) == layer.bytes);
+    assert_eq!(
+        std::fs::read_dir(store.path().join("tmp")).unwrap().count(),
+        0,
+        "no temp file left"
+    );
+}
+
+#[test]
+fn a_blob_longer_than_its_descriptor_is_refused_as_it_arrives() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = large_layer();
+    let served = fake.image(
+        "long/app",
+        "1",
+        &config_for(&[diff_id]),
+        std::slice::from_ref(&layer),
+        |m| m["layers"][0]["size"] = json!(layer.bytes.len() - 1),
+    );
+    refused(
+        &served.reference,
+        &["more than the", &served.layer_digests[0].to_string()],
+    );
+}

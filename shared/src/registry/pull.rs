@@ -23,12 +23,8 @@ use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::rc::Rc;
 use std::str::FromStr;
-
-/// Chunks in flight between the socket and the thread hashing and writing
-/// them: enough to keep both busy, small enough that memory stays flat.
-/// hyper hands over chunks of up to a few hundred KiB on a fast link, so
-/// this bounds each download to a few MiB whatever the layer's size.
-const CHANNEL_DEPTH: usize = 8;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug, Clone)]
 pub struct PullOptions {
@@ -384,8 +380,9 @@ impl Puller {
     }
 
     /// Streams one blob from the socket into a temp file in the store,
-    /// hashing as it goes on a blocking thread, resuming with a range
-    /// request when the transfer breaks, and verifying digest and size.
+    /// hashing as it goes on a task of its own (see [`pump`]), resuming
+    /// with a range request when the transfer breaks, and verifying digest
+    /// and size.
     async fn fetch_blob(
         &self,
         session: &Session,
@@ -404,101 +401,79 @@ impl Puller {
                 observer.borrow_mut().layer(&digest, event);
             }
         };
-
-        let (sender, receiver) = tokio::sync::mpsc::channel::<Chunk>(CHANNEL_DEPTH);
-        let store = self.store.clone();
-        let writer = tokio::task::spawn_blocking(move || write_chunks(&store, receiver));
-
-        let mut received: u64 = 0;
-        let mut failures: u32 = 0;
-        let transfer: Result<(), PullError> = async {
-            loop {
-                let response = blob_stream(session, &target, &digest_text, received, size).await;
-                let mut body = match response {
-                    Ok((false, body)) => {
-                        if received > 0 {
-                            // The registry ignored the range: start over.
-                            received = 0;
-                            if sender.send(Chunk::Restart).await.is_err() {
-                                return Ok(());
-                            }
-                        }
-                        body
-                    }
-                    Ok((true, body)) => body,
-                    Err(e) if failures + 1 < attempts_for(&e) => {
-                        failures += 1;
-                        notify(LayerEvent::Retrying {
-                            attempt: failures,
-                            reason: root_cause(&e),
-                        });
-                        tokio::time::sleep(backoff(failures)).await;
-                        continue;
-                    }
-                    Err(e) => return Err(session.error(&what, e).into()),
-                };
-                let mut broken = None;
-                while let Some(item) = body.next().await {
-                    match item {
-                        Ok(bytes) => {
-                            received += bytes.len() as u64;
-                            if received > size {
-                                return Err(PullError::Oversized {
-                                    what: what.clone(),
-                                    size,
-                                });
-                            }
-                            if is_layer {
-                                observer.borrow_mut().progress(&digest, received, size);
-                            }
-                            if sender.send(Chunk::Data(bytes)).await.is_err() {
-                                // The writer failed; its error is reported below.
-                                return Ok(());
-                            }
-                        }
-                        Err(e) => {
-                            broken = Some(e);
-                            break;
-                        }
-                    }
-                }
-                let Some(error) = broken else {
-                    return Ok(());
-                };
-                if received == size {
-                    return Ok(());
-                }
-                failures += 1;
-                let attempts = if is_timeout(&error) {
-                    TIMEOUT_ATTEMPTS
-                } else {
-                    ATTEMPTS
-                };
-                if failures >= attempts {
-                    return Err(RegistryError::Failed {
-                        registry: session.host.clone(),
-                        what: what.clone(),
-                        reason: format!(
-                            "transfer broke {failures} times: {}",
-                            failure_reason(&error, session.timeouts)
-                        ),
-                    }
-                    .into());
-                }
-                notify(LayerEvent::Retrying {
-                    attempt: failures,
-                    reason: root_cause(&error),
-                });
-                tokio::time::sleep(backoff(failures)).await;
+        let report = |received: u64| {
+            if is_layer {
+                observer.borrow_mut().progress(&digest, received, size);
             }
+        };
+
+        let mut writer = self.fresh_writer(None).await?;
+        let received = Arc::new(AtomicU64::new(0));
+        let mut failures: u32 = 0;
+        loop {
+            let from = received.load(Ordering::Relaxed);
+            let body = match blob_stream(session, &target, &digest_text, from, size).await {
+                Ok((ranged, body)) => {
+                    if !ranged && from > 0 {
+                        // The registry ignored the range: start over.
+                        received.store(0, Ordering::Relaxed);
+                        writer = self.fresh_writer(Some(writer)).await?;
+                    }
+                    body
+                }
+                Err(e) if failures + 1 < attempts_for(&e) => {
+                    failures += 1;
+                    notify(LayerEvent::Retrying {
+                        attempt: failures,
+                        reason: root_cause(&e),
+                    });
+                    tokio::time::sleep(backoff(failures)).await;
+                    continue;
+                }
+                Err(e) => return Err(session.error(&what, e).into()),
+            };
+            let pumping = Pumping(tokio::spawn(pump(body, writer, received.clone(), size)));
+            let (back, pumped) = pumping
+                .reporting(|| report(received.load(Ordering::Relaxed)))
+                .await?;
+            writer = back;
+            let error = match pumped {
+                Pumped::Done => break,
+                Pumped::Oversized => {
+                    return Err(PullError::Oversized {
+                        what: what.clone(),
+                        size,
+                    });
+                }
+                Pumped::WriteFailed(e) => {
+                    return Err(PullError::Store(io_error(self.store.tmp_dir())(e)));
+                }
+                Pumped::Broken(_) if received.load(Ordering::Relaxed) == size => break,
+                Pumped::Broken(error) => error,
+            };
+            failures += 1;
+            let attempts = if is_timeout(&error) {
+                TIMEOUT_ATTEMPTS
+            } else {
+                ATTEMPTS
+            };
+            if failures >= attempts {
+                return Err(RegistryError::Failed {
+                    registry: session.host.clone(),
+                    what: what.clone(),
+                    reason: format!(
+                        "transfer broke {failures} times: {}",
+                        failure_reason(&error, session.timeouts)
+                    ),
+                }
+                .into());
+            }
+            notify(LayerEvent::Retrying {
+                attempt: failures,
+                reason: root_cause(&error),
+            });
+            tokio::time::sleep(backoff(failures)).await;
         }
-        .await;
-        drop(sender);
-        let writer = writer
-            .await
-            .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
-            .map_err(PullError::Store)?;
-        transfer?;
         notify(LayerEvent::Verifying);
         // Flushed to disk here, on this blob's own task, while the other
         // downloads go on, rather than one after another at the commit.
@@ -519,6 +494,19 @@ impl Puller {
                 .layer(verified.digest(), LayerEvent::Downloaded);
         }
         Ok(verified)
+    }
+
+    /// A new temp file for a blob, made (and `old` discarded, which waits
+    /// for its writes) on a blocking thread.
+    async fn fresh_writer(&self, old: Option<BlobWriter>) -> Result<BlobWriter, PullError> {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            drop(old);
+            store.incoming_blob_writer()
+        })
+        .await
+        .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
+        .map_err(PullError::Store)
     }
 
     /// The store half: persist the verified blobs, then the manifests, and
@@ -578,13 +566,6 @@ fn stored_name(reference: &Reference, digest: &Digest) -> Reference {
     }
 }
 
-#[derive(Clone)]
-enum Chunk {
-    Data(bytes::Bytes),
-    /// Discard what was written: the registry is sending the blob afresh.
-    Restart,
-}
-
 /// Fetches a manifest's bytes exactly as served (retrying transient
 /// failures, reading at most 4 MiB of them) and checks them against
 /// `expected` when the digest is known, and against the registry's
@@ -620,21 +601,77 @@ async fn fetch_manifest(
     Ok(bytes.to_vec())
 }
 
-/// The writer thread: hashes and writes chunks until the sender is done.
-fn write_chunks(
-    store: &Store,
-    mut receiver: tokio::sync::mpsc::Receiver<Chunk>,
-) -> Result<BlobWriter, StoreError> {
-    let mut writer = store.incoming_blob_writer()?;
-    while let Some(chunk) = receiver.blocking_recv() {
-        match chunk {
-            Chunk::Data(bytes) => writer
-                .write_all(&bytes)
-                .map_err(io_error(store.tmp_dir()))?,
-            Chunk::Restart => writer = store.incoming_blob_writer()?,
+/// How one response's body went.
+enum Pumped {
+    /// It ended; every byte it carried is written.
+    Done,
+    /// It carried more than the descriptor's size.
+    Oversized,
+    WriteFailed(std::io::Error),
+    /// The transfer broke; what came before is written.
+    Broken(reqwest::Error),
+}
+
+/// Hashes and writes one response's body into `writer`, counting the bytes
+/// in `received`. It runs as a task of its own, on the runtime worker whose
+/// connection task reads the socket and wakes it: a chunk is hashed where
+/// it arrives. Handing each chunk to another thread cost two wake-ups per
+/// chunk, more CPU than the hashing, on a pull that is bound by the CPU.
+/// The disk writes have their own thread (`BlobFile`).
+async fn pump(
+    body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
+    mut writer: BlobWriter,
+    received: Arc<AtomicU64>,
+    size: u64,
+) -> (BlobWriter, Pumped) {
+    let mut body = std::pin::pin!(body);
+    while let Some(item) = body.next().await {
+        let bytes = match item {
+            Ok(bytes) => bytes,
+            Err(e) => return (writer, Pumped::Broken(e)),
+        };
+        let total = received.load(Ordering::Relaxed) + bytes.len() as u64;
+        if total > size {
+            return (writer, Pumped::Oversized);
+        }
+        if let Err(e) = writer.write_all(&bytes) {
+            return (writer, Pumped::WriteFailed(e));
+        }
+        received.store(total, Ordering::Relaxed);
+    }
+    (writer, Pumped::Done)
+}
+
+/// A running [`pump`], aborted if the pull stops waiting for it (another
+/// blob failed), so that no download outlives its pull.
+struct Pumping(tokio::task::JoinHandle<(BlobWriter, Pumped)>);
+
+/// How often a download's progress is read while it runs.
+const PROGRESS_EVERY: std::time::Duration = std::time::Duration::from_millis(50);
+
+impl Pumping {
+    /// Waits for the pump, calling `report` every [`PROGRESS_EVERY`] and
+    /// once at the end.
+    async fn reporting(
+        mut self,
+        mut report: impl FnMut(),
+    ) -> Result<(BlobWriter, Pumped), PullError> {
+        loop {
+            match tokio::time::timeout(PROGRESS_EVERY, &mut self.0).await {
+                Ok(joined) => {
+                    report();
+                    return joined.map_err(|e| PullError::Runtime(std::io::Error::other(e)));
+                }
+                Err(_) => report(),
+            }
         }
     }
-    Ok(writer)
+}
+
+impl Drop for Pumping {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// GETs blob `digest` from byte `from` on, with our own client (its
