@@ -6,7 +6,7 @@
 use super::RegistryError;
 use super::auth::DockerConfig;
 use super::limits::{Limited, MAX_MANIFEST_BYTES, TIMEOUT_ENV, Timeouts, read_limited};
-use super::tls::{RegistryOptions, Transport};
+use super::tls::{RegistryOptions, Transport, lazily_verified};
 use crate::reference::Reference;
 use oci_client::client::{Certificate, CertificateEncoding, ClientConfig, ClientProtocol};
 use oci_client::errors::{OciDistributionError, OciEnvelope, OciErrorCode};
@@ -80,7 +80,7 @@ impl Session {
             registry: host.clone(),
             reason,
         };
-        let http = http_client(&transport, timeouts).map_err(|e| unreachable(root_cause(&e)))?;
+        let http = http_client(&transport, timeouts).map_err(unreachable)?;
         let (protocol, challenged) = probe_protocol(&host, &transport, &http, timeouts).await?;
         let scheme = match protocol {
             ClientProtocol::Http => "http",
@@ -368,28 +368,25 @@ pub(crate) fn network_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 }
 
 /// A reqwest client with our deadlines, roots and user agent, for both
-/// schemes. Building one loads the system's roots (tens of milliseconds),
-/// so a conversation builds it once: the probes of `choose_protocol` and
-/// every later request share it (and its pooled connections). reqwest
-/// follows at most ten redirects, then fails with "too many redirects".
+/// schemes. A conversation builds it once: the probes of `choose_protocol`
+/// and every later request share it (and its pooled connections). The
+/// system's roots are read only if a server shows a certificate
+/// ([`lazily_verified`]). reqwest follows at most ten redirects, then
+/// fails with "too many redirects". An error is one line, the reason.
 pub(crate) fn http_client(
     transport: &Transport,
     timeouts: Timeouts,
-) -> reqwest::Result<reqwest::Client> {
-    let mut builder = reqwest::Client::builder()
+) -> Result<reqwest::Client, String> {
+    let builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.read)
-        .user_agent(USER_AGENT)
-        .danger_accept_invalid_certs(!transport.verify);
-    if !transport.extra_roots.is_empty() {
-        let roots = transport
-            .extra_roots
-            .iter()
-            .map(|pem| reqwest::Certificate::from_pem(pem))
-            .collect::<Result<Vec<_>, _>>()?;
-        builder = builder.tls_certs_merge(roots);
-    }
-    builder.build()
+        .user_agent(USER_AGENT);
+    let builder = if transport.verify {
+        builder.tls_backend_preconfigured(lazily_verified(&transport.extra_roots)?)
+    } else {
+        builder.tls_danger_accept_invalid_certs(true)
+    };
+    builder.build().map_err(|e| root_cause(&e))
 }
 
 /// oci-client's reading of a refused request, for a body we read ourselves.

@@ -103,7 +103,10 @@ async fn verify_async(
         registry: host.clone(),
         reason: root_cause(&e),
     };
-    let http = http_client(&transport, timeouts).map_err(unreachable)?;
+    let http = http_client(&transport, timeouts).map_err(|reason| RegistryError::Unreachable {
+        registry: host.clone(),
+        reason,
+    })?;
     let protocol = choose_protocol(host, &transport, &http, timeouts).await?;
     let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
     let scheme = if https { "https" } else { "http" };

@@ -108,7 +108,10 @@ async fn search_async(
     };
     let transport = options.transport(host)?;
     let timeouts = Timeouts::resolve(options.timeout)?;
-    let http = http_client(&transport, timeouts).map_err(|e| unreachable(host, &e))?;
+    let http = http_client(&transport, timeouts).map_err(|reason| RegistryError::Unreachable {
+        registry: host.to_string(),
+        reason,
+    })?;
     let protocol = choose_protocol(host, &transport, &http, timeouts).await?;
     let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
     let base = format!("{}://{host}", if https { "https" } else { "http" });

@@ -3,8 +3,14 @@
 //! loopback hosts and hosts the user named insecure, as Docker does.
 
 use super::RegistryError;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 
 /// Where Docker keeps per-registry certificates.
 pub const DOCKER_CERTS_DIR: &str = "/etc/docker/certs.d";
@@ -90,6 +96,117 @@ impl RegistryOptions {
     }
 }
 
+/// A TLS configuration that checks certificates against the system's
+/// roots plus `extra_roots` (PEM), as reqwest's own does, but reads the
+/// system's roots only when a server first shows a certificate. reqwest
+/// reads them (some 140 files here, a few ms) when a client is built:
+/// at the start of every pull and push, even from a plain-HTTP registry
+/// on loopback, whose HTTPS probe fails before any certificate.
+pub(crate) fn lazily_verified(extra_roots: &[Vec<u8>]) -> Result<rustls::ClientConfig, String> {
+    let provider = CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    let mut extra = Vec::new();
+    for pem in extra_roots {
+        for certificate in CertificateDer::pem_slice_iter(pem) {
+            extra.push(certificate.map_err(|e| e.to_string())?);
+        }
+    }
+    // Refused now, as reqwest would, rather than at the first handshake.
+    let mut anchors = rustls::RootCertStore::empty();
+    for certificate in &extra {
+        anchors
+            .add(certificate.clone())
+            .map_err(|e| e.to_string())?;
+    }
+    let verifier = LazyRoots {
+        extra,
+        provider: provider.clone(),
+        verifier: OnceLock::new(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    // What reqwest offers when built without HTTP/2.
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+/// The platform's verifier (the system's roots and `extra`), made on the
+/// first certificate it is asked about. Signatures are checked with the
+/// provider's algorithms, as that verifier checks them, without roots.
+#[derive(Debug)]
+struct LazyRoots {
+    extra: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+    verifier: OnceLock<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+}
+
+impl ServerCertVerifier for LazyRoots {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let verifier = self.verifier.get_or_init(|| {
+            rustls_platform_verifier::Verifier::new_with_extra_roots(
+                self.extra.iter().cloned(),
+                self.provider.clone(),
+            )
+        });
+        match verifier {
+            Ok(verifier) => verifier.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            Err(e) => Err(e.clone()),
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        signature: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            certificate,
+            signature,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
 /// Whether `host` (with or without a port) names this machine: Docker
 /// treats 127.0.0.0/8, ::1 and localhost as insecure registries.
 pub fn is_loopback(host: &str) -> bool {
@@ -159,5 +276,13 @@ mod tests {
         };
         let err = options.transport("reg:5000").unwrap_err().to_string();
         assert!(err.contains("reg:5000/ca.crt"), "{err}");
+    }
+
+    #[test]
+    fn an_extra_root_that_is_no_certificate_is_refused_before_any_connection() {
+        let fake = b"-----BEGIN CERTIFICATE-----\nAAECAwQF\n-----END CERTIFICATE-----\n".to_vec();
+        assert!(lazily_verified(&[fake]).is_err());
+        let config = lazily_verified(&[]).unwrap();
+        assert_eq!(config.alpn_protocols, vec![b"http/1.1".to_vec()]);
     }
 }
