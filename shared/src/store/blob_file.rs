@@ -15,63 +15,141 @@
 //! the two rather than of their sum.
 //!
 //! `O_DIRECT` wants the buffer's address, the file offset and the length
-//! aligned to the device's block: windows are aligned to 4 KiB and written
+//! aligned to the device's block: windows are aligned to their own size
+//! (2 MiB, one transparent huge page where the kernel allows) and written
 //! only whole, and the last, partial block goes through the page cache. A
 //! filesystem without `O_DIRECT` (tmpfs), or one that refuses a write of
 //! ours, gets every byte through the page cache instead.
 
 use rustix::fs::OFlags;
+use std::alloc::Layout;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc;
 
-/// What one direct write carries: a multiple of any block size in use.
-const CHUNK: usize = 1 << 20;
-/// The buffer's alignment, the largest logical block size in common use.
-const ALIGN: usize = 4096;
+/// What one direct write carries: a multiple of any block size in use,
+/// and the size of a huge page on x86-64 and arm64 (4 KiB base pages).
+const CHUNK: usize = 2 << 20;
 /// The buffer through the page cache, as a `BufWriter`'s: many small
 /// writes (a serialised manifest) become few system calls.
 const SMALL: usize = 256 << 10;
-/// Direct windows one file owns: one filling while the others wait for or
-/// are in the disk write. Memory per download stays at a few MiB.
+/// Direct windows one file owns at most: one filling while the others
+/// wait for or are in the disk write. A third is made only when the disk
+/// falls behind, so a download holds 4 to 6 MiB whatever its size.
 const WINDOWS: usize = 3;
 
 /// A buffer and the bytes waiting in it.
 struct Window {
-    /// Over-allocated by `ALIGN` when direct, so that an aligned run of
-    /// `CHUNK` bytes starts at `start`.
-    buf: Vec<u8>,
-    start: usize,
+    buf: Buffer,
     len: usize,
+}
+
+enum Buffer {
+    /// Through the page cache: any address will do.
+    Small(Vec<u8>),
+    Huge(HugeBuffer),
 }
 
 impl Window {
     fn aligned() -> Window {
-        let buf = vec![0u8; CHUNK + ALIGN];
-        let start = buf.as_ptr().align_offset(ALIGN);
-        Window { buf, start, len: 0 }
-    }
-
-    fn small() -> Window {
         Window {
-            buf: vec![0u8; SMALL],
-            start: 0,
+            buf: Buffer::Huge(HugeBuffer::new()),
             len: 0,
         }
     }
 
-    fn bytes(&self) -> &[u8] {
-        &self.buf[self.start..self.start + self.len]
+    fn small() -> Window {
+        Window {
+            buf: Buffer::Small(vec![0u8; SMALL]),
+            len: 0,
+        }
     }
 
-    /// Copies as much of `data` as fits in `capacity`; returns how much.
-    fn fill(&mut self, data: &[u8], capacity: usize) -> usize {
-        let taken = data.len().min(capacity - self.len);
-        let at = self.start + self.len;
-        self.buf[at..at + taken].copy_from_slice(&data[..taken]);
+    fn space(&mut self) -> &mut [u8] {
+        match &mut self.buf {
+            Buffer::Small(buf) => buf,
+            Buffer::Huge(buf) => buf.as_mut_slice(),
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        let all = match &self.buf {
+            Buffer::Small(buf) => buf.as_slice(),
+            Buffer::Huge(buf) => buf.as_slice(),
+        };
+        &all[..self.len]
+    }
+
+    /// Copies as much of `data` as fits; returns how much.
+    fn fill(&mut self, data: &[u8]) -> usize {
+        let at = self.len;
+        let space = &mut self.space()[at..];
+        let taken = data.len().min(space.len());
+        space[..taken].copy_from_slice(&data[..taken]);
         self.len += taken;
         taken
+    }
+
+    fn is_full(&mut self) -> bool {
+        self.len == self.space().len()
+    }
+}
+
+/// `CHUNK` bytes, zeroed, at a `CHUNK`-aligned address, asked to be one
+/// transparent huge page (THP in "madvise" mode, most distributions'
+/// default, gives one only on request). Filling it then faults once
+/// rather than 512 times, and each direct write pins one page rather than
+/// 512: page faults per 384 MiB pull 5,000 -> 1,100, 3-11% of its time.
+struct HugeBuffer {
+    start: std::ptr::NonNull<u8>,
+}
+
+// SAFETY: the buffer is owned memory, reached only through `&self` and
+// `&mut self`, like a `Vec<u8>`.
+unsafe impl Send for HugeBuffer {}
+
+impl HugeBuffer {
+    const LAYOUT: Layout = match Layout::from_size_align(CHUNK, CHUNK) {
+        Ok(layout) => layout,
+        Err(_) => panic!("CHUNK is a power of two"),
+    };
+
+    fn new() -> HugeBuffer {
+        // SAFETY: the layout's size is not zero.
+        let start = unsafe { std::alloc::alloc(Self::LAYOUT) };
+        let Some(start) = std::ptr::NonNull::new(start) else {
+            std::alloc::handle_alloc_error(Self::LAYOUT)
+        };
+        // SAFETY: the range is this allocation, and the advice changes none
+        // of its bytes. Advice only: without THP it stays small pages. It
+        // must come before the first touch, so the zeroing follows it.
+        unsafe {
+            let _ = rustix::mm::madvise(
+                start.as_ptr().cast(),
+                CHUNK,
+                rustix::mm::Advice::LinuxHugepage,
+            );
+            std::ptr::write_bytes(start.as_ptr(), 0, CHUNK);
+        }
+        HugeBuffer { start }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `CHUNK` initialised bytes, owned, borrowed with `self`.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), CHUNK) }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as above, borrowed mutably with `self`.
+        unsafe { std::slice::from_raw_parts_mut(self.start.as_ptr(), CHUNK) }
+    }
+}
+
+impl Drop for HugeBuffer {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.start.as_ptr(), Self::LAYOUT) }
     }
 }
 
@@ -266,8 +344,8 @@ impl BlobFile {
 impl Write for BlobFile {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.direct {
-            let taken = self.window.fill(data, CHUNK);
-            if self.window.len == CHUNK {
+            let taken = self.window.fill(data);
+            if self.window.is_full() {
                 self.send_window()?;
             }
             return Ok(taken);
@@ -279,8 +357,8 @@ impl Write for BlobFile {
             self.flushed += n as u64;
             return Ok(n);
         }
-        let taken = self.window.fill(data, SMALL);
-        if self.window.len == SMALL {
+        let taken = self.window.fill(data);
+        if self.window.is_full() {
             file.write_all_at(self.window.bytes(), self.flushed)?;
             self.flushed += SMALL as u64;
             self.window.len = 0;
@@ -343,7 +421,7 @@ mod tests {
                     assert!(back == data, "{dir:?} pieces {pieces} direct {direct}");
                 }
             }
-            for size in [0, 1, ALIGN, CHUNK, CHUNK + 1] {
+            for size in [0, 1, 4096, CHUNK, CHUNK + 1] {
                 let back = written(true, dir, &data[..size], 1000);
                 assert!(back == data[..size], "{dir:?} size {size}");
             }
