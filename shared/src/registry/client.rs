@@ -358,11 +358,14 @@ impl Session {
 
 /// The runtime a blocking puller or pusher drives its requests on, with
 /// the TLS provider installed (reqwest is built without a bundled one;
-/// another part of the process may have installed it already).
+/// another part of the process may have installed it already). A pull
+/// hashes on the workers, so there are as many as cores, from 2 up to 4
+/// (a pull's 3 streams and the connections they wait on).
 pub(crate) fn network_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(cores.clamp(2, 4))
         .enable_all()
         .build()
 }
