@@ -432,3 +432,88 @@ fn a_blob_longer_than_its_descriptor_is_refused_as_it_arrives() {
         &["more than the", &served.layer_digests[0].to_string()],
     );
 }
+
+/// A small ext4 filesystem on a loop device, mounted for one test (ext4,
+/// not tmpfs: a pull writes around the page cache only where `O_DIRECT`
+/// exists, and its failure there comes from its writer thread). Dropped,
+/// even when the test fails, it is unmounted.
+struct SmallExt4 {
+    dir: tempfile::TempDir,
+}
+
+impl SmallExt4 {
+    fn mount(size_kib: u32) -> SmallExt4 {
+        let dir = tempfile::tempdir().unwrap();
+        let image = dir.path().join("disk.img");
+        let mount = dir.path().join("mnt");
+        std::fs::create_dir(&mount).unwrap();
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(u64::from(size_kib) << 10)
+            .unwrap();
+        let status = Command::new("mkfs.ext4")
+            .args(["-q", "-F", "-b", "1024", "-m", "0"])
+            .arg(&image)
+            .status()
+            .expect("mkfs.ext4 (e2fsprogs)");
+        assert!(status.success(), "mkfs.ext4 failed");
+        let status = Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&mount)
+            .status()
+            .unwrap();
+        assert!(
+            status.success(),
+            "mount -o loop failed (root and loop devices needed)"
+        );
+        SmallExt4 { dir }
+    }
+
+    fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt/store")
+    }
+}
+
+impl Drop for SmallExt4 {
+    fn drop(&mut self) {
+        let _ = Command::new("umount")
+            .arg(self.dir.path().join("mnt"))
+            .status();
+    }
+}
+
+#[test]
+fn a_pull_that_fills_the_disk_fails_with_one_line_and_leaves_the_store_as_it_was() {
+    let fake = FakeRegistry::start();
+    let (layer, diff_id) = large_layer();
+    // Exactly two of the store's 2 MiB direct windows and no partial
+    // block: every byte goes through the writer thread, whose failure
+    // must reach the pull. (The pull fails before any unpacking looks
+    // inside.)
+    let mut bytes = layer.bytes;
+    bytes.resize(4 << 20, 0);
+    let layer = Layer {
+        media_type: layer.media_type,
+        bytes,
+    };
+    let served = fake.image(
+        "full/app",
+        "1",
+        &config_for(&[diff_id]),
+        std::slice::from_ref(&layer),
+        |_| {},
+    );
+    // Room for the store and the config, not for the 4 MiB layer.
+    let disk = SmallExt4::mount(2048);
+    let root = disk.root();
+    berth::Store::open(&root).unwrap();
+    let before = store_listing(&root);
+    let (run, _) = run_bounded(img_pull(&root).args(["-q", &served.reference]));
+    run.failure(1).one_error_line(&[
+        "No space left on device",
+        &served.layer_digests[0].to_string(),
+    ]);
+    assert_eq!(store_listing(&root), before, "store changed");
+    assert_eq!(std::fs::read_dir(root.join("tmp")).unwrap().count(), 0);
+}

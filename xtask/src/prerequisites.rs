@@ -66,6 +66,9 @@ const PREREQUISITES: &[(&str, &str, Need)] = &[
     ("iptables", "iptables", Need::Demo),
     ("ip", "iproute2", Need::Demo),
     ("nsenter", "util-linux", Need::Tests),
+    // A pull that fills the disk is tested on a small loop-mounted ext4.
+    ("mkfs.ext4", "e2fsprogs", Need::Tests),
+    ("mount", "mount", Need::Tests),
     // img-build clones git contexts with the git CLI; the test serves a
     // repository and tarballs over a python http.server on 127.0.0.1.
     ("git", "git", Need::Tests),
