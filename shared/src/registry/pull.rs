@@ -617,7 +617,9 @@ enum Pumped {
 /// connection task reads the socket and wakes it: a chunk is hashed where
 /// it arrives. Handing each chunk to another thread cost two wake-ups per
 /// chunk, more CPU than the hashing, on a pull that is bound by the CPU.
-/// The disk writes have their own thread (`BlobFile`).
+/// The disk writes have their own thread (`BlobFile`): a pump waits on the
+/// disk only when it is two windows behind, which is also all a slow disk
+/// makes a download hold in memory.
 async fn pump(
     body: impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>>,
     mut writer: BlobWriter,
