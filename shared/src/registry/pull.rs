@@ -407,7 +407,7 @@ impl Puller {
             }
         };
 
-        let mut writer = self.fresh_writer(None).await?;
+        let mut writer = self.fresh_writer(&what, None).await?;
         let received = Arc::new(AtomicU64::new(0));
         let mut failures: u32 = 0;
         loop {
@@ -417,7 +417,7 @@ impl Puller {
                     if !ranged && from > 0 {
                         // The registry ignored the range: start over.
                         received.store(0, Ordering::Relaxed);
-                        writer = self.fresh_writer(Some(writer)).await?;
+                        writer = self.fresh_writer(&what, Some(writer)).await?;
                     }
                     body
                 }
@@ -446,7 +446,10 @@ impl Puller {
                     });
                 }
                 Pumped::WriteFailed(e) => {
-                    return Err(PullError::Store(io_error(self.store.tmp_dir())(e)));
+                    return Err(PullError::Blob {
+                        what: what.clone(),
+                        source: io_error(self.store.tmp_dir())(e),
+                    });
                 }
                 Pumped::Broken(_) if received.load(Ordering::Relaxed) == size => break,
                 Pumped::Broken(error) => error,
@@ -496,9 +499,13 @@ impl Puller {
         Ok(verified)
     }
 
-    /// A new temp file for a blob, made (and `old` discarded, which waits
-    /// for its writes) on a blocking thread.
-    async fn fresh_writer(&self, old: Option<BlobWriter>) -> Result<BlobWriter, PullError> {
+    /// A new temp file for blob `what`, made (and `old` discarded, which
+    /// waits for its writes) on a blocking thread.
+    async fn fresh_writer(
+        &self,
+        what: &str,
+        old: Option<BlobWriter>,
+    ) -> Result<BlobWriter, PullError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
             drop(old);
@@ -506,7 +513,10 @@ impl Puller {
         })
         .await
         .map_err(|e| PullError::Runtime(std::io::Error::other(e)))?
-        .map_err(PullError::Store)
+        .map_err(|source| PullError::Blob {
+            what: what.to_string(),
+            source,
+        })
     }
 
     /// The store half: persist the verified blobs, then the manifests, and
