@@ -377,12 +377,7 @@ fn pull_through_a_break(ranges: bool, cut: usize) -> (Vec<String>, Layer, tempfi
 /// The layer's bytes as the store holds them.
 fn stored_blob(store: &Path, layer: &Layer) -> Vec<u8> {
     let digest = Digest::of(&layer.bytes);
-    std::fs::read(
-        store
-            .join("images/blobs/sha256")
-            .join(digest.to_string().trim_start_matches("sha256:")),
-    )
-    .unwrap()
+    std::fs::read(store.join("images/blobs/sha256").join(digest.hex())).unwrap()
 }
 
 #[test]

@@ -73,12 +73,15 @@ impl Window {
         }
     }
 
-    fn bytes(&self) -> &[u8] {
-        let all = match &self.buf {
-            Buffer::Small(buf) => buf.as_slice(),
+    fn all(&self) -> &[u8] {
+        match &self.buf {
+            Buffer::Small(buf) => buf,
             Buffer::Huge(buf) => buf.as_slice(),
-        };
-        &all[..self.len]
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.all()[..self.len]
     }
 
     /// Copies as much of `data` as fits; returns how much.
@@ -91,8 +94,8 @@ impl Window {
         taken
     }
 
-    fn is_full(&mut self) -> bool {
-        self.len == self.space().len()
+    fn is_full(&self) -> bool {
+        self.len == self.all().len()
     }
 }
 
