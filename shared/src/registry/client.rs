@@ -76,11 +76,7 @@ impl Session {
         let transport = options.transport(&host)?;
         let timeouts = Timeouts::resolve(options.timeout)?;
         let auth = config.credentials(reference.domain())?;
-        let unreachable = |reason: String| RegistryError::Unreachable {
-            registry: host.clone(),
-            reason,
-        };
-        let http = http_client(&transport, timeouts).map_err(unreachable)?;
+        let http = http_client(&host, &transport, timeouts)?;
         let (protocol, challenged) = probe_protocol(&host, &transport, &http, timeouts).await?;
         let scheme = match protocol {
             ClientProtocol::Http => "http",
@@ -375,21 +371,29 @@ pub(crate) fn network_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// and every later request share it (and its pooled connections). The
 /// system's roots are read only if a server shows a certificate
 /// ([`lazily_verified`]). reqwest follows at most ten redirects, then
-/// fails with "too many redirects". An error is one line, the reason.
+/// fails with "too many redirects". A client that cannot be built leaves
+/// `host` unreachable, for the reason in one line.
 pub(crate) fn http_client(
+    host: &str,
     transport: &Transport,
     timeouts: Timeouts,
-) -> Result<reqwest::Client, String> {
+) -> Result<reqwest::Client, RegistryError> {
+    let unreachable = |reason: String| RegistryError::Unreachable {
+        registry: host.to_string(),
+        reason,
+    };
     let builder = reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .read_timeout(timeouts.read)
         .user_agent(USER_AGENT);
     let builder = if transport.verify {
-        builder.tls_backend_preconfigured(lazily_verified(&transport.extra_roots)?)
+        builder.tls_backend_preconfigured(
+            lazily_verified(&transport.extra_roots).map_err(unreachable)?,
+        )
     } else {
         builder.tls_danger_accept_invalid_certs(true)
     };
-    builder.build().map_err(|e| root_cause(&e))
+    builder.build().map_err(|e| unreachable(root_cause(&e)))
 }
 
 /// oci-client's reading of a refused request, for a body we read ourselves.

@@ -103,10 +103,7 @@ async fn verify_async(
         registry: host.clone(),
         reason: root_cause(&e),
     };
-    let http = http_client(&transport, timeouts).map_err(|reason| RegistryError::Unreachable {
-        registry: host.clone(),
-        reason,
-    })?;
+    let http = http_client(host, &transport, timeouts)?;
     let protocol = choose_protocol(host, &transport, &http, timeouts).await?;
     let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
     let scheme = if https { "https" } else { "http" };

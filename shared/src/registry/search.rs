@@ -108,10 +108,7 @@ async fn search_async(
     };
     let transport = options.transport(host)?;
     let timeouts = Timeouts::resolve(options.timeout)?;
-    let http = http_client(&transport, timeouts).map_err(|reason| RegistryError::Unreachable {
-        registry: host.to_string(),
-        reason,
-    })?;
+    let http = http_client(host, &transport, timeouts)?;
     let protocol = choose_protocol(host, &transport, &http, timeouts).await?;
     let https = !matches!(protocol, oci_client::client::ClientProtocol::Http);
     let base = format!("{}://{host}", if https { "https" } else { "http" });
