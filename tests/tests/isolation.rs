@@ -469,3 +469,75 @@ fn the_isolation_table_holds_docker_s_defaults() {
         );
     }
 }
+
+/// `nohup`, a shell's `&` and a blocked mask leave a process ignoring or
+/// blocking signals, and both survive exec: this starts a tool that way.
+fn as_a_background_job(command: &mut Command) -> &mut Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sigaction and sigprocmask are async-signal-safe, as pre_exec
+    // requires.
+    unsafe {
+        command.pre_exec(|| {
+            for sig in [libc::SIGHUP, libc::SIGINT, libc::SIGQUIT, libc::SIGPIPE] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
+            let mut blocked: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut blocked);
+            libc::sigaddset(&mut blocked, libc::SIGTERM);
+            libc::sigaddset(&mut blocked, libc::SIGUSR1);
+            libc::sigprocmask(libc::SIG_SETMASK, &blocked, std::ptr::null_mut());
+            Ok(())
+        });
+    }
+    command
+}
+
+/// A container's process starts with every signal at its default and none
+/// blocked, however the tool that started it was started: a `trap` on
+/// SIGINT must fire and SIGTERM must arrive, as in Docker, where the daemon
+/// starts containers. Run, run -d, exec and a build step alike.
+#[test]
+fn a_container_does_not_inherit_the_callers_ignored_or_blocked_signals() {
+    let fixture = fixture();
+    let probe = ["grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"];
+    let clean = "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n";
+    let started = |tool_name: &str, args: &[&str]| {
+        let mut command = tool(tool_name, fixture.root());
+        command.args(args);
+        Run::of(as_a_background_job(&mut command), None).success()
+    };
+
+    let foreground = started("ctr-run", &[&["--rm", IMG][..], &probe].concat());
+    assert_eq!(foreground.stdout, clean, "ctr-run: {foreground:#?}");
+
+    started(
+        "ctr-run",
+        &[&["-d", "--name", "detached", IMG][..], &probe].concat(),
+    );
+    run(&fixture, "ctr-wait", &["detached"]).success();
+    let logs = run(&fixture, "ctr-logs", &["detached"]).success();
+    assert_eq!(logs.stdout, clean, "ctr-run -d: {logs:#?}");
+
+    let mut args = vec!["-d", "--name", "target", IMG, "sleep", "1000"];
+    started("ctr-run", &args);
+    args = vec!["target"];
+    args.extend(probe);
+    let exec = started("ctr-exec", &args);
+    assert_eq!(exec.stdout, clean, "ctr-exec: {exec:#?}");
+
+    let context = tempfile::tempdir().unwrap();
+    fs::write(
+        context.path().join("Dockerfile"),
+        // The exec form: busybox sh ignores SIGQUIT itself in some forms.
+        format!(
+            "FROM {IMG}\nRUN {}\n",
+            serde_json::to_string(&probe).unwrap()
+        ),
+    )
+    .unwrap();
+    let build = started(
+        "img-build",
+        &["--no-cache", context.path().to_str().unwrap()],
+    );
+    assert!(build.stderr.contains(clean), "img-build: {build:#?}");
+}

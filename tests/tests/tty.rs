@@ -257,11 +257,20 @@ fn ctr_attach_passes_signals_on_unless_told_not_to() {
     let fixture = fixture();
     let script = "trap 'echo got-int; exit 9' INT; while true; do echo tick; sleep 0.05; done";
     let attach_and_interrupt = |proxy: &str| {
-        let mut attach = tool("ctr-attach", fixture.root())
+        let mut attach = tool("ctr-attach", fixture.root());
+        attach
             .args(["--sig-proxy", proxy, "trapper"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stdout(std::process::Stdio::piped());
+        // A run started as a background job ignores SIGINT, and so would
+        // the ctr-attach: this one starts as a terminal's would.
+        // SAFETY: signal is async-signal-safe, as pre_exec requires.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut attach, || {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut attach = attach.spawn().unwrap();
         let mut stdout = std::io::BufReader::new(attach.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();

@@ -51,8 +51,41 @@ impl LateSeccomp {
     }
 }
 
+/// Gives the payload the signal state a fresh process has. Ignored
+/// dispositions and the blocked mask survive exec, so without this a
+/// container would inherit whatever its starter had: SIGHUP from `nohup`,
+/// SIGINT and SIGQUIT from a shell's background job, SIGPIPE from the
+/// monitor. A trap on SIGINT would then never fire, and a STOPSIGNAL of
+/// SIGQUIT would be lost. Docker's containers start from its daemon's clean
+/// state; ours start from the caller's, so they are reset here.
+fn reset_signals() {
+    // The raw call, because glibc's sigaction refuses its own two real-time
+    // signals (32 and 33), which can arrive ignored too. An all-zero kernel
+    // sigaction is SIG_DFL with no flags and an empty mask; four words cover
+    // its layout on every architecture.
+    let default_action = [0u64; 4];
+    // SAFETY: rt_sigaction reads the zeroed buffer and writes nothing (no
+    // old action asked for); signals that cannot be reset (KILL, STOP) fail
+    // with EINVAL and stay as they are. sigprocmask reads only the empty set.
+    unsafe {
+        for sig in 1..=64 {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                default_action.as_ptr(),
+                std::ptr::null_mut::<libc::c_void>(),
+                8,
+            );
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
 impl Executor for Exec {
     fn exec(&self, spec: &Spec) -> Result<(), ExecutorError> {
+        reset_signals();
         if self.die_with_parent {
             // SAFETY: prctl with integer arguments has no memory effects.
             unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
