@@ -278,4 +278,32 @@ mod tests {
             "tools/ crates not in shared/src/tools.rs: {missing:?}; rows with no crate: {extra:?}"
         );
     }
+
+    /// A tool's binary has a unit-test target exactly when its sources hold
+    /// a test. Without `test = false`, `cargo test` links an empty debug
+    /// binary per tool, about 60 MB each (3 GB for the workspace, which once
+    /// filled CI's disk); with it wrongly set, a tool's tests never run.
+    #[test]
+    fn a_tool_has_a_test_target_only_when_it_has_tests() {
+        let tools_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tools");
+        let mut wrong = Vec::new();
+        for entry in std::fs::read_dir(&tools_dir).unwrap() {
+            let dir = entry.unwrap().path();
+            let Ok(manifest) = std::fs::read_to_string(dir.join("Cargo.toml")) else {
+                continue;
+            };
+            let has_tests = std::fs::read_dir(dir.join("src")).unwrap().any(|source| {
+                std::fs::read_to_string(source.unwrap().path())
+                    .is_ok_and(|text| text.contains("#[test]"))
+            });
+            let test_target = !manifest.contains("\ntest = false");
+            if has_tests != test_target {
+                wrong.push(format!(
+                    "{} (tests: {has_tests}, test target: {test_target})",
+                    dir.file_name().unwrap().to_string_lossy()
+                ));
+            }
+        }
+        assert!(wrong.is_empty(), "tools/ crates: {wrong:?}");
+    }
 }
