@@ -130,6 +130,15 @@ pub fn run(body: impl FnOnce() -> Result<(), Failure>) -> ExitCode {
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
+    // Docker's daemon fixes its umask at 022, so what it makes (a build's
+    // COPY parents and WORKDIR, a container's process, its workdir and
+    // mount points) is the same whoever started it. Each tool here is the
+    // daemon's half too: the caller's 077 or 002 must not reach an image.
+    // Files the user names (`-o`) are written 0600 through a temp file.
+    // SAFETY: umask only swaps this process's file-creation mask.
+    unsafe {
+        libc::umask(0o022);
+    }
     match body() {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {

@@ -541,3 +541,70 @@ fn a_container_does_not_inherit_the_callers_ignored_or_blocked_signals() {
     );
     assert!(build.stderr.contains(clean), "img-build: {build:#?}");
 }
+
+/// What berth makes for a container or an image has Docker's modes whatever
+/// the caller's umask: the process's umask is 0022 (run, exec and a build
+/// step), and the directories berth makes (a run's -w, a build's WORKDIR and
+/// COPY's missing parents) are 755, not the 700 a caller's 077 would give.
+#[test]
+fn the_callers_umask_reaches_neither_a_container_nor_an_image() {
+    use std::os::unix::process::CommandExt;
+    let fixture = fixture();
+    let with_umask_077 = |tool_name: &str, args: &[&str]| {
+        let mut command = tool(tool_name, fixture.root());
+        command.args(args);
+        // SAFETY: umask is async-signal-safe, as pre_exec requires.
+        unsafe {
+            command.pre_exec(|| {
+                libc::umask(0o077);
+                Ok(())
+            });
+        }
+        Run::of(&mut command, None).success()
+    };
+    let probe = "umask; mkdir /made; stat -c '%a %n' /made $0 $*";
+
+    let run_out = with_umask_077(
+        "ctr-run",
+        &[
+            "--rm",
+            "-w",
+            "/work/dir",
+            IMG,
+            "sh",
+            "-c",
+            probe,
+            "/work",
+            "/work/dir",
+        ],
+    );
+    assert_eq!(
+        run_out.stdout, "0022\n755 /made\n755 /work\n755 /work/dir\n",
+        "ctr-run: {run_out:#?}"
+    );
+
+    with_umask_077("ctr-run", &["-d", "--name", "target", IMG, "sleep", "1000"]);
+    let exec = with_umask_077("ctr-exec", &["target", "sh", "-c", "umask"]);
+    assert_eq!(exec.stdout, "0022\n", "ctr-exec: {exec:#?}");
+
+    let context = tempfile::tempdir().unwrap();
+    fs::write(context.path().join("file"), "x").unwrap();
+    fs::write(
+        context.path().join("Dockerfile"),
+        format!(
+            "FROM {IMG}\nWORKDIR /work/dir\nCOPY file /copied/into/\n\
+             RUN [\"sh\", \"-c\", \"{probe}\", \"/work\", \"/work/dir\", \"/copied\", \"/copied/into\"]\n"
+        ),
+    )
+    .unwrap();
+    let build = with_umask_077(
+        "img-build",
+        &["-t", "umask", context.path().to_str().unwrap()],
+    );
+    assert!(
+        build
+            .stderr
+            .contains("0022\n755 /made\n755 /work\n755 /work/dir\n755 /copied\n755 /copied/into\n"),
+        "img-build: {build:#?}"
+    );
+}

@@ -442,7 +442,8 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": input.tty,
-            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids},
+            // 0022 (18) as Docker's, whatever another runtime's own umask is.
+            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids, "umask": 18},
             "args": input.args,
             "env": input.env,
             "cwd": input.cwd,
