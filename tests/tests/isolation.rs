@@ -518,11 +518,8 @@ fn a_container_does_not_inherit_the_callers_ignored_or_blocked_signals() {
     let logs = run(&fixture, "ctr-logs", &["detached"]).success();
     assert_eq!(logs.stdout, clean, "ctr-run -d: {logs:#?}");
 
-    let mut args = vec!["-d", "--name", "target", IMG, "sleep", "1000"];
-    started("ctr-run", &args);
-    args = vec!["target"];
-    args.extend(probe);
-    let exec = started("ctr-exec", &args);
+    started("ctr-run", &["-d", "--name", "target", IMG, "sleep", "1000"]);
+    let exec = started("ctr-exec", &[&["target"][..], &probe].concat());
     assert_eq!(exec.stdout, clean, "ctr-exec: {exec:#?}");
 
     let context = tempfile::tempdir().unwrap();
