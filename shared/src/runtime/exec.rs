@@ -95,7 +95,7 @@ pub(super) fn process_for(
             .uid(resolved.uid)
             .gid(resolved.gid)
             .additional_gids(resolved.additional_gids)
-            .umask(0o022_u32)
+            .umask(super::spec::UMASK)
             .build()
             .map_err(|e| RunError::Spec(e.to_string()))?;
         process.set_user(user);

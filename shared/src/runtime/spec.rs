@@ -38,6 +38,11 @@ pub struct Limits {
 /// CFS period the `--cpus` quota is a share of (Docker's).
 pub const CPU_PERIOD: i64 = 100_000;
 
+/// A container process's umask, Docker's: its daemon fixes its own at 022
+/// and runc passes that on. Written into the spec (and an exec's process)
+/// so any runtime that reads the bundle gives the same, whatever its own.
+pub const UMASK: u32 = 0o022;
+
 impl Limits {
     /// `--cpus` as a CFS quota per [`CPU_PERIOD`].
     pub fn cpu_quota(nano_cpus: i64) -> i64 {
@@ -442,8 +447,7 @@ pub fn build(input: &SpecInput) -> Result<Spec, RunError> {
         "ociVersion": "1.0.2",
         "process": {
             "terminal": input.tty,
-            // 0022 (18) as Docker's, whatever another runtime's own umask is.
-            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids, "umask": 18},
+            "user": {"uid": input.user.uid, "gid": input.user.gid, "additionalGids": input.user.additional_gids, "umask": UMASK},
             "args": input.args,
             "env": input.env,
             "cwd": input.cwd,
