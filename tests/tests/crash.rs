@@ -9,7 +9,7 @@ use berth_harness::{Fixture, Registry, Run, tool, wait_for};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 const IMG: &str = "crash/busybox:1";
 
@@ -76,10 +76,27 @@ fn recover(root: &Path, what: &str, repair_first: bool, next: impl FnOnce()) {
     clean(root, what);
 }
 
-fn delays(ms: &[u64]) -> impl Iterator<Item = (usize, Duration)> + '_ {
-    ms.iter()
+/// How long `run` takes uninterrupted on this machine, the faster of two
+/// tries: kill instants are spread over it, because fixed delays fit one
+/// machine's speed, and on a faster one most came after the command ended.
+fn uninterrupted(mut run: impl FnMut()) -> Duration {
+    (0..2)
+        .map(|_| {
+            let started = Instant::now();
+            run();
+            started.elapsed()
+        })
+        .min()
+        .unwrap()
+}
+
+/// Kill instants from the start to near the end of a command that takes
+/// `full`, denser early, where the most distinct states are.
+fn kill_instants(full: Duration) -> impl Iterator<Item = (usize, Duration)> {
+    [0.0, 0.03, 0.08, 0.15, 0.25, 0.35, 0.5, 0.65, 0.8, 0.95]
+        .into_iter()
+        .map(move |fraction| full.mul_f64(fraction))
         .enumerate()
-        .map(|(i, ms)| (i, Duration::from_millis(*ms)))
 }
 
 #[test]
@@ -102,8 +119,12 @@ fn a_killed_pull_leaves_only_garbage_and_the_next_pull_completes() {
             .args(["-q", &reference]);
         command
     };
+    let full = uninterrupted(|| {
+        let store = tempfile::tempdir().unwrap();
+        Run::of(&mut pull(store.path()), None).success();
+    });
     let mut mid_pull = 0;
-    for (i, delay) in delays(&[0, 5, 15, 30, 50, 80, 120, 180, 260, 400]) {
+    for (i, delay) in kill_instants(full) {
         let store = tempfile::tempdir().unwrap();
         let root = store.path();
         mid_pull += usize::from(kill_after(&mut pull(root), delay));
@@ -134,7 +155,10 @@ fn a_killed_pull_leaves_only_garbage_and_the_next_pull_completes() {
     recover(root, "pull killed mid-layer", false, || {
         Run::of(&mut pull(root), None).success();
     });
-    assert!(mid_pull >= 3, "only {mid_pull} kills landed mid-pull");
+    assert!(
+        mid_pull >= 3,
+        "only {mid_pull} of 10 kills landed mid-pull (uninterrupted: {full:?})"
+    );
 }
 
 #[test]
@@ -170,8 +194,11 @@ fn a_killed_build_leaves_only_garbage_and_the_next_build_completes() {
         .success();
         assert_eq!(out.stdout, "copied\nstep\n");
     };
+    let full = uninterrupted(|| {
+        Run::of(&mut build(), None).success();
+    });
     let mut mid_build = 0;
-    for (i, delay) in delays(&[0, 30, 70, 120, 200, 300, 450, 650]) {
+    for (i, delay) in kill_instants(full) {
         mid_build += usize::from(kill_after(&mut build(), delay));
         recover(
             root,
@@ -197,7 +224,10 @@ fn a_killed_build_leaves_only_garbage_and_the_next_build_completes() {
         check();
         Run::of(tool("img-prune", root).arg("-f"), None).success();
     });
-    assert!(mid_build >= 3, "only {mid_build} kills landed mid-build");
+    assert!(
+        mid_build >= 3,
+        "only {mid_build} of 10 kills landed mid-build (uninterrupted: {full:?})"
+    );
 }
 
 fn container_dirs(root: &Path) -> Vec<PathBuf> {
@@ -262,8 +292,11 @@ fn a_killed_detached_run_or_monitor_leaves_only_garbage_and_runs_complete() {
         Run::of(tool("ctr-ps", root).arg("-a"), None).success();
         Run::of(&mut run_d(), None).success();
     };
+    let full = uninterrupted(|| {
+        Run::of(&mut run_d(), None).success();
+    });
     let mut mid_run = 0;
-    for (i, delay) in delays(&[0, 5, 10, 20, 35, 50, 80, 120, 200]) {
+    for (i, delay) in kill_instants(full) {
         mid_run += usize::from(kill_after(&mut run_d(), delay));
         recover(
             root,
@@ -272,7 +305,10 @@ fn a_killed_detached_run_or_monitor_leaves_only_garbage_and_runs_complete() {
             rerun,
         );
     }
-    assert!(mid_run >= 3, "only {mid_run} kills landed mid-run");
+    assert!(
+        mid_run >= 3,
+        "only {mid_run} of 10 kills landed mid-run (uninterrupted: {full:?})"
+    );
 
     // The monitor of a running container: nobody logs or records it now,
     // which img-fsck says; stopping it is the next command.
