@@ -103,7 +103,9 @@ fn kill_instants(full: Duration) -> impl Iterator<Item = (usize, Duration)> {
 fn a_killed_pull_leaves_only_garbage_and_the_next_pull_completes() {
     let registry = Registry::start();
     let source = Fixture::new();
-    source.random("src/crash:1", 3, 4 << 20);
+    // Big enough that a pull lasts several of wait_for's polls on a fast
+    // machine, so the event below is seen before the pull ends.
+    source.random("src/crash:1", 3, 16 << 20);
     let reference = format!("{}/crash/pull:1", registry.host);
     berth_harness::tools::skopeo_copy(
         &format!(
