@@ -347,9 +347,12 @@ impl Puller {
         // here would decompress and hash every layer twice, once per pull
         // and again per first run, and a publisher who ships a layer that
         // does not match its own config gains nothing by the delay.
+        // Unordered: a download that ends starts the next at once, where
+        // an ordered stream waited for the oldest one, so a large first
+        // layer held the later ones to one stream while it lasted.
         let fetched: Vec<VerifiedBlob> = stream::iter(missing.iter())
             .map(|descriptor| self.fetch_blob(session, reference, descriptor, true, observer))
-            .buffered(self.options.parallel.max(1))
+            .buffer_unordered(self.options.parallel.max(1))
             .try_collect()
             .await?;
         let blobs: Vec<VerifiedBlob> = fetched.into_iter().chain(config_blob).collect();
