@@ -272,6 +272,38 @@ fn a_stalled_blob_times_out_in_seconds() {
     eprintln!("stalled blob failed after {elapsed:?}");
 }
 
+/// Downloads run three at a time, and one that ends starts the next at
+/// once: a first layer that never finishes does not hold back the four
+/// after it, which are all asked for before it times out.
+#[test]
+fn a_stalled_first_layer_does_not_hold_back_the_later_ones() {
+    let fake = FakeRegistry::start();
+    let (layers, diff_ids): (Vec<Layer>, Vec<Digest>) = (0..5)
+        .map(|n| Layer::gzip_tar(&format!("file{n}.txt"), format!("layer {n}\n").as_bytes()))
+        .unzip();
+    let served = fake.image("slow/first", "1", &config_for(&diff_ids), &layers, |_| {});
+    let path = |digest: &Digest| format!("/v2/slow/first/blobs/{digest}");
+    fake.route(
+        &path(&served.layer_digests[0]),
+        Reply::Stall {
+            content_type: "application/octet-stream".into(),
+            length: layers[0].bytes.len() as u64,
+            prefix: layers[0].bytes[..10].to_vec(),
+        },
+    );
+    refused(
+        &served.reference,
+        &["timed out", &served.layer_digests[0].to_string()],
+    );
+    let requests = fake.requests();
+    for digest in &served.layer_digests[1..] {
+        assert!(
+            requests.iter().any(|r| r.contains(&path(digest))),
+            "{digest} was never asked for: {requests:#?}"
+        );
+    }
+}
+
 #[test]
 fn a_stalled_manifest_times_out_in_seconds() {
     let fake = FakeRegistry::start();
