@@ -304,6 +304,46 @@ fn a_stalled_first_layer_does_not_hold_back_the_later_ones() {
     }
 }
 
+/// The largest layers are asked for first, whatever their place in the
+/// manifest, so the longest download does not start last and run alone.
+#[test]
+fn the_largest_layers_are_fetched_first() {
+    let fake = FakeRegistry::start();
+    let sizes = [1usize, 2, 64 << 10, 3, 256 << 10];
+    let (layers, diff_ids): (Vec<Layer>, Vec<Digest>) = sizes
+        .iter()
+        .enumerate()
+        .map(|(n, size)| {
+            // Bytes gzip cannot shrink, so the sizes stay in this order.
+            let content: Vec<u8> = (0..*size as u64)
+                .map(|i| (i.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (n + 40)) as u8)
+                .collect();
+            Layer::gzip_tar(&format!("file{n}"), &content)
+        })
+        .unzip();
+    let served = fake.image("sized/app", "1", &config_for(&diff_ids), &layers, |_| {});
+    let store = tempfile::tempdir().unwrap();
+    run_bounded(img_pull(store.path()).args(["-q", &served.reference]))
+        .0
+        .success();
+    let asked: Vec<usize> = fake
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            served
+                .layer_digests
+                .iter()
+                .position(|d| r.contains(&format!("/blobs/{d}")))
+        })
+        .collect();
+    // The two large ones start before any small one; the three small ones
+    // run at once after them, in whichever order they are answered.
+    assert_eq!(asked[..2], [4, 2], "{asked:?}");
+    let mut rest = asked[2..].to_vec();
+    rest.sort();
+    assert_eq!(rest, [0, 1, 3], "{asked:?}");
+}
+
 #[test]
 fn a_stalled_manifest_times_out_in_seconds() {
     let fake = FakeRegistry::start();

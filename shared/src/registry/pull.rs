@@ -347,10 +347,14 @@ impl Puller {
         // here would decompress and hash every layer twice, once per pull
         // and again per first run, and a publisher who ships a layer that
         // does not match its own config gains nothing by the delay.
-        // Unordered: a download that ends starts the next at once, where
-        // an ordered stream waited for the oldest one, so a large first
+        // Largest first, and unordered: a download that ends starts the
+        // next at once. In manifest order a large last layer started last
+        // and ran alone at the end, on one core of the hashing; and an
+        // ordered stream waited for the oldest download, so a large first
         // layer held the later ones to one stream while it lasted.
-        let fetched: Vec<VerifiedBlob> = stream::iter(missing.iter())
+        let mut by_size: Vec<&Descriptor> = missing.iter().collect();
+        by_size.sort_by_key(|d| std::cmp::Reverse(d.size()));
+        let fetched: Vec<VerifiedBlob> = stream::iter(by_size)
             .map(|descriptor| self.fetch_blob(session, reference, descriptor, true, observer))
             .buffer_unordered(self.options.parallel.max(1))
             .try_collect()
