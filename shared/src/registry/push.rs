@@ -510,7 +510,11 @@ async fn push_blobs(
             Ok::<_, PushError>((layer.digest.clone(), outcome))
         }
     };
-    let uploads = stream::iter(upload.layers.iter().map(one))
+    // Largest first, as a pull fetches: the longest upload must not start
+    // last and run alone at the end.
+    let mut by_size: Vec<&PushLayer> = upload.layers.iter().collect();
+    by_size.sort_by_key(|layer| std::cmp::Reverse(layer.size));
+    let uploads = stream::iter(by_size.into_iter().map(one))
         .buffer_unordered(parallel)
         .try_collect::<Vec<_>>();
     // Progress is read from the uploads' counters a few times a second.
