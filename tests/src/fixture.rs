@@ -415,14 +415,7 @@ impl Fixture {
         let mut seed = 0x9E37_79B9_7F4A_7C15u64 ^ reference.len() as u64;
         let mut stored = Vec::new();
         for n in 0..layers {
-            let mut data = vec![0u8; layer_bytes];
-            for chunk in data.chunks_mut(8) {
-                // xorshift64: fast, and gzip finds nothing to squeeze.
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
-            }
+            let data = crate::incompressible(layer_bytes, &mut seed);
             let mut tar = tar::Builder::new(Vec::with_capacity(layer_bytes + 4096));
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(tar::EntryType::Regular);

@@ -32,6 +32,20 @@ pub fn wait_for(seconds: u64, mut condition: impl FnMut() -> bool) -> bool {
     false
 }
 
+/// `len` pseudo-random bytes that gzip finds nothing to squeeze in
+/// (xorshift64, fast), continuing from `seed`, which moves on: layers made
+/// one after another from one seed all differ.
+pub fn incompressible(len: usize, seed: &mut u64) -> Vec<u8> {
+    let mut data = vec![0u8; len];
+    for chunk in data.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        chunk.copy_from_slice(&seed.to_le_bytes()[..chunk.len()]);
+    }
+    data
+}
+
 /// Every file under the store (but its lock files) with its size, and the
 /// index itself: equal listings mean nothing was added, removed or retagged.
 pub fn store_listing(root: &std::path::Path) -> std::collections::BTreeMap<String, String> {
