@@ -167,10 +167,10 @@ impl Drop for HugeBuffer {
     }
 }
 
-/// Buffers a finished blob leaves for the next: a fresh one is cleared by
-/// the kernel page by page as it is first touched (on these VMs about
-/// 1 ms per buffer, 8% of a 384 MiB pull's CPU when every blob made its
-/// own), while a reused one is ready. As many as three downloads at their
+/// Buffers a finished blob leaves for the next: the kernel clears a fresh
+/// one when it is first touched (on these VMs about 1 ms per buffer, 7% of
+/// a 384 MiB pull's CPU when every blob made its own), while a reused one
+/// is ready. As many as three downloads at their
 /// most use, so what a pull holds at its peak does not grow.
 const POOLED: usize = 3 * WINDOWS;
 
